@@ -1,0 +1,2 @@
+//! Benchmarks for roster validation and planning.
+fn main() {}

@@ -1,0 +1,2 @@
+//! The `enroll` command line.
+fn main() {}

@@ -1,0 +1,12 @@
+//! enroll keeps Microsoft Entra ID access packages in line with CSV rosters kept in Git.
+//!
+//! Layers, from pure to I/O (see README.md):
+//!
+//! - [`roster`]: decode and validate roster files (pure).
+//! - [`tenant`]: the tenant as Graph describes it, and the snapshot format.
+//! - [`plan`]: desired (rosters) against actual (tenant) gives the changes, with safety guards (pure).
+//!
+//! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
+//! adapters build on these.
+
+pub mod tenant;

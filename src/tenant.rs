@@ -1,0 +1,252 @@
+//! The tenant as Microsoft Graph describes it: users, access packages with their
+//! assignment policies, assignments and open assignment requests.
+//!
+//! Every type keeps Graph's own JSON field names (v1.0), so a snapshot can be written
+//! straight from Graph responses (`$expand=assignmentPolicies`, `$expand=target,accessPackage`)
+//! and read back for offline planning. Unknown fields are ignored and `null` collections read
+//! as empty, because Graph sends both depending on `$select`.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Reads a JSON `null` as the type's default (Graph sends `null` for empty collections).
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Everything the planner needs to know about a tenant, in Graph's shapes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSnapshot {
+    /// Users (`GET /users?$select=id,displayName,mail,otherMails,userPrincipalName,userType`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub users: Vec<User>,
+    /// Access packages with `$expand=assignmentPolicies` (and optionally `catalog`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub access_packages: Vec<AccessPackage>,
+    /// Assignments with `$expand=target,accessPackage,assignmentPolicy`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub assignments: Vec<Assignment>,
+    /// Assignment requests that are still open (`submitted`, `pendingApproval`, `delivering`, `scheduled`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub assignment_requests: Vec<AssignmentRequest>,
+    /// Access package catalogs, to resolve a catalog named by display name.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub catalogs: Vec<Catalog>,
+}
+
+/// A directory user (`microsoft.graph.user`), the fields used for matching e-mails.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Object id.
+    pub id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// User principal name; a B2B guest's has the form `a_example.com#EXT#@tenant.onmicrosoft.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_principal_name: Option<String>,
+    /// Primary SMTP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<String>,
+    /// Additional e-mail addresses (an invited guest's invitation address is here too).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub other_mails: Vec<String>,
+    /// `Member` or `Guest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
+}
+
+/// An access package catalog (`microsoft.graph.accessPackageCatalog`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Catalog {
+    /// Catalog id.
+    pub id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// An access package (`microsoft.graph.accessPackage`) with its assignment policies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessPackage {
+    /// Access package id.
+    pub id: String,
+    /// Display name; not unique in Entra, so matching must detect ambiguity.
+    #[serde(default)]
+    pub display_name: String,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The catalog holding the package (`$expand=catalog`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<Catalog>,
+    /// Assignment policies (`$expand=assignmentPolicies`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub assignment_policies: Vec<AssignmentPolicy>,
+}
+
+/// An assignment policy (`microsoft.graph.accessPackageAssignmentPolicy`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentPolicy {
+    /// Policy id.
+    pub id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Who may be assigned: `notSpecified` is the portal's "None (administrator direct assignments only)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_target_scope: Option<String>,
+    /// Present only on automatic-assignment policies, which admins cannot assign through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic_request_settings: Option<serde_json::Value>,
+}
+
+/// A reference to another object by id, as `$expand` returns it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// Object id.
+    pub id: String,
+    /// Display name, when Graph includes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// The subject of an assignment (`microsoft.graph.accessPackageSubject`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subject {
+    /// Subject id (not the user id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The user's object id; `null` until an external person exists in the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// E-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// User principal name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_name: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// An access package assignment (`microsoft.graph.accessPackageAssignment`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    /// Assignment id (what `adminRemove` takes).
+    pub id: String,
+    /// `delivering`, `partiallyDelivered`, `delivered`, `expired`, `deliveryFailed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Free-text status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Who holds it (`$expand=target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Subject>,
+    /// Which package (`$expand=accessPackage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_package: Option<ObjectRef>,
+    /// Through which policy (`$expand=assignmentPolicy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment_policy: Option<ObjectRef>,
+}
+
+impl Assignment {
+    /// Whether the assignment gives (or is about to give) access: delivering, partially delivered or delivered.
+    pub fn is_active(&self) -> bool {
+        self.state.as_deref().is_some_and(|state| {
+            ["delivering", "partiallyDelivered", "delivered"]
+                .iter()
+                .any(|active| state.eq_ignore_ascii_case(active))
+        })
+    }
+}
+
+/// The assignment an assignment request is about, as v1.0 and the older beta shape send it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestedAssignment {
+    /// Existing assignment id (remove and update requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Target user's object id (`adminAdd` body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// Expanded target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Subject>,
+    /// Access package id (`adminAdd` body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_package_id: Option<String>,
+}
+
+/// An assignment request (`microsoft.graph.accessPackageAssignmentRequest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentRequest {
+    /// Request id.
+    pub id: String,
+    /// `adminAdd`, `adminRemove`, `userAdd`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_type: Option<String>,
+    /// `submitted`, `pendingApproval`, `delivering`, `delivered`, `deliveryFailed`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The package (`$expand=accessPackage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_package: Option<ObjectRef>,
+    /// The assignment (`$expand=assignment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<RequestedAssignment>,
+    /// Who the request is for (`$expand=requestor` is the caller; the target is on the assignment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Subject>,
+}
+
+impl AssignmentRequest {
+    /// Whether the request is still open: it will yet change an assignment.
+    pub fn is_open(&self) -> bool {
+        self.state.as_deref().is_some_and(|state| {
+            ["submitted", "pendingApproval", "delivering", "scheduled"]
+                .iter()
+                .any(|open| state.eq_ignore_ascii_case(open))
+        })
+    }
+
+    /// Whether the request adds access (`adminAdd`, `userAdd`, `systemAdd`).
+    pub fn is_add(&self) -> bool {
+        self.request_type
+            .as_deref()
+            .is_some_and(|kind| kind.to_ascii_lowercase().ends_with("add"))
+    }
+
+    /// The id of the package the request is for, from either shape.
+    pub fn access_package_id(&self) -> Option<&str> {
+        self.access_package
+            .as_ref()
+            .map(|package| package.id.as_str())
+            .or_else(|| self.assignment.as_ref()?.access_package_id.as_deref())
+    }
+
+    /// The object id of the user the request is for, from either shape.
+    pub fn target_object_id(&self) -> Option<&str> {
+        let assignment = self.assignment.as_ref();
+        assignment
+            .and_then(|a| a.target_id.as_deref())
+            .or_else(|| assignment?.target.as_ref()?.object_id.as_deref())
+            .or_else(|| self.target.as_ref()?.object_id.as_deref())
+    }
+}
