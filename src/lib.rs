@@ -9,4 +9,5 @@
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
 //! adapters build on these.
 
+pub mod roster;
 pub mod tenant;

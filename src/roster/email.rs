@@ -1,0 +1,169 @@
+//! E-mail address checks: reject what Entra would reject for a B2B invitation.
+//!
+//! Entra's invitation API refuses addresses whose local part contains
+//! `~ ! # $ % ^ & * ( ) + = [ ] { } \ / | ; : " < > ? ,`, or starts or ends with `.` or `-`
+//! (<https://learn.microsoft.com/graph/api/invitation-post>). We check that and the usual
+//! shape rules here, so a roster fails in the pull request instead of at invitation time.
+
+/// The longest address Entra and RFC 5321 accept.
+pub const MAX_EMAIL_LEN: usize = 254;
+/// The longest local part RFC 5321 accepts.
+const MAX_LOCAL_LEN: usize = 64;
+/// Characters Entra's invitation API refuses in the local part.
+const FORBIDDEN_LOCAL: &[char] = &[
+    '~', '!', '#', '$', '%', '^', '&', '*', '(', ')', '+', '=', '[', ']', '{', '}', '\\', '/', '|',
+    ';', ':', '"', '<', '>', '?', ',',
+];
+
+/// Checks one address; on failure returns a sentence saying what is wrong with it.
+pub fn check_email(address: &str) -> Result<(), String> {
+    let length = address.chars().count();
+    if length > MAX_EMAIL_LEN {
+        return Err(format!(
+            "is {length} characters long; an e-mail address may have at most {MAX_EMAIL_LEN}"
+        ));
+    }
+    if address.contains('<') || address.contains('>') {
+        return Err("is in display-name form (`Name <address>`); write only the address".into());
+    }
+    if address.chars().any(char::is_whitespace) {
+        return Err("contains a space".into());
+    }
+    let Some((local, domain)) = address.split_once('@') else {
+        return Err("has no `@`".into());
+    };
+    if domain.contains('@') {
+        return Err("has more than one `@`".into());
+    }
+    check_local_part(local)?;
+    check_domain(domain)
+}
+
+fn check_local_part(local: &str) -> Result<(), String> {
+    if local.is_empty() {
+        return Err("has nothing before the `@`".into());
+    }
+    if local.chars().count() > MAX_LOCAL_LEN {
+        return Err(format!(
+            "has more than {MAX_LOCAL_LEN} characters before the `@`"
+        ));
+    }
+    if let Some(bad) = local.chars().find(|c| FORBIDDEN_LOCAL.contains(c)) {
+        return Err(format!(
+            "contains `{bad}` before the `@`, which Entra refuses in invitations"
+        ));
+    }
+    if local.contains("..") {
+        return Err("has two dots in a row".into());
+    }
+    if local.starts_with(['.', '-']) || local.ends_with(['.', '-']) {
+        return Err("starts or ends the part before the `@` with `.` or `-`".into());
+    }
+    Ok(())
+}
+
+fn check_domain(domain: &str) -> Result<(), String> {
+    if domain.is_empty() {
+        return Err("has nothing after the `@`".into());
+    }
+    if domain.contains("..") {
+        return Err("has two dots in a row".into());
+    }
+    if !domain.contains('.') {
+        return Err(format!(
+            "has the domain `{domain}` without a dot (expected something like `example.com`)"
+        ));
+    }
+    for label in domain.split('.') {
+        if label.is_empty() {
+            return Err("has a domain that starts or ends with a dot".into());
+        }
+        if let Some(bad) = label.chars().find(|c| !(c.is_alphanumeric() || *c == '-')) {
+            return Err(format!("contains `{bad}` in the domain"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "has the domain part `{label}` that starts or ends with `-`"
+            ));
+        }
+    }
+    let top_level = domain.rsplit('.').next().unwrap_or_default();
+    if top_level.chars().count() < 2 || top_level.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "ends in `.{top_level}`, which is not a top-level domain"
+        ));
+    }
+    Ok(())
+}
+
+/// The form two addresses are compared in: Entra compares addresses without regard to case.
+pub fn email_key(address: &str) -> String {
+    if address.is_ascii() {
+        address.to_ascii_lowercase()
+    } else {
+        address.to_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_addresses() {
+        for ok in [
+            "userz@example.com",
+            "first.last@sub.example.co.uk",
+            "o'neil@example.ie",
+            "a_b-c@example-domain.nl",
+            "zoë@exämple.de",
+            "x@a.io",
+        ] {
+            assert_eq!(check_email(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_entra_rejects_with_a_reason() {
+        let cases = [
+            ("userz.example.com", "no `@`"),
+            ("@example.com", "nothing before"),
+            ("userz@", "nothing after"),
+            ("user z@example.com", "space"),
+            ("userz@localhost", "without a dot"),
+            ("user..z@example.com", "two dots"),
+            ("userz@example..com", "two dots"),
+            ("User Z <userz@example.com>", "display-name form"),
+            ("userz@@example.com", "more than one"),
+            ("a@b@example.com", "more than one"),
+            (".userz@example.com", "starts or ends"),
+            ("userz-@example.com", "starts or ends"),
+            ("user+tag@example.com", "`+`"),
+            ("user,z@example.com", "`,`"),
+            ("userz@exa_mple.com", "`_` in the domain"),
+            ("userz@example.c", "not a top-level domain"),
+            ("userz@10.0.0.1", "not a top-level domain"),
+            ("userz@-example.com", "starts or ends with `-`"),
+            ("userz@example.com.", "starts or ends with a dot"),
+        ];
+        for (bad, expected) in cases {
+            let message = check_email(bad).expect_err(bad);
+            assert!(message.contains(expected), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn rejects_addresses_over_254_characters() {
+        let long = format!("a@{}.com", "b".repeat(250));
+        assert!(check_email(&long).unwrap_err().contains("at most 254"));
+        let just_fits = format!("{}@{}.com", "a".repeat(60), "b".repeat(189));
+        assert_eq!(just_fits.len(), 254);
+        assert_eq!(check_email(&just_fits), Ok(()));
+    }
+
+    #[test]
+    fn keys_ignore_case_including_non_ascii() {
+        assert_eq!(email_key("UserZ@Example.COM"), "userz@example.com");
+        assert_eq!(email_key("ZOË@EXAMPLE.DE"), "zoë@example.de");
+    }
+}

@@ -1,0 +1,635 @@
+//! Roster files: decode, split, and validate one CSV roster per access package.
+//!
+//! A roster row is `display name; e-mail[; package | role]`. [`parse`] reads the bytes
+//! people really produce (Excel exports in UTF-8, UTF-16 or Windows-1252, separated by `;`,
+//! `,` or tab) and reports every problem with its line and column. A roster with any error
+//! is invalid as a whole: [`Roster::into_valid`] is the only way to a [`ValidRoster`], and
+//! only a valid roster can be planned, so a row that failed to parse can never turn into a
+//! removal.
+
+mod decode;
+mod email;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Serialize;
+
+pub use decode::{DecodeError, TextEncoding, decode};
+pub use email::{MAX_EMAIL_LEN, check_email, email_key};
+
+/// Size limits for one roster file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest file accepted, in bytes. Default 16 MiB.
+    pub max_bytes: usize,
+    /// Most people rows accepted (header, blank and comment lines not counted). Default 200,000.
+    pub max_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 16 * 1024 * 1024,
+            max_rows: 200_000,
+        }
+    }
+}
+
+/// A stable, machine-readable name for each kind of roster problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    /// The e-mail field does not hold one valid address.
+    InvalidEmail,
+    /// The row (or the header) has no e-mail.
+    MissingEmail,
+    /// The row has a non-empty field beyond the roster's columns.
+    TooManyColumns,
+    /// The bytes cannot be read as text.
+    UnreadableEncoding,
+    /// The file is over the byte or row limit.
+    TooLarge,
+    /// A header row names a column the roster format does not have.
+    UnknownHeader,
+    /// A quoted field is never closed, or the CSV cannot be split.
+    MalformedCsv,
+    /// Warning: the same e-mail (in any case) appears again; it counts once.
+    DuplicateEmail,
+}
+
+impl ProblemCode {
+    /// The code as it appears in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidEmail => "invalid_email",
+            Self::MissingEmail => "missing_email",
+            Self::TooManyColumns => "too_many_columns",
+            Self::UnreadableEncoding => "unreadable_encoding",
+            Self::TooLarge => "too_large",
+            Self::UnknownHeader => "unknown_header",
+            Self::MalformedCsv => "malformed_csv",
+            Self::DuplicateEmail => "duplicate_email",
+        }
+    }
+}
+
+impl fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem found in a roster, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// 1-based physical line in the file (`None` for whole-file problems).
+    pub line: Option<u64>,
+    /// 1-based column: the field's position in the row (`None` for whole-row or whole-file problems).
+    pub column: Option<u64>,
+    /// Stable code.
+    pub code: ProblemCode,
+    /// One sentence: what was found and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, "line {line}, column {column}: ")?,
+            (Some(line), None) => write!(f, "line {line}: ")?,
+            _ => {}
+        }
+        write!(f, "{} [{}]", self.message, self.code)
+    }
+}
+
+/// One person in a roster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    /// Display name as written (trimmed); may be empty.
+    pub display_name: String,
+    /// E-mail as written (trimmed).
+    pub email: String,
+    /// The optional third column (`Project X | Role Y`), kept for reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package_role: Option<String>,
+    /// The line the person's row starts on.
+    pub line: u64,
+}
+
+impl Person {
+    /// The e-mail in the form addresses are compared in.
+    pub fn email_key(&self) -> String {
+        email_key(&self.email)
+    }
+}
+
+/// The result of reading one roster: its people and every problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roster {
+    /// The path the roster was read from, as given (used in every message).
+    pub path: String,
+    /// People rows read (duplicates included; header, blank and comment lines not).
+    pub rows: usize,
+    /// The people, each e-mail once, in file order.
+    pub people: Vec<Person>,
+    /// Errors: any one makes the roster invalid.
+    pub errors: Vec<Problem>,
+    /// Warnings: reported, but the roster stays valid.
+    pub warnings: Vec<Problem>,
+    /// The encoding the file was read in, when it could be read.
+    pub encoding: Option<TextEncoding>,
+    /// The field separator detected.
+    pub delimiter: Option<char>,
+}
+
+/// A roster with no errors: the only kind the planner accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidRoster(Roster);
+
+impl ValidRoster {
+    /// The roster's path.
+    pub fn path(&self) -> &str {
+        &self.0.path
+    }
+
+    /// The people, each e-mail once.
+    pub fn people(&self) -> &[Person] {
+        &self.0.people
+    }
+
+    /// Warnings found while reading.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.0.warnings
+    }
+
+    /// The underlying roster.
+    pub fn roster(&self) -> &Roster {
+        &self.0
+    }
+}
+
+/// A roster that cannot be used, with every problem that makes it so.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("roster {path} is invalid: {} ({} problem{} in all)", first_problem(.errors), .errors.len(), if .errors.len() == 1 { "" } else { "s" })]
+pub struct InvalidRoster {
+    /// The roster's path.
+    pub path: String,
+    /// Every error found.
+    pub errors: Vec<Problem>,
+}
+
+fn first_problem(errors: &[Problem]) -> String {
+    errors.first().map(Problem::to_string).unwrap_or_default()
+}
+
+impl Roster {
+    /// Whether the roster has no errors.
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// The roster as valid, or every error that keeps it from being so.
+    ///
+    /// # Errors
+    /// [`InvalidRoster`] when any error was found.
+    pub fn into_valid(self) -> Result<ValidRoster, InvalidRoster> {
+        if self.errors.is_empty() {
+            Ok(ValidRoster(self))
+        } else {
+            Err(InvalidRoster {
+                path: self.path,
+                errors: self.errors,
+            })
+        }
+    }
+
+    fn empty(path: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            rows: 0,
+            people: Vec::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            encoding: None,
+            delimiter: None,
+        }
+    }
+
+    fn error(
+        &mut self,
+        line: Option<u64>,
+        column: Option<u64>,
+        code: ProblemCode,
+        message: String,
+    ) {
+        self.errors.push(Problem {
+            line,
+            column,
+            code,
+            message,
+        });
+    }
+}
+
+/// Which field holds what, decided by a header row or by the default order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Columns {
+    name: Option<usize>,
+    email: usize,
+    package_role: Option<usize>,
+    count: usize,
+}
+
+const DEFAULT_COLUMNS: Columns = Columns {
+    name: Some(0),
+    email: 1,
+    package_role: Some(2),
+    count: 3,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColumnKind {
+    Name,
+    Email,
+    PackageRole,
+}
+
+/// Recognises a header cell; names are compared without case, spaces, `_` or `-`.
+fn header_kind(cell: &str) -> Option<ColumnKind> {
+    let normal: String = cell
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    match normal.as_str() {
+        "displayname" | "name" | "fullname" | "naam" => Some(ColumnKind::Name),
+        "email" | "emailaddress" | "mail" | "mailaddress" | "userprincipalname" | "upn" => {
+            Some(ColumnKind::Email)
+        }
+        "role" | "package" | "accesspackage" | "packagerole" | "project" | "projectrole" => {
+            Some(ColumnKind::PackageRole)
+        }
+        _ => None,
+    }
+}
+
+/// Picks `;`, `,` or tab by trying each on the first rows of the file.
+///
+/// The winner is the separator under which most rows hold a valid e-mail address, then the
+/// one under which most rows have two or three fields. Ties go to `;`, then tab, then `,`,
+/// because a comma inside an unquoted name (`Doe, Jane;jane@example.com`) is common in
+/// semicolon files and the reverse is not.
+fn detect_delimiter(text: &str) -> u8 {
+    const CANDIDATES: [u8; 3] = [b';', b'\t', b','];
+    const SAMPLE_ROWS: usize = 50;
+    let sample = &text.as_bytes()[..text.len().min(64 * 1024)];
+    let mut best = (CANDIDATES[0], (0, 0));
+    for delimiter in CANDIDATES {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .from_reader(sample);
+        let (mut with_email, mut well_shaped) = (0, 0);
+        for record in reader.byte_records().take(SAMPLE_ROWS).flatten() {
+            let fields: Vec<&[u8]> = record.iter().collect();
+            let used = fields
+                .iter()
+                .rposition(|f| !f.is_empty())
+                .map_or(0, |i| i + 1);
+            if (2..=3).contains(&used) {
+                well_shaped += 1;
+            }
+            let holds_email = fields.iter().any(|field| {
+                std::str::from_utf8(field).is_ok_and(|field| check_email(field).is_ok())
+            });
+            if holds_email {
+                with_email += 1;
+            }
+        }
+        if (with_email, well_shaped) > best.1 {
+            best = (delimiter, (with_email, well_shaped));
+        }
+    }
+    best.0
+}
+
+/// Reads one roster file's bytes. Never fails: every problem is in the returned roster.
+pub fn parse(path: &str, bytes: &[u8], limits: Limits) -> Roster {
+    let mut roster = Roster::empty(path);
+    if bytes.len() > limits.max_bytes {
+        roster.error(
+            None,
+            None,
+            ProblemCode::TooLarge,
+            format!(
+                "the file is {} bytes; a roster may be at most {} bytes ({} MiB)",
+                bytes.len(),
+                limits.max_bytes,
+                limits.max_bytes / (1024 * 1024)
+            ),
+        );
+        return roster;
+    }
+    let text = match decode(bytes) {
+        Ok((text, encoding)) => {
+            roster.encoding = Some(encoding);
+            text
+        }
+        Err(problem) => {
+            roster.error(
+                None,
+                None,
+                ProblemCode::UnreadableEncoding,
+                format!("the file {problem}"),
+            );
+            return roster;
+        }
+    };
+    let delimiter = detect_delimiter(&text);
+    roster.delimiter = Some(char::from(delimiter));
+    read_rows(&mut roster, &text, delimiter, limits);
+    roster
+}
+
+fn read_rows(roster: &mut Roster, text: &str, delimiter: u8, limits: Limits) {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut record = csv::ByteRecord::new();
+    let mut columns: Option<Columns> = None;
+    let mut first_line_of: HashMap<String, u64> = HashMap::new();
+    let mut lines = LineCounter::new(text.as_bytes());
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(error) => {
+                let line = error.position().map(|p| lines.line_at(p.byte()));
+                roster.error(
+                    line,
+                    None,
+                    ProblemCode::MalformedCsv,
+                    format!("the CSV cannot be split into fields: {error}"),
+                );
+                break;
+            }
+        }
+        let line = lines.line_at(record.position().map_or(0, csv::Position::byte));
+        // Input is valid UTF-8 (decoded above) and fields are split on ASCII bytes.
+        let fields: Vec<&str> = record
+            .iter()
+            .map(|field| std::str::from_utf8(field).unwrap_or_default())
+            .collect();
+        if fields.iter().all(|field| field.is_empty()) {
+            continue;
+        }
+        let layout = match columns {
+            Some(layout) => layout,
+            None => {
+                let (layout, is_header) = read_header(roster, line, &fields);
+                columns = Some(layout);
+                if is_header {
+                    continue;
+                }
+                layout
+            }
+        };
+        roster.rows += 1;
+        if roster.rows > limits.max_rows {
+            roster.error(
+                Some(line),
+                None,
+                ProblemCode::TooLarge,
+                format!(
+                    "the roster has more than {} people rows; split it or raise the limit",
+                    limits.max_rows
+                ),
+            );
+            return;
+        }
+        if let Some(person) = read_person(roster, line, &fields, layout) {
+            let key = person.email_key();
+            match first_line_of.get(&key) {
+                Some(first) => roster.warnings.push(Problem {
+                    line: Some(line),
+                    column: Some(layout.email as u64 + 1),
+                    code: ProblemCode::DuplicateEmail,
+                    message: format!(
+                        "`{}` is already on line {first}; it counts once",
+                        person.email
+                    ),
+                }),
+                None => {
+                    first_line_of.insert(key, line);
+                    roster.people.push(person);
+                }
+            }
+        }
+    }
+}
+
+/// Turns csv record offsets into 1-based physical line numbers; offsets must not decrease.
+///
+/// csv reports a record's position as the end of the previous record, before the blank and
+/// comment lines it skipped (and its line count misses comment lines), so both would point
+/// at the wrong line. We skip those lines ourselves to find where the row really starts.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Self {
+            text,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let mut offset = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        while let Some(&byte) = self.text.get(offset) {
+            let at_line_start = offset == 0 || matches!(self.text[offset - 1], b'\n' | b'\r');
+            match byte {
+                b'\n' | b'\r' => offset += 1,
+                b'#' if at_line_start => {
+                    offset = self.text[offset..]
+                        .iter()
+                        .position(|byte| *byte == b'\n')
+                        .map_or(self.text.len(), |newline| offset + newline + 1);
+                }
+                _ => break,
+            }
+        }
+        if offset > self.offset {
+            let newlines = self.text[self.offset..offset]
+                .iter()
+                .filter(|byte| **byte == b'\n')
+                .count();
+            self.line += newlines as u64;
+            self.offset = offset;
+        }
+        self.line
+    }
+}
+
+/// Decides whether the first row is a header; returns the column layout either way.
+fn read_header(roster: &mut Roster, line: u64, fields: &[&str]) -> (Columns, bool) {
+    let kinds: Vec<Option<ColumnKind>> = fields.iter().map(|f| header_kind(f)).collect();
+    let looks_like_header =
+        !fields.iter().any(|f| f.contains('@')) && kinds.iter().any(|kind| kind.is_some());
+    if !looks_like_header {
+        return (DEFAULT_COLUMNS, false);
+    }
+    let mut layout = Columns {
+        name: None,
+        email: usize::MAX,
+        package_role: None,
+        count: fields.len(),
+    };
+    for (index, (field, kind)) in fields.iter().zip(&kinds).enumerate() {
+        let slot = match kind {
+            Some(ColumnKind::Name) => &mut layout.name,
+            Some(ColumnKind::PackageRole) => &mut layout.package_role,
+            Some(ColumnKind::Email) if layout.email == usize::MAX => {
+                layout.email = index;
+                continue;
+            }
+            Some(ColumnKind::Email) => {
+                roster.error(
+                    Some(line),
+                    Some(index as u64 + 1),
+                    ProblemCode::UnknownHeader,
+                    format!("the header names a second e-mail column `{field}`; a roster has one"),
+                );
+                continue;
+            }
+            None if field.is_empty() => continue,
+            None => {
+                roster.error(
+                    Some(line),
+                    Some(index as u64 + 1),
+                    ProblemCode::UnknownHeader,
+                    format!(
+                        "the header names a column `{field}`; expected DisplayName, Email and optionally Role"
+                    ),
+                );
+                continue;
+            }
+        };
+        if slot.is_some() {
+            roster.error(
+                Some(line),
+                Some(index as u64 + 1),
+                ProblemCode::UnknownHeader,
+                format!("the header names the column `{field}` twice"),
+            );
+        } else {
+            *slot = Some(index);
+        }
+    }
+    if layout.email == usize::MAX {
+        roster.error(
+            Some(line),
+            None,
+            ProblemCode::MissingEmail,
+            "the header has no e-mail column (Email, Mail or UserPrincipalName)".into(),
+        );
+        layout.email = layout.count;
+    }
+    (layout, true)
+}
+
+fn read_person(roster: &mut Roster, line: u64, fields: &[&str], layout: Columns) -> Option<Person> {
+    let column_of = |index: usize| Some(index as u64 + 1);
+    if let Some(extra) = (layout.count..fields.len()).find(|index| !fields[*index].is_empty()) {
+        roster.error(
+            Some(line),
+            column_of(extra),
+            ProblemCode::TooManyColumns,
+            format!(
+                "the row has a value in column {} (`{}`); a roster has at most {} columns: display name, e-mail, package | role",
+                extra + 1,
+                fields[extra],
+                layout.count
+            ),
+        );
+        return None;
+    }
+    let field = |index: Option<usize>| {
+        index
+            .and_then(|index| fields.get(index))
+            .map(|field| field.to_string())
+            .filter(|field| !field.is_empty())
+    };
+    let display_name = field(layout.name).unwrap_or_default();
+    let Some(email) = field(Some(layout.email)) else {
+        let hint = if fields.len() <= layout.email {
+            format!(
+                "; the row has {} field{} (is the separator `;`, `,` or tab used throughout?)",
+                fields.len(),
+                if fields.len() == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        };
+        roster.error(
+            Some(line),
+            column_of(layout.email),
+            ProblemCode::MissingEmail,
+            format!("the row has no e-mail address{hint}"),
+        );
+        return None;
+    };
+    if let Err(reason) = check_email(&email) {
+        let swapped = layout == DEFAULT_COLUMNS
+            && !email.contains('@')
+            && display_name.contains('@')
+            && check_email(&display_name).is_ok();
+        let hint = if swapped {
+            " (column 1 holds an address: are the columns swapped? add a header row such as `Email;DisplayName`)"
+        } else {
+            ""
+        };
+        roster.error(
+            Some(line),
+            column_of(layout.email),
+            ProblemCode::InvalidEmail,
+            format!("`{email}` is not a valid e-mail address: it {reason}{hint}"),
+        );
+        return None;
+    }
+    Some(Person {
+        display_name,
+        email,
+        package_role: field(layout.package_role),
+        line,
+    })
+}
+
+/// A short, stable fingerprint of a roster's bytes (FNV-1a, 64 bits, hex): its version when no blob ETag is at hand.
+pub fn content_version(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests;
