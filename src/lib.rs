@@ -9,5 +9,6 @@
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
 //! adapters build on these.
 
+pub mod plan;
 pub mod roster;
 pub mod tenant;

@@ -1,0 +1,604 @@
+//! The reconcile plan: desired state (valid rosters) against actual state (the tenant).
+//!
+//! Pure: rosters and a [`TenantSnapshot`] in, a [`Plan`] out. The plan is a document that
+//! says, per access package, whom to invite, whom to assign, whose assignment to remove and
+//! why a package is blocked. Steps execute plans; nothing here touches a tenant.
+
+mod locate;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::roster::{Problem, Roster, ValidRoster, email_key};
+use crate::tenant::{AccessPackage, Assignment, AssignmentPolicy, TenantSnapshot, User};
+
+pub use locate::{LocateError, Mapping, locate, locate_all};
+
+/// The safety guards and their override.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guards {
+    /// A plan may remove this many members without question. Default 10.
+    pub max_removals: usize,
+    /// Past `max_removals`, a plan may still remove up to this share of the current members, in percent. Default 20.
+    pub max_removal_percent: f64,
+    /// Lets plans through that a guard would block (`--allow-removals`); recorded in the plan.
+    pub allow_removals: bool,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Self {
+            max_removals: 10,
+            max_removal_percent: 20.0,
+            allow_removals: false,
+        }
+    }
+}
+
+/// Settings for planning.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanOptions {
+    /// Removal guard and empty-roster rule.
+    pub guards: Guards,
+    /// Rosters pinned to packages, packages pinned to policies.
+    pub mapping: Mapping,
+    /// The catalog searched for rosters that do not name one by folder.
+    pub catalog: Option<String>,
+}
+
+/// One roster as read, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterSource {
+    /// Path relative to the rosters folder, `/`-separated (decides the package).
+    pub path: String,
+    /// The roster's version: blob ETag, or a content hash.
+    pub version: String,
+    /// The roster as read.
+    pub roster: Roster,
+}
+
+/// Why a package's plan is held back; a blocked package changes nothing at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockReason {
+    /// It would remove more than the guard allows.
+    RemovalGuard,
+    /// The roster is empty while the package has members.
+    EmptyRoster,
+    /// People must be assigned but no policy allows admin direct assignment.
+    NoAssignmentPolicy,
+    /// People must be assigned and several policies could do it; pin one in the mapping.
+    AmbiguousAssignmentPolicy,
+}
+
+/// The package a plan is for, and the policy its assignments will use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageRef {
+    /// Access package id.
+    pub id: String,
+    /// Display name.
+    pub display_name: String,
+    /// The policy for `adminAdd`, when one is needed and found.
+    pub assignment_policy_id: Option<String>,
+}
+
+/// Someone to invite as a B2B guest (and then assign).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invite {
+    /// Address to invite.
+    pub email: String,
+    /// Display name for the invitation.
+    pub display_name: String,
+}
+
+/// An existing user to assign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assign {
+    /// Address in the roster.
+    pub email: String,
+    /// The user's object id.
+    pub user_id: String,
+}
+
+/// An assignment to remove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Remove {
+    /// The holder's address, as best known.
+    pub email: String,
+    /// The holder's object id, when known.
+    pub user_id: Option<String>,
+    /// The assignment to remove with `adminRemove`.
+    pub assignment_id: String,
+}
+
+/// A roster person left alone because the tenant is ambiguous about them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Skipped {
+    /// Address in the roster.
+    pub email: String,
+    /// Why nothing is done for them.
+    pub reason: String,
+}
+
+/// The plan for one access package.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackagePlan {
+    /// Roster path.
+    pub roster: String,
+    /// Roster version the plan was made from.
+    pub roster_version: String,
+    /// The package.
+    pub access_package: PackageRef,
+    /// People to invite, then assign.
+    pub invite: Vec<Invite>,
+    /// Users to assign.
+    pub assign: Vec<Assign>,
+    /// Assignments to remove.
+    pub remove: Vec<Remove>,
+    /// Roster people who already hold (or are being given) an assignment.
+    pub unchanged: usize,
+    /// Of `unchanged`, those whose assignment is still a pending request or delivering.
+    pub pending: usize,
+    /// People left alone, with why.
+    pub skipped: Vec<Skipped>,
+    /// Active members before the change.
+    pub current_members: usize,
+    /// Why the plan is held back, or null.
+    pub blocked: Option<BlockReason>,
+    /// One sentence explaining `blocked`.
+    pub blocked_message: Option<String>,
+    /// The guard an explicit override let through, if any.
+    pub overridden: Option<BlockReason>,
+}
+
+impl PackagePlan {
+    /// Whether the plan would change anything (blocked or not).
+    pub fn has_changes(&self) -> bool {
+        !(self.invite.is_empty() && self.assign.is_empty() && self.remove.is_empty())
+    }
+}
+
+/// A problem that keeps a roster from being planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanError {
+    /// Roster path.
+    pub roster: String,
+    /// Line, for roster problems.
+    pub line: Option<u64>,
+    /// Column, for roster problems.
+    pub column: Option<u64>,
+    /// Stable code.
+    pub code: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The whole plan: one entry per roster that could be planned, errors for the rest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Per-package plans, in roster order.
+    pub packages: Vec<PackagePlan>,
+    /// Rosters that could not be planned and why; such rosters change nothing.
+    pub errors: Vec<PlanError>,
+    /// Whether `--allow-removals` was given.
+    pub allow_removals: bool,
+}
+
+impl Plan {
+    /// Whether every roster was planned and no package is blocked.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty() && self.packages.iter().all(|p| p.blocked.is_none())
+    }
+}
+
+/// Lookups over a tenant, built once per plan.
+pub struct TenantIndex<'t> {
+    users_by_email: HashMap<String, Vec<&'t User>>,
+    user_by_id: HashMap<&'t str, &'t User>,
+    active_by_package: HashMap<&'t str, Vec<&'t Assignment>>,
+    open_adds: HashSet<(&'t str, &'t str)>,
+}
+
+/// The external address inside a B2B guest's UPN: `jane_example.com#EXT#@t.onmicrosoft.com` → `jane@example.com`.
+pub fn guest_upn_email(upn: &str) -> Option<String> {
+    let (mangled, _) = upn.split_once("#EXT#")?;
+    // A domain has no `_`, so the last one is where the `@` was.
+    let cut = mangled.rfind('_')?;
+    Some(format!("{}@{}", &mangled[..cut], &mangled[cut + 1..]))
+}
+
+/// Every address a user can be known by, compared without case.
+fn user_email_keys(user: &User) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    keys.extend(user.mail.as_deref().map(email_key));
+    keys.extend(user.other_mails.iter().map(|mail| email_key(mail)));
+    if let Some(upn) = &user.user_principal_name {
+        keys.insert(email_key(upn));
+        keys.extend(guest_upn_email(upn).as_deref().map(email_key));
+    }
+    keys
+}
+
+/// The address to show for a user: mail, else the guest's external address, else the UPN.
+fn user_display_email(user: &User) -> Option<String> {
+    user.mail.clone().or_else(|| {
+        let upn = user.user_principal_name.as_deref()?;
+        guest_upn_email(upn).or_else(|| Some(upn.to_owned()))
+    })
+}
+
+impl<'t> TenantIndex<'t> {
+    /// Indexes users by every address, active assignments by package, open add requests.
+    pub fn new(tenant: &'t TenantSnapshot) -> Self {
+        let mut users_by_email: HashMap<String, Vec<&User>> = HashMap::new();
+        for user in &tenant.users {
+            for key in user_email_keys(user) {
+                users_by_email.entry(key).or_default().push(user);
+            }
+        }
+        let mut active_by_package: HashMap<&str, Vec<&Assignment>> = HashMap::new();
+        for assignment in tenant.assignments.iter().filter(|a| a.is_active()) {
+            if let Some(package) = &assignment.access_package {
+                active_by_package
+                    .entry(package.id.as_str())
+                    .or_default()
+                    .push(assignment);
+            }
+        }
+        let open_adds = tenant
+            .assignment_requests
+            .iter()
+            .filter(|request| request.is_open() && request.is_add())
+            .filter_map(|request| Some((request.access_package_id()?, request.target_object_id()?)))
+            .collect();
+        Self {
+            users_by_email,
+            user_by_id: tenant.users.iter().map(|u| (u.id.as_str(), u)).collect(),
+            active_by_package,
+            open_adds,
+        }
+    }
+
+    /// Users known by this address (mail, otherMails, UPN, guest UPN), without duplicates.
+    pub fn users_with_email(&self, email: &str) -> Vec<&'t User> {
+        let mut users = self
+            .users_by_email
+            .get(&email_key(email))
+            .cloned()
+            .unwrap_or_default();
+        users.dedup_by(|a, b| a.id == b.id);
+        users
+    }
+
+    /// Active (delivering, partially delivered, delivered) assignments of a package.
+    pub fn active_assignments(&self, package_id: &str) -> &[&'t Assignment] {
+        self.active_by_package
+            .get(package_id)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether an add request for this user and package is still open.
+    pub fn has_open_add(&self, package_id: &str, user_id: &str) -> bool {
+        self.open_adds.contains(&(package_id, user_id))
+    }
+}
+
+/// Picks the assignment policy for admin direct assignment.
+///
+/// A pinned id wins. Otherwise automatic-assignment policies are out (admins cannot assign
+/// through them); of the rest, a policy for administrator direct assignments only
+/// (`allowedTargetScope` `notSpecified`) is preferred; exactly one candidate must remain.
+pub fn choose_policy<'p>(
+    package: &'p AccessPackage,
+    pinned: Option<&str>,
+) -> Result<&'p AssignmentPolicy, (BlockReason, String)> {
+    if let Some(id) = pinned {
+        return package
+            .assignment_policies
+            .iter()
+            .find(|policy| policy.id.eq_ignore_ascii_case(id))
+            .ok_or_else(|| {
+                (
+                    BlockReason::NoAssignmentPolicy,
+                    format!(
+                        "the mapping pins assignment policy {id}, which the package does not have"
+                    ),
+                )
+            });
+    }
+    let manual: Vec<&AssignmentPolicy> = package
+        .assignment_policies
+        .iter()
+        .filter(|policy| policy.automatic_request_settings.is_none())
+        .collect();
+    let admin_only: Vec<&AssignmentPolicy> = manual
+        .iter()
+        .copied()
+        .filter(|policy| {
+            policy
+                .allowed_target_scope
+                .as_deref()
+                .is_none_or(|scope| scope.eq_ignore_ascii_case("notSpecified"))
+        })
+        .collect();
+    let candidates = if admin_only.is_empty() {
+        manual
+    } else {
+        admin_only
+    };
+    match candidates.as_slice() {
+        [one] => Ok(one),
+        [] => Err((
+            BlockReason::NoAssignmentPolicy,
+            "the package has no assignment policy that allows admin direct assignment".into(),
+        )),
+        several => Err((
+            BlockReason::AmbiguousAssignmentPolicy,
+            format!(
+                "the package has {} policies that allow admin direct assignment ({}); pin one under assignmentPolicies in the mapping file",
+                several.len(),
+                several
+                    .iter()
+                    .map(|p| p.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+/// Plans one package from a valid roster.
+pub fn plan_package(
+    roster: &ValidRoster,
+    version: &str,
+    package: &AccessPackage,
+    index: &TenantIndex<'_>,
+    options: &PlanOptions,
+) -> PackagePlan {
+    let active = index.active_assignments(&package.id);
+    let holders: HashSet<&str> = active
+        .iter()
+        .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
+        .collect();
+    let mut plan = PackagePlan {
+        roster: roster.path().to_owned(),
+        roster_version: version.to_owned(),
+        access_package: PackageRef {
+            id: package.id.clone(),
+            display_name: package.display_name.clone(),
+            assignment_policy_id: None,
+        },
+        invite: Vec::new(),
+        assign: Vec::new(),
+        remove: Vec::new(),
+        unchanged: 0,
+        pending: 0,
+        skipped: Vec::new(),
+        current_members: count_members(active),
+        blocked: None,
+        blocked_message: None,
+        overridden: None,
+    };
+    let mut wanted: HashSet<String> = HashSet::with_capacity(roster.people().len());
+    for person in roster.people() {
+        wanted.insert(person.email_key());
+        let users = index.users_with_email(&person.email);
+        let holding: Vec<&&User> = users
+            .iter()
+            .filter(|user| holders.contains(user.id.as_str()))
+            .collect();
+        let requested = users
+            .iter()
+            .any(|user| index.has_open_add(&package.id, &user.id));
+        match users.as_slice() {
+            _ if !holding.is_empty() => plan.unchanged += 1,
+            _ if requested => {
+                plan.unchanged += 1;
+                plan.pending += 1;
+            }
+            [] => plan.invite.push(Invite {
+                email: person.email.clone(),
+                display_name: person.display_name.clone(),
+            }),
+            [user] => plan.assign.push(Assign {
+                email: person.email.clone(),
+                user_id: user.id.clone(),
+            }),
+            several => plan.skipped.push(Skipped {
+                email: person.email.clone(),
+                reason: format!(
+                    "{} users have this address ({}); assign by hand or merge them",
+                    several.len(),
+                    several
+                        .iter()
+                        .map(|u| u.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+        }
+    }
+    plan.pending += active
+        .iter()
+        .filter(|a| {
+            !a.state
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("delivered"))
+        })
+        .filter(|a| holder_in_roster(a, index, &wanted))
+        .count();
+    let mut removals: BTreeMap<String, Remove> = BTreeMap::new();
+    for assignment in active {
+        if !holder_in_roster(assignment, index, &wanted) {
+            let target = assignment.target.as_ref();
+            let user_id = target.and_then(|t| t.object_id.clone());
+            let email = user_id
+                .as_deref()
+                .and_then(|id| index.user_by_id.get(id))
+                .and_then(|user| user_display_email(user))
+                .or_else(|| target.and_then(|t| t.email.clone().or(t.principal_name.clone())))
+                .unwrap_or_default();
+            removals.insert(
+                assignment.id.clone(),
+                Remove {
+                    email,
+                    user_id,
+                    assignment_id: assignment.id.clone(),
+                },
+            );
+        }
+    }
+    plan.remove = removals.into_values().collect();
+    plan.remove
+        .sort_by_key(|r| (email_key(&r.email), r.assignment_id.clone()));
+    apply_guards(&mut plan, roster.people().is_empty(), &options.guards);
+    if plan.blocked.is_none() && !(plan.invite.is_empty() && plan.assign.is_empty()) {
+        let pinned = options.mapping.assignment_policies.get(&package.id);
+        match choose_policy(package, pinned.map(String::as_str)) {
+            Ok(policy) => plan.access_package.assignment_policy_id = Some(policy.id.clone()),
+            Err((reason, message)) => {
+                plan.blocked = Some(reason);
+                plan.blocked_message = Some(message);
+            }
+        }
+    }
+    plan
+}
+
+/// Distinct people holding an active assignment (one person may hold it through two policies).
+fn count_members(active: &[&Assignment]) -> usize {
+    active
+        .iter()
+        .map(|a| {
+            a.target
+                .as_ref()
+                .and_then(|t| t.object_id.as_deref().or(t.email.as_deref()))
+                .unwrap_or(a.id.as_str())
+        })
+        .collect::<HashSet<_>>()
+        .len()
+}
+
+/// Whether an assignment's holder is in the roster, by any address they are known by.
+fn holder_in_roster(
+    assignment: &Assignment,
+    index: &TenantIndex<'_>,
+    wanted: &HashSet<String>,
+) -> bool {
+    let Some(target) = &assignment.target else {
+        return false;
+    };
+    let by_user = target
+        .object_id
+        .as_deref()
+        .and_then(|id| index.user_by_id.get(id))
+        .is_some_and(|user| user_email_keys(user).iter().any(|key| wanted.contains(key)));
+    let by_subject = [&target.email, &target.principal_name]
+        .into_iter()
+        .flatten()
+        .any(|address| {
+            wanted.contains(&email_key(address))
+                || guest_upn_email(address).is_some_and(|mail| wanted.contains(&email_key(&mail)))
+        });
+    by_user || by_subject
+}
+
+fn apply_guards(plan: &mut PackagePlan, roster_is_empty: bool, guards: &Guards) {
+    let removals = plan.remove.len();
+    let members = plan.current_members;
+    let tripped = if roster_is_empty && members > 0 {
+        Some((
+            BlockReason::EmptyRoster,
+            format!(
+                "the roster is empty and the package has {members} member{}; an empty roster removes nobody unless removals are allowed explicitly",
+                if members == 1 { "" } else { "s" }
+            ),
+        ))
+    } else if removals > guards.max_removals
+        && (removals as f64) * 100.0 > guards.max_removal_percent * members as f64
+    {
+        Some((
+            BlockReason::RemovalGuard,
+            format!(
+                "the plan would remove {removals} of {members} members ({:.0} %); the guard allows up to {} members or {} % without an explicit override",
+                removals as f64 * 100.0 / members.max(1) as f64,
+                guards.max_removals,
+                guards.max_removal_percent
+            ),
+        ))
+    } else {
+        None
+    };
+    if let Some((reason, message)) = tripped {
+        if guards.allow_removals {
+            plan.overridden = Some(reason);
+        } else {
+            plan.blocked = Some(reason);
+            plan.blocked_message = Some(message);
+        }
+    }
+}
+
+/// Plans every roster against the tenant.
+///
+/// Invalid rosters and rosters without exactly one package become [`PlanError`]s and change
+/// nothing; every other roster gets a [`PackagePlan`].
+pub fn plan(rosters: &[RosterSource], tenant: &TenantSnapshot, options: &PlanOptions) -> Plan {
+    let index = TenantIndex::new(tenant);
+    let paths: Vec<&str> = rosters.iter().map(|r| r.path.as_str()).collect();
+    let located = locate_all(&paths, tenant, &options.mapping, options.catalog.as_deref());
+    let mut result = Plan {
+        packages: Vec::new(),
+        errors: Vec::new(),
+        allow_removals: options.guards.allow_removals,
+    };
+    for (source, package) in rosters.iter().zip(located) {
+        let valid = match source.roster.clone().into_valid() {
+            Ok(valid) => valid,
+            Err(invalid) => {
+                result
+                    .errors
+                    .extend(invalid.errors.iter().map(|p| roster_error(&source.path, p)));
+                continue;
+            }
+        };
+        match package {
+            Ok(package) => result.packages.push(plan_package(
+                &valid,
+                &source.version,
+                package,
+                &index,
+                options,
+            )),
+            Err(error) => result.errors.push(PlanError {
+                roster: source.path.clone(),
+                line: None,
+                column: None,
+                code: error.code().to_owned(),
+                message: error.to_string(),
+            }),
+        }
+    }
+    result
+}
+
+fn roster_error(path: &str, problem: &Problem) -> PlanError {
+    PlanError {
+        roster: path.to_owned(),
+        line: problem.line,
+        column: problem.column,
+        code: problem.code.as_str().to_owned(),
+        message: problem.message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

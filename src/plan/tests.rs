@@ -1,0 +1,438 @@
+use super::*;
+use crate::roster::{Limits, parse};
+use crate::tenant::{AssignmentRequest, ObjectRef, RequestedAssignment, Subject};
+use serde_json::json;
+
+const PACKAGE: &str = "pkg-x-manager";
+
+fn user(id: &str, mail: Option<&str>, upn: &str, other: &[&str]) -> User {
+    User {
+        id: id.into(),
+        display_name: None,
+        user_principal_name: Some(upn.into()),
+        mail: mail.map(str::to_owned),
+        other_mails: other.iter().map(|m| m.to_string()).collect(),
+        user_type: None,
+    }
+}
+
+fn assignment(id: &str, user_id: &str, state: &str) -> Assignment {
+    Assignment {
+        id: id.into(),
+        state: Some(state.into()),
+        status: None,
+        target: Some(Subject {
+            object_id: Some(user_id.into()),
+            ..Subject::default()
+        }),
+        access_package: Some(ObjectRef {
+            id: PACKAGE.into(),
+            display_name: None,
+        }),
+        assignment_policy: None,
+    }
+}
+
+fn policy(id: &str, scope: &str, automatic: bool) -> AssignmentPolicy {
+    AssignmentPolicy {
+        id: id.into(),
+        display_name: None,
+        allowed_target_scope: Some(scope.into()),
+        automatic_request_settings: automatic
+            .then(|| json!({"requestAccessForAllowedTargets": true})),
+    }
+}
+
+fn tenant_with(users: Vec<User>, assignments: Vec<Assignment>) -> TenantSnapshot {
+    TenantSnapshot {
+        users,
+        access_packages: vec![AccessPackage {
+            id: PACKAGE.into(),
+            display_name: "Project X - Manager".into(),
+            assignment_policies: vec![
+                policy("auto", "specificDirectoryUsers", true),
+                policy("admin-direct", "notSpecified", false),
+                policy("self-service", "allDirectoryUsers", false),
+            ],
+            ..AccessPackage::default()
+        }],
+        assignments,
+        ..TenantSnapshot::default()
+    }
+}
+
+fn plan_for(rows: &str, tenant: &TenantSnapshot, guards: Guards) -> PackagePlan {
+    let sources = vec![RosterSource {
+        path: "Project X - Manager.csv".into(),
+        version: "v1".into(),
+        roster: parse(
+            "Project X - Manager.csv",
+            rows.as_bytes(),
+            Limits::default(),
+        ),
+    }];
+    let options = PlanOptions {
+        guards,
+        ..PlanOptions::default()
+    };
+    let mut plan = plan(&sources, tenant, &options);
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    plan.packages.remove(0)
+}
+
+fn emails<T>(items: &[T], email: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|i| email(i).to_owned()).collect()
+}
+
+#[test]
+fn invites_assigns_removes_and_leaves_the_rest() {
+    let tenant = tenant_with(
+        vec![
+            user("u-ann", Some("ann@contoso.com"), "ann@contoso.com", &[]),
+            user(
+                "u-bob",
+                Some("bob@fabrikam.com"),
+                "bob_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+                &[],
+            ),
+            user("u-cyd", Some("cyd@contoso.com"), "cyd@contoso.com", &[]),
+        ],
+        vec![
+            assignment("a-ann", "u-ann", "delivered"),
+            assignment("a-cyd", "u-cyd", "delivered"),
+        ],
+    );
+    let plan = plan_for(
+        "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nDee;dee@northwind.com\n",
+        &tenant,
+        Guards::default(),
+    );
+    assert_eq!(
+        plan.invite,
+        [Invite {
+            email: "dee@northwind.com".into(),
+            display_name: "Dee".into()
+        }]
+    );
+    assert_eq!(
+        plan.assign,
+        [Assign {
+            email: "bob@fabrikam.com".into(),
+            user_id: "u-bob".into()
+        }]
+    );
+    assert_eq!(
+        plan.remove,
+        [Remove {
+            email: "cyd@contoso.com".into(),
+            user_id: Some("u-cyd".into()),
+            assignment_id: "a-cyd".into()
+        }]
+    );
+    assert_eq!(plan.unchanged, 1);
+    assert_eq!(plan.current_members, 2);
+    assert_eq!(plan.blocked, None);
+    assert_eq!(
+        plan.access_package.assignment_policy_id.as_deref(),
+        Some("admin-direct")
+    );
+    assert_eq!(plan.roster_version, "v1");
+}
+
+#[test]
+fn addresses_match_without_case_and_through_other_mails_and_guest_upns() {
+    let tenant = tenant_with(
+        vec![
+            // Known only by otherMails.
+            user(
+                "u-eve",
+                None,
+                "eve_mail.com#EXT#@contoso.onmicrosoft.com",
+                &["Eve.Smith@Mail.com"],
+            ),
+            // Known only by the guest UPN form, no mail at all.
+            user(
+                "u-fay",
+                None,
+                "fay.o_example.co.uk#EXT#@contoso.onmicrosoft.com",
+                &[],
+            ),
+            // A member whose UPN is their address.
+            user("u-gus", None, "Gus@Contoso.com", &[]),
+        ],
+        vec![assignment("a-fay", "u-fay", "delivered")],
+    );
+    let plan = plan_for(
+        "Eve;eve.smith@MAIL.com\nFay;FAY.O@example.co.uk\nGus;gus@contoso.COM\n",
+        &tenant,
+        Guards::default(),
+    );
+    assert!(plan.invite.is_empty(), "{:?}", plan.invite);
+    assert_eq!(emails(&plan.assign, |a| &a.user_id), ["u-eve", "u-gus"]);
+    assert_eq!(plan.unchanged, 1);
+    assert!(plan.remove.is_empty());
+}
+
+#[test]
+fn removal_shows_the_guests_external_address() {
+    let tenant = tenant_with(
+        vec![user(
+            "u-hal",
+            None,
+            "hal_ext.org#EXT#@contoso.onmicrosoft.com",
+            &[],
+        )],
+        vec![assignment("a-hal", "u-hal", "delivered")],
+    );
+    let plan = plan_for("Ann;ann@contoso.com\n", &tenant, Guards::default());
+    assert_eq!(plan.remove[0].email, "hal@ext.org");
+}
+
+#[test]
+fn pending_and_delivering_count_as_active_expired_does_not() {
+    let mut tenant = tenant_with(
+        vec![
+            user("u-ann", Some("ann@contoso.com"), "ann@contoso.com", &[]),
+            user("u-bob", Some("bob@contoso.com"), "bob@contoso.com", &[]),
+            user("u-cyd", Some("cyd@contoso.com"), "cyd@contoso.com", &[]),
+        ],
+        vec![
+            assignment("a-ann", "u-ann", "delivering"),
+            assignment("a-cyd-old", "u-cyd", "expired"),
+        ],
+    );
+    tenant.assignment_requests.push(AssignmentRequest {
+        id: "r-bob".into(),
+        request_type: Some("adminAdd".into()),
+        state: Some("submitted".into()),
+        assignment: Some(RequestedAssignment {
+            target_id: Some("u-bob".into()),
+            access_package_id: Some(PACKAGE.into()),
+            ..RequestedAssignment::default()
+        }),
+        ..AssignmentRequest::default()
+    });
+    let plan = plan_for(
+        "Ann;ann@contoso.com\nBob;bob@contoso.com\nCyd;cyd@contoso.com\n",
+        &tenant,
+        Guards::default(),
+    );
+    assert_eq!(plan.unchanged, 2);
+    assert_eq!(plan.pending, 2);
+    assert_eq!(emails(&plan.assign, |a| &a.email), ["cyd@contoso.com"]);
+    assert_eq!(plan.current_members, 1);
+    // The expired assignment is not removed again.
+    assert!(plan.remove.is_empty());
+}
+
+fn members(count: usize) -> (Vec<User>, Vec<Assignment>, String) {
+    let users: Vec<User> = (0..count)
+        .map(|i| {
+            let mail = format!("m{i}@contoso.com");
+            user(&format!("u{i}"), Some(&mail), &mail, &[])
+        })
+        .collect();
+    let assignments = (0..count)
+        .map(|i| assignment(&format!("a{i}"), &format!("u{i}"), "delivered"))
+        .collect();
+    let rows = (0..count)
+        .map(|i| format!("M {i};m{i}@contoso.com\n"))
+        .collect();
+    (users, assignments, rows)
+}
+
+fn roster_without(rows: &str, drop: usize) -> String {
+    rows.lines().skip(drop).map(|l| format!("{l}\n")).collect()
+}
+
+#[test]
+fn removal_guard_needs_both_the_count_and_the_share() {
+    let (users, assignments, rows) = members(100);
+    let tenant = tenant_with(users, assignments);
+    // 11 of 100: more than 10, but 11 % is under 20 %.
+    let plan = plan_for(&roster_without(&rows, 11), &tenant, Guards::default());
+    assert_eq!((plan.remove.len(), plan.blocked), (11, None));
+    // 21 of 100: more than 10 and more than 20 %.
+    let plan = plan_for(&roster_without(&rows, 21), &tenant, Guards::default());
+    assert_eq!(plan.blocked, Some(BlockReason::RemovalGuard));
+    assert!(
+        plan.blocked_message
+            .as_deref()
+            .unwrap()
+            .contains("remove 21 of 100 members")
+    );
+    // 20 of 100 is exactly 20 %: allowed.
+    let plan = plan_for(&roster_without(&rows, 20), &tenant, Guards::default());
+    assert_eq!(plan.blocked, None);
+
+    let (users, assignments, rows) = members(12);
+    let tenant = tenant_with(users, assignments);
+    // 10 of 12 is most of the package, but not more than 10 people.
+    let plan = plan_for(&roster_without(&rows, 10), &tenant, Guards::default());
+    assert_eq!(plan.blocked, None);
+    let plan = plan_for(&roster_without(&rows, 11), &tenant, Guards::default());
+    assert_eq!(plan.blocked, Some(BlockReason::RemovalGuard));
+}
+
+#[test]
+fn a_blocked_package_is_blocked_whole_and_the_override_is_recorded() {
+    let (users, assignments, rows) = members(30);
+    let tenant = tenant_with(users, assignments);
+    let roster = format!("{}New;new@contoso.com\n", roster_without(&rows, 15));
+    let blocked = plan_for(&roster, &tenant, Guards::default());
+    assert_eq!(blocked.blocked, Some(BlockReason::RemovalGuard));
+    assert_eq!(blocked.overridden, None);
+    // The plan still shows what it would do, so the report can explain it.
+    assert_eq!((blocked.invite.len(), blocked.remove.len()), (1, 15));
+
+    let allowed = Guards {
+        allow_removals: true,
+        ..Guards::default()
+    };
+    let overridden = plan_for(&roster, &tenant, allowed);
+    assert_eq!(overridden.blocked, None);
+    assert_eq!(overridden.overridden, Some(BlockReason::RemovalGuard));
+}
+
+#[test]
+fn guard_thresholds_are_configurable() {
+    let (users, assignments, rows) = members(10);
+    let tenant = tenant_with(users, assignments);
+    let strict = Guards {
+        max_removals: 1,
+        max_removal_percent: 10.0,
+        ..Guards::default()
+    };
+    let plan = plan_for(&roster_without(&rows, 2), &tenant, strict);
+    assert_eq!(plan.blocked, Some(BlockReason::RemovalGuard));
+}
+
+#[test]
+fn empty_roster_removes_nobody_unless_allowed() {
+    let (users, assignments, _) = members(3);
+    let full = tenant_with(users, assignments);
+    let plan = plan_for("# everyone left\n", &full, Guards::default());
+    assert_eq!(plan.blocked, Some(BlockReason::EmptyRoster));
+    assert_eq!(plan.remove.len(), 3);
+    let plan = plan_for(
+        "",
+        &full,
+        Guards {
+            allow_removals: true,
+            ..Guards::default()
+        },
+    );
+    assert_eq!(
+        (plan.blocked, plan.overridden),
+        (None, Some(BlockReason::EmptyRoster))
+    );
+    // An empty roster for an empty package is simply nothing to do.
+    let empty = tenant_with(vec![], vec![]);
+    assert_eq!(plan_for("", &empty, Guards::default()).blocked, None);
+}
+
+#[test]
+fn invalid_roster_plans_nothing_at_all() {
+    let (users, assignments, _) = members(3);
+    let tenant = tenant_with(users, assignments);
+    let sources = vec![RosterSource {
+        path: "Project X - Manager.csv".into(),
+        version: "v1".into(),
+        roster: parse(
+            "Project X - Manager.csv",
+            b"M 0;m0@contoso.com\nbroken row\n",
+            Limits::default(),
+        ),
+    }];
+    let plan = plan(&sources, &tenant, &PlanOptions::default());
+    assert!(
+        plan.packages.is_empty(),
+        "a broken row must never turn into a removal"
+    );
+    assert_eq!(plan.errors.len(), 1);
+    assert_eq!(
+        (plan.errors[0].line, plan.errors[0].code.as_str()),
+        (Some(2), "missing_email")
+    );
+    assert!(!plan.is_clean());
+}
+
+#[test]
+fn policy_choice_skips_automatic_and_prefers_admin_direct() {
+    let mut package = tenant_with(vec![], vec![]).access_packages.remove(0);
+    assert_eq!(choose_policy(&package, None).unwrap().id, "admin-direct");
+    package
+        .assignment_policies
+        .retain(|p| p.id != "admin-direct");
+    assert_eq!(choose_policy(&package, None).unwrap().id, "self-service");
+    package
+        .assignment_policies
+        .push(policy("self-service-2", "allMemberUsers", false));
+    assert_eq!(
+        choose_policy(&package, None).unwrap_err().0,
+        BlockReason::AmbiguousAssignmentPolicy
+    );
+    assert_eq!(
+        choose_policy(&package, Some("SELF-SERVICE-2")).unwrap().id,
+        "self-service-2"
+    );
+    package.assignment_policies.retain(|p| p.id == "auto");
+    assert_eq!(
+        choose_policy(&package, None).unwrap_err().0,
+        BlockReason::NoAssignmentPolicy
+    );
+}
+
+#[test]
+fn a_package_without_a_usable_policy_is_blocked_only_when_it_must_assign() {
+    let mut tenant = tenant_with(
+        vec![user(
+            "u-ann",
+            Some("ann@contoso.com"),
+            "ann@contoso.com",
+            &[],
+        )],
+        vec![assignment("a-ann", "u-ann", "delivered")],
+    );
+    tenant.access_packages[0]
+        .assignment_policies
+        .retain(|p| p.id == "auto");
+    assert_eq!(
+        plan_for("Ann;ann@contoso.com\n", &tenant, Guards::default()).blocked,
+        None
+    );
+    let plan = plan_for(
+        "Ann;ann@contoso.com\nBo;bo@x.com\n",
+        &tenant,
+        Guards::default(),
+    );
+    assert_eq!(plan.blocked, Some(BlockReason::NoAssignmentPolicy));
+}
+
+#[test]
+fn an_address_shared_by_two_users_is_skipped_not_guessed() {
+    let tenant = tenant_with(
+        vec![
+            user("u-1", Some("sam@contoso.com"), "sam@contoso.com", &[]),
+            user(
+                "u-2",
+                None,
+                "sam_contoso.com#EXT#@contoso.onmicrosoft.com",
+                &[],
+            ),
+        ],
+        vec![],
+    );
+    let plan = plan_for("Sam;sam@contoso.com\n", &tenant, Guards::default());
+    assert!(plan.assign.is_empty() && plan.invite.is_empty());
+    assert!(plan.skipped[0].reason.contains("u-1, u-2"));
+}
+
+#[test]
+fn guest_upn_email_undoes_the_ext_form() {
+    assert_eq!(
+        guest_upn_email("jane_doe_example.com#EXT#@contoso.onmicrosoft.com").as_deref(),
+        Some("jane_doe@example.com")
+    );
+    assert_eq!(guest_upn_email("jane@contoso.com"), None);
+}
