@@ -9,6 +9,8 @@
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
 //! adapters build on these.
 
+pub mod local;
 pub mod plan;
+pub mod report;
 pub mod roster;
 pub mod tenant;

@@ -1,2 +1,168 @@
-//! The `enroll` command line.
-fn main() {}
+//! The `enroll` command line: validate and plan rosters.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use enroll::local::{self, LocalError};
+use enroll::plan::{Guards, PlanOptions, plan};
+use enroll::report::{FileReport, ValidationReport, plan_text};
+use enroll::roster::Limits;
+
+/// Keeps Entra ID access packages in line with CSV rosters.
+#[derive(Debug, Parser)]
+#[command(name = "enroll", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check roster files; exit 0 when all are valid, 1 when any is invalid, 2 on usage or I/O errors.
+    Validate {
+        /// Roster files, or folders searched for *.csv.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show what would change in the tenant; exit 1 when a roster is invalid or a package is blocked.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// Folder of rosters (or one roster file).
+    rosters: PathBuf,
+    /// Tenant snapshot (JSON in Graph's shapes, as `enroll snapshot` writes it).
+    #[arg(long, env = "ENROLL_TENANT")]
+    tenant: PathBuf,
+    /// Catalog searched for rosters not in a catalog folder (display name or id).
+    #[arg(long, env = "ENROLL_CATALOG")]
+    catalog: Option<String>,
+    /// Mapping file pinning rosters to package ids [default: ROSTERS/access-packages.json if present].
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// Let plans through that the removal guard or the empty-roster rule would block.
+    #[arg(long)]
+    allow_removals: bool,
+    /// Removals always allowed per package.
+    #[arg(long, env = "ENROLL_MAX_REMOVALS", default_value_t = 10)]
+    max_removals: usize,
+    /// Past --max-removals, the share of current members that may be removed, in percent.
+    #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
+    max_removal_percent: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+const EXIT_INVALID: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Validate { paths, format } => validate(&paths, format),
+        Command::Plan(args) => plan_rosters(&args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("enroll: {error:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    print(&text)
+}
+
+fn validate(paths: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for root in paths {
+        for path in local::find_csv_files(root)? {
+            let name = path.display().to_string();
+            let (roster, _) = local::read_roster(&path, &name, Limits::default())?;
+            files.push(FileReport::from(&roster));
+        }
+    }
+    if files.is_empty() {
+        anyhow::bail!("no *.csv files found in {}", display_all(paths));
+    }
+    let report = ValidationReport { files };
+    match format {
+        Format::Text => print(&report.to_text())?,
+        Format::Json => print_json(&report)?,
+    }
+    Ok(exit_code(report.all_valid()))
+}
+
+fn display_all(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn exit_code(clean: bool) -> ExitCode {
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    }
+}
+
+fn plan_options(args: &PlanArgs, rosters: &Path) -> Result<PlanOptions, LocalError> {
+    Ok(PlanOptions {
+        guards: Guards {
+            max_removals: args.max_removals,
+            max_removal_percent: args.max_removal_percent,
+            allow_removals: args.allow_removals,
+        },
+        mapping: local::read_mapping(args.mapping.as_deref(), rosters)?,
+        catalog: args.catalog.clone(),
+    })
+}
+
+fn plan_rosters(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    if !(0.0..=100.0).contains(&args.max_removal_percent) {
+        anyhow::bail!(
+            "--max-removal-percent must be between 0 and 100, not {}",
+            args.max_removal_percent
+        );
+    }
+    let tenant = local::read_snapshot(&args.tenant)?;
+    let sources = local::read_rosters(&args.rosters, Limits::default())?;
+    if sources.is_empty() {
+        anyhow::bail!("no *.csv files found in {}", args.rosters.display());
+    }
+    let options = plan_options(args, &args.rosters)?;
+    let plan = plan(&sources, &tenant, &options);
+    match args.format {
+        Format::Text => print(&plan_text(&plan))?,
+        Format::Json => print_json(&plan)?,
+    }
+    Ok(exit_code(plan.is_clean()))
+}

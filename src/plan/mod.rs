@@ -6,7 +6,9 @@
 
 mod locate;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::Serialize;
 
@@ -215,15 +217,17 @@ pub fn guest_upn_email(upn: &str) -> Option<String> {
     Some(format!("{}@{}", &mangled[..cut], &mangled[cut + 1..]))
 }
 
-/// Every address a user can be known by, compared without case.
-fn user_email_keys(user: &User) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
+/// Every address a user can be known by, compared without case, each once.
+fn user_email_keys(user: &User) -> Vec<String> {
+    let mut keys = Vec::with_capacity(user.other_mails.len() + 3);
     keys.extend(user.mail.as_deref().map(email_key));
     keys.extend(user.other_mails.iter().map(|mail| email_key(mail)));
     if let Some(upn) = &user.user_principal_name {
-        keys.insert(email_key(upn));
+        keys.push(email_key(upn));
         keys.extend(guest_upn_email(upn).as_deref().map(email_key));
     }
+    keys.sort_unstable();
+    keys.dedup();
     keys
 }
 
@@ -238,13 +242,13 @@ fn user_display_email(user: &User) -> Option<String> {
 impl<'t> TenantIndex<'t> {
     /// Indexes users by every address, active assignments by package, open add requests.
     pub fn new(tenant: &'t TenantSnapshot) -> Self {
-        let mut users_by_email: HashMap<String, Vec<&User>> = HashMap::new();
+        let mut users_by_email: HashMap<String, Vec<&User>> = HashMap::default();
         for user in &tenant.users {
             for key in user_email_keys(user) {
                 users_by_email.entry(key).or_default().push(user);
             }
         }
-        let mut active_by_package: HashMap<&str, Vec<&Assignment>> = HashMap::new();
+        let mut active_by_package: HashMap<&str, Vec<&Assignment>> = HashMap::default();
         for assignment in tenant.assignments.iter().filter(|a| a.is_active()) {
             if let Some(package) = &assignment.access_package {
                 active_by_package
@@ -267,15 +271,9 @@ impl<'t> TenantIndex<'t> {
         }
     }
 
-    /// Users known by this address (mail, otherMails, UPN, guest UPN), without duplicates.
-    pub fn users_with_email(&self, email: &str) -> Vec<&'t User> {
-        let mut users = self
-            .users_by_email
-            .get(&email_key(email))
-            .cloned()
-            .unwrap_or_default();
-        users.dedup_by(|a, b| a.id == b.id);
-        users
+    /// Users known by this address key (see [`email_key`]): by mail, otherMails, UPN or guest UPN.
+    pub fn users_with_key(&self, key: &str) -> &[&'t User] {
+        self.users_by_email.get(key).map_or(&[], Vec::as_slice)
     }
 
     /// Active (delivering, partially delivered, delivered) assignments of a package.
@@ -357,7 +355,7 @@ pub fn choose_policy<'p>(
 
 /// Plans one package from a valid roster.
 pub fn plan_package(
-    roster: &ValidRoster,
+    roster: ValidRoster<'_>,
     version: &str,
     package: &AccessPackage,
     index: &TenantIndex<'_>,
@@ -387,20 +385,27 @@ pub fn plan_package(
         blocked_message: None,
         overridden: None,
     };
-    let mut wanted: HashSet<String> = HashSet::with_capacity(roster.people().len());
+    let people = roster.people().len();
+    let mut wanted = Wanted {
+        keys: HashSet::with_capacity_and_hasher(people, Default::default()),
+        users: HashSet::with_capacity_and_hasher(people, Default::default()),
+    };
     for person in roster.people() {
-        wanted.insert(person.email_key());
-        let users = index.users_with_email(&person.email);
-        let holding: Vec<&&User> = users
-            .iter()
-            .filter(|user| holders.contains(user.id.as_str()))
-            .collect();
-        let requested = users
-            .iter()
-            .any(|user| index.has_open_add(&package.id, &user.id));
-        match users.as_slice() {
-            _ if !holding.is_empty() => plan.unchanged += 1,
-            _ if requested => {
+        let key = person.email_key();
+        let users = index.users_with_key(&key);
+        wanted
+            .users
+            .extend(users.iter().map(|user| user.id.as_str()));
+        wanted.keys.insert(key);
+        let holding = || users.iter().any(|user| holders.contains(user.id.as_str()));
+        let requested = || {
+            users
+                .iter()
+                .any(|user| index.has_open_add(&package.id, &user.id))
+        };
+        match users {
+            _ if holding() => plan.unchanged += 1,
+            _ if requested() => {
                 plan.unchanged += 1;
                 plan.pending += 1;
             }
@@ -433,11 +438,11 @@ pub fn plan_package(
                 .as_deref()
                 .is_some_and(|s| s.eq_ignore_ascii_case("delivered"))
         })
-        .filter(|a| holder_in_roster(a, index, &wanted))
+        .filter(|a| holder_in_roster(a, &wanted))
         .count();
     let mut removals: BTreeMap<String, Remove> = BTreeMap::new();
     for assignment in active {
-        if !holder_in_roster(assignment, index, &wanted) {
+        if !holder_in_roster(assignment, &wanted) {
             let target = assignment.target.as_ref();
             let user_id = target.and_then(|t| t.object_id.clone());
             let email = user_id
@@ -487,28 +492,34 @@ fn count_members(active: &[&Assignment]) -> usize {
         .len()
 }
 
+/// The roster's people as address keys, and the users those addresses belong to.
+struct Wanted<'t> {
+    keys: HashSet<String>,
+    users: HashSet<&'t str>,
+}
+
 /// Whether an assignment's holder is in the roster, by any address they are known by.
-fn holder_in_roster(
-    assignment: &Assignment,
-    index: &TenantIndex<'_>,
-    wanted: &HashSet<String>,
-) -> bool {
+///
+/// A user is wanted when any of their addresses is in the roster, which is exactly when
+/// they were found for a roster address; the subject's own address covers holders that
+/// are not (or not yet) users.
+fn holder_in_roster(assignment: &Assignment, wanted: &Wanted<'_>) -> bool {
     let Some(target) = &assignment.target else {
         return false;
     };
     let by_user = target
         .object_id
         .as_deref()
-        .and_then(|id| index.user_by_id.get(id))
-        .is_some_and(|user| user_email_keys(user).iter().any(|key| wanted.contains(key)));
-    let by_subject = [&target.email, &target.principal_name]
-        .into_iter()
-        .flatten()
-        .any(|address| {
-            wanted.contains(&email_key(address))
-                || guest_upn_email(address).is_some_and(|mail| wanted.contains(&email_key(&mail)))
-        });
-    by_user || by_subject
+        .is_some_and(|id| wanted.users.contains(id));
+    by_user
+        || [&target.email, &target.principal_name]
+            .into_iter()
+            .flatten()
+            .any(|address| {
+                wanted.keys.contains(&email_key(address))
+                    || guest_upn_email(address)
+                        .is_some_and(|mail| wanted.keys.contains(&email_key(&mail)))
+            })
 }
 
 fn apply_guards(plan: &mut PackagePlan, roster_is_empty: bool, guards: &Guards) {
@@ -561,7 +572,7 @@ pub fn plan(rosters: &[RosterSource], tenant: &TenantSnapshot, options: &PlanOpt
         allow_removals: options.guards.allow_removals,
     };
     for (source, package) in rosters.iter().zip(located) {
-        let valid = match source.roster.clone().into_valid() {
+        let valid = match source.roster.validated() {
             Ok(valid) => valid,
             Err(invalid) => {
                 result
@@ -572,7 +583,7 @@ pub fn plan(rosters: &[RosterSource], tenant: &TenantSnapshot, options: &PlanOpt
         };
         match package {
             Ok(package) => result.packages.push(plan_package(
-                &valid,
+                valid,
                 &source.version,
                 package,
                 &index,

@@ -3,7 +3,7 @@
 //! A roster row is `display name; e-mail[; package | role]`. [`parse`] reads the bytes
 //! people really produce (Excel exports in UTF-8, UTF-16 or Windows-1252, separated by `;`,
 //! `,` or tab) and reports every problem with its line and column. A roster with any error
-//! is invalid as a whole: [`Roster::into_valid`] is the only way to a [`ValidRoster`], and
+//! is invalid as a whole: [`Roster::validated`] is the only way to a [`ValidRoster`], and
 //! only a valid roster can be planned, so a row that failed to parse can never turn into a
 //! removal.
 
@@ -145,29 +145,29 @@ pub struct Roster {
     pub delimiter: Option<char>,
 }
 
-/// A roster with no errors: the only kind the planner accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidRoster(Roster);
+/// A roster known to have no errors: the only kind the planner accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidRoster<'a>(&'a Roster);
 
-impl ValidRoster {
+impl<'a> ValidRoster<'a> {
     /// The roster's path.
-    pub fn path(&self) -> &str {
+    pub fn path(&self) -> &'a str {
         &self.0.path
     }
 
     /// The people, each e-mail once.
-    pub fn people(&self) -> &[Person] {
+    pub fn people(&self) -> &'a [Person] {
         &self.0.people
     }
 
     /// Warnings found while reading.
-    pub fn warnings(&self) -> &[Problem] {
+    pub fn warnings(&self) -> &'a [Problem] {
         &self.0.warnings
     }
 
     /// The underlying roster.
-    pub fn roster(&self) -> &Roster {
-        &self.0
+    pub fn roster(&self) -> &'a Roster {
+        self.0
     }
 }
 
@@ -195,13 +195,13 @@ impl Roster {
     ///
     /// # Errors
     /// [`InvalidRoster`] when any error was found.
-    pub fn into_valid(self) -> Result<ValidRoster, InvalidRoster> {
+    pub fn validated(&self) -> Result<ValidRoster<'_>, InvalidRoster> {
         if self.errors.is_empty() {
             Ok(ValidRoster(self))
         } else {
             Err(InvalidRoster {
-                path: self.path,
-                errors: self.errors,
+                path: self.path.clone(),
+                errors: self.errors.clone(),
             })
         }
     }
@@ -367,7 +367,7 @@ fn read_rows(roster: &mut Roster, text: &str, delimiter: u8, limits: Limits) {
         .from_reader(text.as_bytes());
     let mut record = csv::ByteRecord::new();
     let mut columns: Option<Columns> = None;
-    let mut first_line_of: HashMap<String, u64> = HashMap::new();
+    let mut seen = SeenEmails::default();
     let mut lines = LineCounter::new(text.as_bytes());
     loop {
         match reader.read_byte_record(&mut record) {
@@ -386,17 +386,25 @@ fn read_rows(roster: &mut Roster, text: &str, delimiter: u8, limits: Limits) {
         }
         let line = lines.line_at(record.position().map_or(0, csv::Position::byte));
         // Input is valid UTF-8 (decoded above) and fields are split on ASCII bytes.
-        let fields: Vec<&str> = record
-            .iter()
-            .map(|field| std::str::from_utf8(field).unwrap_or_default())
-            .collect();
+        // Rows have a handful of fields: keep them on the stack, not in a fresh Vec per row.
+        let mut on_stack: [&str; 8] = [""; 8];
+        let on_heap: Vec<&str>;
+        let fields: &[&str] = if record.len() <= on_stack.len() {
+            for (slot, field) in on_stack.iter_mut().zip(record.iter()) {
+                *slot = as_text(field);
+            }
+            &on_stack[..record.len()]
+        } else {
+            on_heap = record.iter().map(as_text).collect();
+            &on_heap
+        };
         if fields.iter().all(|field| field.is_empty()) {
             continue;
         }
         let layout = match columns {
             Some(layout) => layout,
             None => {
-                let (layout, is_header) = read_header(roster, line, &fields);
+                let (layout, is_header) = read_header(roster, line, fields);
                 columns = Some(layout);
                 if is_header {
                     continue;
@@ -417,9 +425,8 @@ fn read_rows(roster: &mut Roster, text: &str, delimiter: u8, limits: Limits) {
             );
             return;
         }
-        if let Some(person) = read_person(roster, line, &fields, layout) {
-            let key = person.email_key();
-            match first_line_of.get(&key) {
+        if let Some(person) = read_person(roster, line, fields, layout) {
+            match seen.first_line_of(&person, &roster.people) {
                 Some(first) => roster.warnings.push(Problem {
                     line: Some(line),
                     column: Some(layout.email as u64 + 1),
@@ -430,11 +437,96 @@ fn read_rows(roster: &mut Roster, text: &str, delimiter: u8, limits: Limits) {
                     ),
                 }),
                 None => {
-                    first_line_of.insert(key, line);
+                    seen.insert(&person, roster.people.len());
                     roster.people.push(person);
                 }
             }
         }
+    }
+}
+
+fn as_text(field: &[u8]) -> &str {
+    std::str::from_utf8(field).unwrap_or_default()
+}
+
+/// Finds repeated e-mails without allocating a key per row: rows are hashed by their
+/// case-folded address, and a hash match is confirmed against the earlier row.
+#[derive(Default)]
+struct SeenEmails {
+    by_hash: HashMap<u64, usize, BuildPassThrough>,
+    /// Rows whose hash was already taken by a different address (rare).
+    overflow: HashMap<String, usize>,
+}
+
+impl SeenEmails {
+    fn hash(email: &str) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut mix = |byte: u8| {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        };
+        if email.is_ascii() {
+            email.bytes().for_each(|b| mix(b.to_ascii_lowercase()));
+        } else {
+            email_key(email).bytes().for_each(mix);
+        }
+        hash
+    }
+
+    fn same(a: &str, b: &str) -> bool {
+        a.eq_ignore_ascii_case(b) || (!a.is_ascii() && email_key(a) == email_key(b))
+    }
+
+    fn first_line_of(&self, person: &Person, people: &[Person]) -> Option<u64> {
+        let index = match self.by_hash.get(&Self::hash(&person.email)) {
+            Some(index) if Self::same(&people[*index].email, &person.email) => Some(*index),
+            Some(_) => self.overflow.get(&person.email_key()).copied(),
+            None => None,
+        };
+        index.map(|index| people[index].line)
+    }
+
+    fn insert(&mut self, person: &Person, index: usize) {
+        let hash = Self::hash(&person.email);
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.overflow.insert(person.email_key(), index);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
+        }
+    }
+}
+
+/// The keys of [`SeenEmails`] are hashes already; hashing them again is wasted work.
+#[derive(Default, Clone, Copy)]
+struct BuildPassThrough;
+
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+impl std::hash::BuildHasher for BuildPassThrough {
+    type Hasher = PassThrough;
+
+    fn build_hasher(&self) -> PassThrough {
+        PassThrough(0)
     }
 }
 

@@ -159,7 +159,7 @@ fn duplicate_emails_in_any_case_warn_and_count_once() {
 fn any_error_makes_the_whole_roster_invalid() {
     let roster = read("A;a@example.com\nB;broken\n");
     assert_eq!(roster.people.len(), 1);
-    let invalid = roster.into_valid().unwrap_err();
+    let invalid = roster.validated().unwrap_err();
     assert_eq!(invalid.errors.len(), 1);
     assert!(
         invalid
@@ -184,7 +184,7 @@ fn limits_give_too_large() {
     assert_eq!(codes(&big.errors), [(None, None, "too_large")]);
     let many = parse("r.csv", b"A;a@x.com\nB;b@x.com\nC;c@x.com\n", limits);
     assert_eq!(codes(&many.errors), [(Some(3), None, "too_large")]);
-    assert!(many.into_valid().is_err());
+    assert!(many.validated().is_err());
 }
 
 #[test]

@@ -1,0 +1,338 @@
+//! The `enroll` binary as a user runs it: exit codes, text and JSON output, golden plans.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn data(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(path)
+}
+
+fn enroll(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_enroll"))
+        .args(args)
+        .env_remove("ENROLL_CATALOG")
+        .env_remove("ENROLL_TENANT")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("enroll runs")
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not JSON ({error}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+#[test]
+fn validate_passes_good_files_with_exit_0() {
+    let output = enroll(&[
+        "validate",
+        "tests/data/rosters/utf8-semicolon.csv",
+        "tests/data/rosters/utf16le-bom-tab.csv",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("2 files: 2 valid, 0 invalid"), "{text}");
+}
+
+#[test]
+fn validate_reports_every_problem_as_json_and_exits_1() {
+    let output = enroll(&["validate", "--format", "json", "tests/data/rosters"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 10, "every *.csv below the folder");
+    let strange = files
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("strange.csv"))
+        .unwrap();
+    assert_eq!(strange["valid"], false);
+    assert_eq!(strange["rows"], 6);
+    let errors: Vec<(u64, u64, &str)> = strange["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["column"].as_u64().unwrap(),
+                e["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (2, 2, "missing_email"),
+            (3, 2, "invalid_email"),
+            (4, 4, "too_many_columns"),
+            (5, 2, "invalid_email")
+        ]
+    );
+    assert_eq!(strange["warnings"][0]["code"], "duplicate_email");
+    assert_eq!(strange["warnings"][0]["line"], 7);
+    assert!(strange["errors"][0]["message"].as_str().unwrap().len() > 10);
+    let no_bom = files
+        .iter()
+        .find(|f| {
+            f["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("utf16-without-bom.csv")
+        })
+        .unwrap();
+    assert_eq!(no_bom["errors"][0]["code"], "unreadable_encoding");
+    assert_eq!(no_bom["errors"][0]["line"], Value::Null);
+}
+
+#[test]
+fn validate_exits_2_on_missing_paths_and_bad_usage() {
+    let missing = enroll(&["validate", "tests/data/no-such-folder"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-folder"));
+    assert_eq!(enroll(&["validate"]).status.code(), Some(2));
+    assert_eq!(
+        enroll(&["validate", "--format", "yaml", "x.csv"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+fn golden_plan(extra: &[&str]) -> Output {
+    let rosters = data("golden/rosters");
+    let tenant = data("golden/tenant.json");
+    let mut args = vec![
+        "plan",
+        rosters.to_str().unwrap(),
+        "--tenant",
+        tenant.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    enroll(&args)
+}
+
+/// Golden test: the plan for a small tenant, reviewed like code when it changes.
+/// Regenerate with `UPDATE_GOLDEN=1 cargo test --test it golden`.
+#[test]
+fn golden_plan_matches_the_reviewed_file() {
+    let output = golden_plan(&[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let expected_path = data("golden/plan.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&expected_path, &output.stdout).unwrap();
+    }
+    let expected: Value = serde_json::from_slice(&std::fs::read(&expected_path).unwrap()).unwrap();
+    assert_eq!(json(&output), expected);
+}
+
+#[test]
+fn plan_json_has_the_documented_shape() {
+    let plan = json(&golden_plan(&[]));
+    let alpha = &plan["packages"][0];
+    assert_eq!(alpha["roster"], "Projects/Project Alpha - Manager.csv");
+    assert_eq!(alpha["accessPackage"]["id"], "pkg-alpha-manager");
+    assert_eq!(alpha["accessPackage"]["assignmentPolicyId"], "pol-direct");
+    assert_eq!(
+        alpha["invite"],
+        serde_json::json!([{"email": "fay@tailspin.be", "displayName": "Fay New"}])
+    );
+    let assigned: Vec<&str> = alpha["assign"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["userId"].as_str().unwrap())
+        .collect();
+    assert_eq!(assigned, ["u-bob", "u-cyd"]);
+    assert_eq!(
+        alpha["remove"],
+        serde_json::json!([{"email": "dee@contoso.com", "userId": "u-dee", "assignmentId": "as-dee"}])
+    );
+    assert_eq!(alpha["unchanged"], 2);
+    assert_eq!(alpha["blocked"], Value::Null);
+    // The lower-case file name still finds "Key Users" in the Projects catalog, not Finance.
+    assert_eq!(plan["packages"][1]["accessPackage"]["id"], "pkg-key-users");
+    assert_eq!(plan["errors"], serde_json::json!([]));
+}
+
+#[test]
+fn plan_text_is_a_readable_summary() {
+    let rosters = data("golden/rosters");
+    let tenant = data("golden/tenant.json");
+    let output = enroll(&[
+        "plan",
+        rosters.to_str().unwrap(),
+        "--tenant",
+        tenant.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("Project Alpha - Manager  [pkg-alpha-manager]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ invite  Fay New <fay@tailspin.be>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- remove  dee@contoso.com (assignment as-dee)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 packages: invite 1, assign 2, remove 1, unchanged 3; 0 blocked"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_blocked_package_exits_1_and_the_override_exits_0() {
+    let strict = golden_plan(&["--max-removals", "0", "--max-removal-percent", "10"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert_eq!(json(&strict)["packages"][0]["blocked"], "removal_guard");
+    let allowed = golden_plan(&[
+        "--max-removals",
+        "0",
+        "--max-removal-percent",
+        "10",
+        "--allow-removals",
+    ]);
+    assert_eq!(allowed.status.code(), Some(0));
+    let plan = json(&allowed);
+    assert_eq!(plan["allowRemovals"], true);
+    assert_eq!(plan["packages"][0]["overridden"], "removal_guard");
+}
+
+#[test]
+fn an_invalid_roster_exits_1_and_plans_nothing_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Key Users.csv"),
+        "Bob;bob@fabrikam.com\nBroken;nope\n",
+    )
+    .unwrap();
+    let tenant = data("golden/tenant.json");
+    let output = enroll(&[
+        "plan",
+        dir.path().to_str().unwrap(),
+        "--tenant",
+        tenant.to_str().unwrap(),
+        "--catalog",
+        "Projects",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let plan = json(&output);
+    assert_eq!(plan["packages"], serde_json::json!([]));
+    assert_eq!(plan["errors"][0]["code"], "invalid_email");
+    assert_eq!(plan["errors"][0]["line"], 2);
+    assert_eq!(plan["errors"][0]["roster"], "Key Users.csv");
+}
+
+#[test]
+fn a_roster_matching_no_or_several_packages_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Key Users.csv"), "Bob;bob@fabrikam.com\n").unwrap();
+    std::fs::write(
+        dir.path().join("Nobody Has This.csv"),
+        "Bob;bob@fabrikam.com\n",
+    )
+    .unwrap();
+    let tenant = data("golden/tenant.json");
+    let output = enroll(&[
+        "plan",
+        dir.path().to_str().unwrap(),
+        "--tenant",
+        tenant.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let plan = json(&output);
+    let codes: Vec<&str> = plan["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["ambiguous_package", "no_matching_package"]);
+    // The mapping file pins the ambiguous one.
+    std::fs::write(
+        dir.path().join("access-packages.json"),
+        r#"{"accessPackages": {"Key Users.csv": "pkg-key-users-finance"}}"#,
+    )
+    .unwrap();
+    let output = enroll(&[
+        "plan",
+        dir.path().to_str().unwrap(),
+        "--tenant",
+        tenant.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        json(&output)["packages"][0]["accessPackage"]["id"],
+        "pkg-key-users-finance"
+    );
+}
+
+#[test]
+fn the_example_tenant_plans_cleanly() {
+    let output = enroll(&[
+        "plan",
+        "examples/rosters",
+        "--tenant",
+        "examples/tenant.json",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan = json(&output);
+    let packages = plan["packages"].as_array().unwrap();
+    assert_eq!(packages.len(), 62);
+    let count = |key: &str| {
+        packages
+            .iter()
+            .map(|p| p[key].as_array().unwrap().len())
+            .sum::<usize>()
+    };
+    assert!(count("invite") > 0 && count("assign") > 0 && count("remove") > 0);
+}
+
+#[test]
+fn a_broken_snapshot_is_a_usage_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("tenant.json");
+    std::fs::write(&snapshot, "{\"users\": [}").unwrap();
+    let output = enroll(&[
+        "plan",
+        "examples/rosters",
+        "--tenant",
+        snapshot.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("tenant.json is not a valid tenant snapshot"),
+        "{stderr}"
+    );
+}
