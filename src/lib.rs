@@ -9,6 +9,7 @@
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
 //! adapters build on these.
 
+pub mod functions;
 pub mod local;
 pub mod plan;
 pub mod report;

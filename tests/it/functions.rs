@@ -1,0 +1,62 @@
+//! The Functions app as the host will read it: host.json and function_definitions/.
+
+use std::path::Path;
+
+use enroll::functions::definitions::{parse_timespan, read_function_definitions, read_host_json};
+use enroll::functions::{FUNCTIONS, check_definitions};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn function_definitions_match_the_handler_binding_for_binding() {
+    let definitions = read_function_definitions(&root().join("function_definitions")).unwrap();
+    assert_eq!(definitions.len(), FUNCTIONS.len());
+    assert_eq!(check_definitions(&definitions), Vec::<String>::new());
+}
+
+#[test]
+fn a_definition_the_handler_does_not_know_is_caught() {
+    let mut definitions = read_function_definitions(&root().join("function_definitions")).unwrap();
+    let mut plan = definitions["Plan"].clone();
+    plan.bindings.retain(|b| b.name != "remove");
+    plan.bindings[0].queue_name = Some("reconcile-typo".into());
+    definitions.insert("Plan".into(), plan);
+    definitions.insert("Orphan".into(), definitions["Assign"].clone());
+    let problems = check_definitions(&definitions);
+    assert!(
+        problems.iter().any(|p| p.contains("Orphan")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("Plan: the handler writes output `remove`")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("Plan: the handler expects trigger queueTrigger")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn host_json_configures_the_custom_handler_and_queue_retries() {
+    let host = read_host_json(&root().join("host.json")).unwrap();
+    assert_eq!(host.version, "2.0");
+    assert_eq!(
+        host.custom_handler.description.default_executable_path,
+        "handler"
+    );
+    let queues = host.extensions.queues.unwrap();
+    assert!(queues.max_dequeue_count >= 3);
+    assert_eq!(queues.message_encoding.as_deref(), Some("base64"));
+    let timeout = parse_timespan(host.function_timeout.as_deref().unwrap()).unwrap();
+    assert!(
+        timeout.as_secs() > 0 && timeout.as_secs() <= 600,
+        "bounded, within Consumption's 10 minutes"
+    );
+}
