@@ -14,4 +14,5 @@ pub mod local;
 pub mod plan;
 pub mod report;
 pub mod roster;
+pub mod steps;
 pub mod tenant;
