@@ -60,9 +60,18 @@ impl GraphClient {
         application_id: &str,
         app_roles: &[AppRole],
     ) -> Result<(), GraphError> {
+        let mut roles = serde_json::to_value(app_roles).unwrap_or_default();
+        // `origin` is read-only: Graph rejects a PATCH that sends it.
+        if let Some(roles) = roles.as_array_mut() {
+            for role in roles {
+                if let Some(role) = role.as_object_mut() {
+                    role.remove("origin");
+                }
+            }
+        }
         self.patch(
             &format!("/applications/{}", encode_path_segment(application_id)),
-            &json!({ "appRoles": app_roles }),
+            &json!({ "appRoles": roles }),
         )
         .await
     }
