@@ -5,11 +5,13 @@
 //! - [`roster`]: decode and validate roster files (pure).
 //! - [`tenant`]: the tenant as Graph describes it, and the snapshot format.
 //! - [`plan`]: desired (rosters) against actual (tenant) gives the changes, with safety guards (pure).
+//! - [`graph`]: the Microsoft Graph client (auth, paging, `$batch`, throttling, retries).
 //!
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
 //! adapters build on these.
 
 pub mod functions;
+pub mod graph;
 pub mod local;
 pub mod plan;
 pub mod report;

@@ -36,6 +36,34 @@ pub struct TenantSnapshot {
     /// Access package catalogs, to resolve a catalog named by display name.
     #[serde(default, deserialize_with = "null_as_default")]
     pub catalogs: Vec<Catalog>,
+    /// Application registrations (for app role sync).
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub applications: Vec<Application>,
+    /// Service principals (the enterprise applications whose app roles groups hold).
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub service_principals: Vec<ServicePrincipal>,
+    /// Groups mapped to app roles.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub groups: Vec<Group>,
+    /// App role assignments of the service principals (`appRoleAssignedTo`).
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub app_role_assignments: Vec<AppRoleAssignment>,
 }
 
 /// A directory user (`microsoft.graph.user`), the fields used for matching e-mails.
@@ -249,4 +277,132 @@ impl AssignmentRequest {
             .or_else(|| assignment?.target.as_ref()?.object_id.as_deref())
             .or_else(|| self.target.as_ref()?.object_id.as_deref())
     }
+}
+
+/// An app role (`microsoft.graph.appRole`) of an application or service principal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRole {
+    /// Role id, a GUID chosen once and kept forever.
+    pub id: String,
+    /// `User` (users and groups), `Application`, or both.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub allowed_member_types: Vec<String>,
+    /// Description shown in consent and assignment screens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Whether the role can be assigned; a role must be disabled before it is removed.
+    #[serde(default)]
+    pub is_enabled: bool,
+    /// Read-only (`Application` or `ServicePrincipal`); never sent in a PATCH.
+    #[serde(default, skip_serializing)]
+    pub origin: Option<String>,
+    /// The value in the token's `roles` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// An application registration (`microsoft.graph.application`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Object id (what `PATCH /applications/{id}` takes).
+    pub id: String,
+    /// Application (client) id.
+    #[serde(default)]
+    pub app_id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The app roles it defines.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub app_roles: Vec<AppRole>,
+}
+
+/// A service principal, the application's enterprise application (`microsoft.graph.servicePrincipal`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipal {
+    /// Object id: the `resourceId` of app role assignments.
+    pub id: String,
+    /// Application (client) id.
+    #[serde(default)]
+    pub app_id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The app roles, copied from the application.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub app_roles: Vec<AppRole>,
+}
+
+/// A group (`microsoft.graph.group`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    /// Object id.
+    pub id: String,
+    /// Display name; not unique in Entra.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Whether it is a security group (only those carry app roles to their members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_enabled: Option<bool>,
+}
+
+/// An app role granted to a user, group or service principal (`microsoft.graph.appRoleAssignment`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRoleAssignment {
+    /// Assignment id (opaque, not a GUID).
+    #[serde(default)]
+    pub id: String,
+    /// The app role granted.
+    #[serde(default)]
+    pub app_role_id: String,
+    /// Who holds it.
+    #[serde(default)]
+    pub principal_id: String,
+    /// `User`, `Group` or `ServicePrincipal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<String>,
+    /// The holder's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_display_name: Option<String>,
+    /// The resource service principal's id.
+    #[serde(default)]
+    pub resource_id: String,
+    /// The resource's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_display_name: Option<String>,
+}
+
+/// A B2B invitation as Graph answers `POST /invitations` (`microsoft.graph.invitation`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invitation {
+    /// Invitation id.
+    #[serde(default)]
+    pub id: String,
+    /// The address invited.
+    #[serde(default)]
+    pub invited_user_email_address: String,
+    /// Display name given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_user_display_name: Option<String>,
+    /// Where the person lands after redeeming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_redirect_url: Option<String>,
+    /// The redemption link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_redeem_url: Option<String>,
+    /// `PendingAcceptance`, `Completed`, `InProgress` or `Error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The guest user (its `id` is the user object id to use everywhere else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_user: Option<ObjectRef>,
 }

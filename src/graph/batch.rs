@@ -1,0 +1,262 @@
+//! `$batch`: up to 20 requests per envelope, each answer handled on its own, and only the
+//! throttled (or, for reads, failed) requests sent again, after the largest `Retry-After`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{GraphError, StatusError};
+use super::request::{is_fault_status, is_idempotent, is_throttle_status};
+use super::retry::parse_retry_after;
+use super::{Counters, GraphClient, MAX_BATCH};
+
+/// One request to put in a `$batch`.
+#[derive(Debug, Clone)]
+pub(crate) struct SubRequest {
+    pub(crate) method: Method,
+    /// Relative to the version root, e.g. `/users?$filter=...`.
+    pub(crate) url: String,
+    pub(crate) body: Option<Value>,
+}
+
+impl SubRequest {
+    pub(crate) fn get(url: String) -> Self {
+        SubRequest {
+            method: Method::GET,
+            url,
+            body: None,
+        }
+    }
+
+    pub(crate) fn with_body(method: Method, url: String, body: Value) -> Self {
+        SubRequest {
+            method,
+            url,
+            body: Some(body),
+        }
+    }
+
+    pub(crate) fn delete(url: String) -> Self {
+        SubRequest {
+            method: Method::DELETE,
+            url,
+            body: None,
+        }
+    }
+}
+
+/// A successful answer to one batched request.
+#[derive(Debug, Clone)]
+pub(crate) struct SubResponse {
+    pub(crate) body: Value,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    responses: Vec<EnvelopeResponse>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeResponse {
+    id: String,
+    status: u16,
+    #[serde(default)]
+    headers: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    body: Option<Value>,
+}
+
+impl EnvelopeResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .as_ref()?
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .and_then(|(_, value)| value.as_str())
+    }
+}
+
+impl GraphClient {
+    /// Runs `requests` through `$batch`, 20 per envelope, envelopes concurrently within the
+    /// client's limit. Answers come back in the order of `requests`.
+    pub(crate) async fn batch(
+        &self,
+        requests: Vec<SubRequest>,
+    ) -> Vec<Result<SubResponse, GraphError>> {
+        let total = requests.len();
+        let mut chunks: Vec<Vec<(usize, SubRequest)>> = Vec::new();
+        for (index, request) in requests.into_iter().enumerate() {
+            match chunks.last_mut() {
+                Some(chunk) if chunk.len() < MAX_BATCH => chunk.push((index, request)),
+                _ => chunks.push(vec![(index, request)]),
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for chunk in chunks {
+            let client = self.clone();
+            tasks.spawn(async move { client.run_chunk(chunk).await });
+        }
+        let mut results: Vec<Option<Result<SubResponse, GraphError>>> = vec![None; total];
+        while let Some(joined) = tasks.join_next().await {
+            // A panicking task leaves its slots empty; they are reported below.
+            if let Ok(answers) = joined {
+                for (index, answer) in answers {
+                    if let Some(slot) = results.get_mut(index) {
+                        *slot = Some(answer);
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(index, answer)| {
+                answer.unwrap_or_else(|| {
+                    Err(GraphError::MissingBatchResponse {
+                        id: index.to_string(),
+                        method: String::new(),
+                        path: String::new(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// One envelope's worth, with its own retries of throttled requests.
+    async fn run_chunk(
+        &self,
+        chunk: Vec<(usize, SubRequest)>,
+    ) -> Vec<(usize, Result<SubResponse, GraphError>)> {
+        let policy = self.inner.retry;
+        let counters = &self.inner.counters;
+        let started = Instant::now();
+        let mut attempt: u32 = 1;
+        let mut pending = chunk;
+        let mut done = Vec::with_capacity(pending.len());
+        loop {
+            let envelope = json!({
+                "requests": pending.iter().map(|(index, request)| {
+                    let mut item = json!({
+                        "id": index.to_string(),
+                        "method": request.method.as_str(),
+                        "url": request.url,
+                    });
+                    if let Some(body) = &request.body {
+                        item["body"] = body.clone();
+                        item["headers"] = json!({"Content-Type": "application/json"});
+                    }
+                    item
+                }).collect::<Vec<_>>()
+            });
+            let all_idempotent = pending
+                .iter()
+                .all(|(_, request)| is_idempotent(&request.method));
+            let operations = u64::try_from(pending.len()).unwrap_or(u64::MAX);
+            Counters::add(&counters.batches, 1);
+            let answer = self
+                .send(
+                    Method::POST,
+                    "/$batch",
+                    Some(&envelope),
+                    operations,
+                    all_idempotent,
+                )
+                .await
+                .and_then(|response| {
+                    GraphClient::decode::<Envelope>("POST", "/$batch", &response.body)
+                });
+            let envelope = match answer {
+                Ok(envelope) => envelope,
+                Err(error) => {
+                    done.extend(
+                        pending
+                            .into_iter()
+                            .map(|(index, _)| (index, Err(error.clone()))),
+                    );
+                    return done;
+                }
+            };
+            let mut by_id: BTreeMap<String, EnvelopeResponse> = envelope
+                .responses
+                .into_iter()
+                .map(|response| (response.id.to_ascii_lowercase(), response))
+                .collect();
+            let mut again: Vec<(usize, SubRequest, GraphError)> = Vec::new();
+            let mut longest_wait: Option<Duration> = None;
+            for (index, request) in pending {
+                let Some(response) = by_id.remove(&index.to_string()) else {
+                    let error = GraphError::MissingBatchResponse {
+                        id: index.to_string(),
+                        method: request.method.to_string(),
+                        path: request.url.clone(),
+                    };
+                    done.push((index, Err(error)));
+                    continue;
+                };
+                let status = response.status;
+                if (200..300).contains(&status) {
+                    let body = response.body.unwrap_or(Value::Null);
+                    done.push((index, Ok(SubResponse { body })));
+                    continue;
+                }
+                if status == 429 {
+                    Counters::add(&counters.throttled, 1);
+                }
+                let wait = response
+                    .header("Retry-After")
+                    .and_then(|value| parse_retry_after(value, SystemTime::now()));
+                let body = response
+                    .body
+                    .as_ref()
+                    .map(|body| body.to_string().into_bytes())
+                    .unwrap_or_default();
+                let error = GraphError::Status(Box::new(StatusError::from_body(
+                    request.method.as_str(),
+                    &request.url,
+                    status,
+                    &body,
+                    response.header("request-id").map(str::to_owned),
+                    response.header("client-request-id").map(str::to_owned),
+                    wait,
+                )));
+                let retry = is_throttle_status(status)
+                    || (is_idempotent(&request.method) && is_fault_status(status));
+                if retry {
+                    longest_wait = longest_wait.max(wait);
+                    again.push((index, request, error));
+                } else {
+                    done.push((index, Err(error)));
+                }
+            }
+            if again.is_empty() {
+                return done;
+            }
+            match policy.next_delay(attempt, started.elapsed(), longest_wait) {
+                Some(delay) => {
+                    attempt += 1;
+                    Counters::add(
+                        &counters.retries,
+                        u64::try_from(again.len()).unwrap_or(u64::MAX),
+                    );
+                    tokio::time::sleep(delay).await;
+                    pending = again
+                        .into_iter()
+                        .map(|(index, request, _)| (index, request))
+                        .collect();
+                }
+                None => {
+                    done.extend(
+                        again
+                            .into_iter()
+                            .map(|(index, _, error)| (index, Err(error))),
+                    );
+                    return done;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Entitlement management catalogs and access packages.
+
+use super::GraphClient;
+use super::error::GraphError;
+use super::odata::{encode_path_segment, relative_url};
+use crate::tenant::{AccessPackage, Catalog};
+
+/// Where entitlement management lives.
+pub(crate) const EM: &str = "/identityGovernance/entitlementManagement";
+
+impl GraphClient {
+    /// Every access package catalog.
+    ///
+    /// # Errors
+    ///
+    /// The first page that failed after retries.
+    pub async fn catalogs(&self) -> Result<Vec<Catalog>, GraphError> {
+        self.get_all(&relative_url(
+            &format!("{EM}/catalogs"),
+            &[("$select", "id,displayName")],
+        ))
+        .await
+    }
+
+    /// The access packages of the catalog with id `catalog_id`, or of every catalog, each
+    /// with its assignment policies (`$expand=assignmentPolicies`).
+    ///
+    /// # Errors
+    ///
+    /// The first page that failed after retries.
+    pub async fn access_packages(
+        &self,
+        catalog_id: Option<&str>,
+    ) -> Result<Vec<AccessPackage>, GraphError> {
+        let path = match catalog_id {
+            Some(id) => format!("{EM}/catalogs/{}/accessPackages", encode_path_segment(id)),
+            None => format!("{EM}/accessPackages"),
+        };
+        self.get_all(&relative_url(&path, &[("$expand", "assignmentPolicies")]))
+            .await
+    }
+}

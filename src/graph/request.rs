@@ -1,0 +1,242 @@
+//! The private request helpers every Graph answer passes through: authentication, the
+//! concurrency limit, counting, retries, paging, and turning a non-2xx into a typed error.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::auth::new_guid;
+use super::error::{GraphError, StatusError};
+use super::retry::parse_retry_after;
+use super::{Counters, GraphClient};
+
+/// A successful answer.
+pub(crate) struct RawResponse {
+    pub(crate) body: Vec<u8>,
+}
+
+/// One page of a collection.
+#[derive(Deserialize)]
+pub(crate) struct Page<T> {
+    #[serde(default = "Vec::new")]
+    pub(crate) value: Vec<T>,
+    #[serde(default, rename = "@odata.nextLink")]
+    pub(crate) next_link: Option<String>,
+}
+
+/// Whether resending a request after an unclear failure could make a change twice.
+pub(crate) fn is_idempotent(method: &Method) -> bool {
+    method != Method::POST
+}
+
+/// The `Retry-After` of an answer, if it has a readable one.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| parse_retry_after(value, SystemTime::now()))
+}
+
+/// Statuses worth another try for any method: Graph did not process the request.
+pub(crate) fn is_throttle_status(status: u16) -> bool {
+    matches!(status, 429 | 503 | 504)
+}
+
+/// Statuses worth another try only when a second attempt cannot make a change twice.
+pub(crate) fn is_fault_status(status: u16) -> bool {
+    matches!(status, 500 | 502)
+}
+
+impl GraphClient {
+    /// The path of `url` relative to the Graph base URL, for errors (never a host or token).
+    pub(crate) fn relative<'a>(&self, url: &'a str) -> &'a str {
+        url.strip_prefix(&self.inner.base_url).unwrap_or(url)
+    }
+
+    /// An absolute URL for a relative one (`/users?...`), or `url` itself when it is already
+    /// absolute on the Graph host (a `@odata.nextLink`).
+    ///
+    /// A link to another host is refused: the bearer token must not leave Graph.
+    fn absolute(&self, url: &str) -> Result<String, GraphError> {
+        if url.starts_with('/') {
+            Ok(format!("{}{url}", self.inner.base_url))
+        } else if url.starts_with(&self.inner.base_url) {
+            Ok(url.to_owned())
+        } else {
+            Err(GraphError::Config(format!(
+                "refusing to follow a link outside the Graph base URL: {}",
+                url.split('?').next().unwrap_or_default()
+            )))
+        }
+    }
+
+    /// Sends one request with retries; `operations` says how many Graph operations it holds
+    /// (a `$batch` holds several) and `idempotent` whether a fault may be retried.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        operations: u64,
+        idempotent: bool,
+    ) -> Result<RawResponse, GraphError> {
+        let absolute = self.absolute(url)?;
+        let path = self.relative(&absolute).to_owned();
+        let policy = self.inner.retry;
+        let counters = &self.inner.counters;
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let token = self.inner.tokens.token().await?;
+            let client_request_id = new_guid();
+            let mut request = self
+                .inner
+                .http
+                .request(method.clone(), &absolute)
+                .bearer_auth(token.expose())
+                .header("client-request-id", &client_request_id)
+                .header("Accept", "application/json");
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let outcome = {
+                let _permit = self
+                    .inner
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|_| GraphError::Config("the client was shut down".into()))?;
+                Counters::add(&counters.http_requests, 1);
+                Counters::add(&counters.operations, operations);
+                match request.send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let headers = response.headers().clone();
+                        match response.bytes().await {
+                            Ok(bytes) => Ok((status, headers, bytes.to_vec())),
+                            Err(error) => Err(error),
+                        }
+                    }
+                    Err(error) => Err(error),
+                }
+            };
+            let (status, headers, bytes) = match outcome {
+                Ok(answer) => answer,
+                Err(error) => {
+                    let connect = error.is_connect();
+                    let error = GraphError::Transport {
+                        method: method.to_string(),
+                        path: path.clone(),
+                        connect,
+                        source: Arc::new(error.without_url()),
+                    };
+                    // A dropped POST may have been carried out: only the caller can tell.
+                    if connect || idempotent {
+                        if let Some(delay) = policy.next_delay(attempt, started.elapsed(), None) {
+                            Counters::add(&counters.retries, operations);
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                    }
+                    return Err(error);
+                }
+            };
+            if (200..300).contains(&status) {
+                return Ok(RawResponse { body: bytes });
+            }
+            if status == 429 {
+                Counters::add(&counters.throttled, 1);
+            }
+            let header_request_id = headers
+                .get("request-id")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            let wait = retry_after(&headers);
+            let error = StatusError::from_body(
+                method.as_str(),
+                &path,
+                status,
+                &bytes,
+                header_request_id,
+                Some(client_request_id),
+                wait,
+            );
+            if status == 401 && !refreshed {
+                // An expired or revoked token: fetch a new one once and try again at once.
+                refreshed = true;
+                self.inner.tokens.invalidate(&token).await;
+                Counters::add(&counters.retries, operations);
+                attempt -= 1;
+                continue;
+            }
+            let retry = is_throttle_status(status) || (idempotent && is_fault_status(status));
+            if retry {
+                if let Some(delay) = policy.next_delay(attempt, started.elapsed(), wait) {
+                    Counters::add(&counters.retries, operations);
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            }
+            return Err(GraphError::Status(Box::new(error)));
+        }
+    }
+
+    /// Decodes a JSON body, naming the request on failure.
+    pub(crate) fn decode<T: DeserializeOwned>(
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<T, GraphError> {
+        serde_json::from_slice(body).map_err(|source| GraphError::Decode {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            source: Arc::new(source),
+        })
+    }
+
+    /// `GET` one object.
+    pub(crate) async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, GraphError> {
+        let response = self.send(Method::GET, url, None, 1, true).await?;
+        Self::decode("GET", self.relative(url), &response.body)
+    }
+
+    /// `GET` a collection, following `@odata.nextLink` to the end.
+    pub(crate) async fn get_all<T: DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<Vec<T>, GraphError> {
+        let first: Page<T> = self.get_json(url).await?;
+        self.rest_of(first).await
+    }
+
+    /// The items of `page` and of every page after it.
+    pub(crate) async fn rest_of<T: DeserializeOwned>(
+        &self,
+        page: Page<T>,
+    ) -> Result<Vec<T>, GraphError> {
+        let mut items = page.value;
+        let mut next = page.next_link;
+        while let Some(link) = next {
+            let page: Page<T> = self.get_json(&link).await?;
+            items.extend(page.value);
+            next = page.next_link;
+        }
+        Ok(items)
+    }
+
+    /// `PATCH` a JSON body (Graph answers 204).
+    pub(crate) async fn patch(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), GraphError> {
+        self.send(Method::PATCH, url, Some(body), 1, true).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! When to try again: `Retry-After` parsing and exponential backoff with jitter, bounded in
+//! attempts and in total time.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How hard the client tries before giving up on a call.
+///
+/// Defaults follow graph.md §6.2 (Graph SDKs retry 3 times; Microsoft recommends a base of
+/// about 2 s and a cap of a minute or more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (default 6).
+    pub max_attempts: u32,
+    /// Time after which no new attempt starts (default 180 s).
+    pub max_elapsed: Duration,
+    /// First backoff delay when Graph gives no `Retry-After` (default 2 s).
+    pub base_delay: Duration,
+    /// Largest backoff wait (default 60 s). A longer `Retry-After` is still honoured, since
+    /// coming back early only prolongs throttling; `max_elapsed` bounds it.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            max_elapsed: Duration::from_secs(180),
+            base_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (after `attempt` failed ones, counting from 1),
+    /// when the server named none: exponential, capped, with "equal jitter" (half fixed, half
+    /// random) so that many clients throttled together do not come back together.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let full = self
+            .base_delay
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_delay);
+        let half = full / 2;
+        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        half + Duration::from_nanos(fastrand::u64(0..=jitter_nanos))
+    }
+
+    /// The wait before the next attempt, or `None` when the policy says stop: attempts used
+    /// up, or the wait would end past `max_elapsed`.
+    pub fn next_delay(
+        &self,
+        attempt: u32,
+        elapsed: Duration,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
+        (elapsed + delay <= self.max_elapsed).then_some(delay)
+    }
+}
+
+/// Reads a `Retry-After` value: delay-seconds (Graph sends whole seconds; some services send
+/// fractions like `2.128`) or an HTTP-date, relative to `now`.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let at = parse_http_date(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Parses the IMF-fixdate form of an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`), the only
+/// form RFC 9110 lets senders generate.
+pub fn parse_http_date(value: &str) -> Option<SystemTime> {
+    let mut parts = value.split_ascii_whitespace();
+    let _weekday = parts.next()?.strip_suffix(',')?;
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':');
+    let hour: u64 = clock.next()?.parse().ok()?;
+    let minute: u64 = clock.next()?.parse().ok()?;
+    let second: u64 = clock.next()?.parse().ok()?;
+    if parts.next()? != "GMT" || parts.next().is_some() || clock.next().is_some() {
+        return None;
+    }
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, i64::try_from(day).ok()?);
+    let seconds = u64::try_from(days).ok()? * 86_400 + hour * 3_600 + minute * 60 + second;
+    UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_fractions_and_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(" 2.128 ", now),
+            Some(Duration::from_millis(2128))
+        );
+        // RFC 9110's example date is 784111777 seconds after the epoch.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        // A date in the past means "now".
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("-3", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now),
+            None
+        );
+    }
+
+    #[test]
+    fn http_date_matches_known_epochs() {
+        assert_eq!(
+            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(UNIX_EPOCH)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(951_825_600))
+        );
+    }
+
+    #[test]
+    fn backoff_grows_within_bounds() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            max_elapsed: Duration::from_secs(1_000),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1_000),
+        };
+        for attempt in 1..=12 {
+            let full = (Duration::from_millis(100) * 2u32.pow(attempt.min(20) - 1))
+                .min(Duration::from_millis(1_000));
+            for _ in 0..50 {
+                let delay = policy.backoff(attempt);
+                assert!(
+                    delay >= full / 2 && delay <= full,
+                    "attempt {attempt}: {delay:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn next_delay_stops_at_attempts_and_total_time() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            max_elapsed: Duration::from_secs(10),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        };
+        assert_eq!(
+            policy.next_delay(1, Duration::ZERO, Some(Duration::from_secs(2))),
+            Some(Duration::from_secs(2))
+        );
+        // Retry-After longer than the backoff cap is honoured, within the total time.
+        assert_eq!(
+            policy.next_delay(1, Duration::ZERO, Some(Duration::from_secs(8))),
+            Some(Duration::from_secs(8))
+        );
+        assert_eq!(
+            policy.next_delay(1, Duration::ZERO, Some(Duration::from_secs(50))),
+            None
+        );
+        assert_eq!(policy.next_delay(3, Duration::ZERO, None), None);
+        assert_eq!(
+            policy.next_delay(1, Duration::from_secs(9), Some(Duration::from_secs(2))),
+            None
+        );
+    }
+}
