@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use enroll::local::{self, LocalError};
-use enroll::plan::{Guards, PlanOptions, plan};
+use enroll::plan::{Guards, InviteDomains, PlanOptions, plan};
 use enroll::report::{FileReport, ValidationReport, plan_text};
 use enroll::roster::Limits;
 
@@ -56,6 +56,9 @@ struct PlanArgs {
     /// Past --max-removals, the share of current members that may be removed, in percent.
     #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
     max_removal_percent: f64,
+    /// Domains people may be invited from, comma-separated; `*` for any.
+    #[arg(long, env = "ENROLL_INVITE_DOMAINS", default_value = "*")]
+    invite_domains: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -143,6 +146,7 @@ fn plan_options(args: &PlanArgs, rosters: &Path) -> Result<PlanOptions, LocalErr
         },
         mapping: local::read_mapping(args.mapping.as_deref(), rosters)?,
         catalog: args.catalog.clone(),
+        invite_domains: InviteDomains::parse(&args.invite_domains),
     })
 }
 

@@ -47,6 +47,48 @@ pub struct PlanOptions {
     pub mapping: Mapping,
     /// The catalog searched for rosters that do not name one by folder.
     pub catalog: Option<String>,
+    /// Domains people may be invited from.
+    pub invite_domains: InviteDomains,
+}
+
+/// Which e-mail domains may be invited as guests (DESIGN: invitations only to allowed domains).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum InviteDomains {
+    /// Any domain (`*`).
+    #[default]
+    Any,
+    /// Only these domains (lower case), and their subdomains.
+    Only(Vec<String>),
+}
+
+impl InviteDomains {
+    /// Reads a comma-separated list; `*` means any domain, an empty list none.
+    pub fn parse(list: &str) -> Self {
+        let domains: Vec<String> = list
+            .split([',', ';', ' '])
+            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect();
+        if domains.iter().any(|d| d == "*") {
+            Self::Any
+        } else {
+            Self::Only(domains)
+        }
+    }
+
+    /// Whether `email` may be invited.
+    pub fn allows(&self, email: &str) -> bool {
+        let Self::Only(domains) = self else {
+            return true;
+        };
+        let domain = email_key(email.rsplit('@').next().unwrap_or_default());
+        domains.iter().any(|allowed| {
+            domain == *allowed
+                || domain
+                    .strip_suffix(allowed.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
+        })
+    }
 }
 
 /// One roster as read, with where it came from.
@@ -409,6 +451,10 @@ pub fn plan_package(
                 plan.unchanged += 1;
                 plan.pending += 1;
             }
+            [] if !options.invite_domains.allows(&person.email) => plan.skipped.push(Skipped {
+                email: person.email.clone(),
+                reason: "not in the tenant, and its domain is not one invitations may go to (ENROLL_INVITE_DOMAINS)".into(),
+            }),
             [] => plan.invite.push(Invite {
                 email: person.email.clone(),
                 display_name: person.display_name.clone(),

@@ -436,3 +436,26 @@ fn guest_upn_email_undoes_the_ext_form() {
     );
     assert_eq!(guest_upn_email("jane@contoso.com"), None);
 }
+
+#[test]
+fn invitations_go_only_to_allowed_domains() {
+    let domains = InviteDomains::parse("fabrikam.com, @Northwind.NL");
+    assert!(domains.allows("a@fabrikam.com"));
+    assert!(domains.allows("a@sales.northwind.nl"));
+    assert!(!domains.allows("a@evilfabrikam.com"));
+    assert!(!domains.allows("a@gmail.com"));
+    assert_eq!(InviteDomains::parse("*"), InviteDomains::Any);
+    assert!(!InviteDomains::parse("").allows("a@fabrikam.com"));
+
+    let tenant = tenant_with(vec![], vec![]);
+    let sources = vec![RosterSource {
+        path: "Project X - Manager.csv".into(),
+        version: "v1".into(),
+        roster: parse("p.csv", b"A;a@fabrikam.com\nB;b@gmail.com\n", Limits::default()),
+    }];
+    let options = PlanOptions { invite_domains: domains, ..PlanOptions::default() };
+    let plan = plan(&sources, &tenant, &options).packages.remove(0);
+    assert_eq!(emails(&plan.invite, |i| &i.email), ["a@fabrikam.com"]);
+    assert_eq!(plan.skipped[0].email, "b@gmail.com");
+    assert!(plan.skipped[0].reason.contains("ENROLL_INVITE_DOMAINS"));
+}
