@@ -36,6 +36,18 @@ pub struct TenantSnapshot {
     /// Access package catalogs, to resolve a catalog named by display name.
     #[serde(default, deserialize_with = "null_as_default")]
     pub catalogs: Vec<Catalog>,
+    /// Applications with their app roles (`$select=id,appId,displayName,appRoles`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub applications: Vec<Application>,
+    /// Service principals (the resource of app role assignments).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub service_principals: Vec<ServicePrincipal>,
+    /// Groups that hold app roles.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub groups: Vec<Group>,
+    /// App role assignments (`/servicePrincipals/{id}/appRoleAssignedTo`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub app_role_assignments: Vec<AppRoleAssignment>,
 }
 
 /// A directory user (`microsoft.graph.user`), the fields used for matching e-mails.
@@ -191,6 +203,9 @@ pub struct RequestedAssignment {
     /// Access package id (`adminAdd` body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_package_id: Option<String>,
+    /// Assignment policy id (`adminAdd` body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment_policy_id: Option<String>,
 }
 
 /// An assignment request (`microsoft.graph.accessPackageAssignmentRequest`).
@@ -249,4 +264,111 @@ impl AssignmentRequest {
             .or_else(|| assignment?.target.as_ref()?.object_id.as_deref())
             .or_else(|| self.target.as_ref()?.object_id.as_deref())
     }
+}
+
+/// An app role (`microsoft.graph.appRole`) of an application or service principal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRole {
+    /// Who may hold the role: `User` (users and groups), `Application`, or both.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub allowed_member_types: Vec<String>,
+    /// Description shown in consent and assignment screens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Role id, chosen by the caller and stable forever.
+    pub id: String,
+    /// Whether the role can be assigned; a role must be disabled before it is removed.
+    #[serde(default)]
+    pub is_enabled: bool,
+    /// `Application` for roles defined on the application (read-only in Graph).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// The value that appears in the token's `roles` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// An application registration (`microsoft.graph.application`), the fields app-role sync uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Object id (what `PATCH /applications/{id}` takes).
+    pub id: String,
+    /// Application (client) id.
+    pub app_id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The app roles the application defines.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub app_roles: Vec<AppRole>,
+}
+
+/// A service principal (`microsoft.graph.servicePrincipal`): the application's enterprise app in the tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipal {
+    /// Object id (the `resourceId` of app role assignments).
+    pub id: String,
+    /// Application (client) id of the application it instantiates.
+    pub app_id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// App roles, as published from the application.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub app_roles: Vec<AppRole>,
+}
+
+/// A group (`microsoft.graph.group`), the fields app-role mapping uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    /// Object id.
+    pub id: String,
+    /// Display name; not unique in Entra.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether it is a security group (only security groups can hold app roles for their members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_enabled: Option<bool>,
+    /// Whether it is mail-enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_enabled: Option<bool>,
+    /// Mail alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_nickname: Option<String>,
+}
+
+/// An app role assignment (`microsoft.graph.appRoleAssignment`): a principal holds an app role of a resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRoleAssignment {
+    /// Assignment id (an opaque string, not a GUID).
+    pub id: String,
+    /// The app role's id; all zeros is "default access".
+    pub app_role_id: String,
+    /// The group, user or service principal holding the role.
+    pub principal_id: String,
+    /// `User`, `Group` or `ServicePrincipal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<String>,
+    /// The principal's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_display_name: Option<String>,
+    /// The resource service principal's id.
+    pub resource_id: String,
+    /// The resource's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_display_name: Option<String>,
+    /// When the assignment was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date_time: Option<String>,
 }
