@@ -346,6 +346,23 @@ pub(crate) fn service_principal_json(sp: &ServicePrincipal, roles: &[AppRole]) -
         "servicePrincipalType": "Application",
         "tags": [],
         "appRoles": roles.iter().map(app_role_json).collect::<Vec<_>>(),
+        // The rest of Graph's default property set, empty: the simulator does not model them.
+        "addIns": [],
+        "alternativeNames": [],
+        "appOwnerOrganizationId": null,
+        "disabledByMicrosoftStatus": null,
+        "homepage": null,
+        "info": null,
+        "keyCredentials": [],
+        "logoutUrl": null,
+        "oauth2PermissionScopes": [],
+        "passwordCredentials": [],
+        "publisherName": null,
+        "replyUrls": [],
+        "resourceSpecificApplicationPermissions": [],
+        "signInAudience": "AzureADMyOrg",
+        "tokenEncryptionKeyId": null,
+        "verifiedPublisher": null,
     })
 }
 

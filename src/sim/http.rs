@@ -149,15 +149,11 @@ impl Resp {
             .and_then(|b| b.get_mut("error"))
             .and_then(Value::as_object_mut)
         {
-            if !error.contains_key("innerError") {
-                error.insert(
-                    "innerError".to_owned(),
-                    json!({
-                        "date": clock::now_error_date(),
-                        "request-id": request_id,
-                        "client-request-id": client_request_id,
-                    }),
-                );
+            let inner = error.entry("innerError").or_insert_with(|| json!({}));
+            if let Some(inner) = inner.as_object_mut() {
+                inner.insert("date".to_owned(), json!(clock::now_error_date()));
+                inner.insert("request-id".to_owned(), json!(request_id));
+                inner.insert("client-request-id".to_owned(), json!(client_request_id));
             }
         }
         self.headers
@@ -349,6 +345,11 @@ pub(crate) fn throttled(wait: Duration) -> Resp {
             "error": {
                 "code": "TooManyRequests",
                 "message": "Please retry again later.",
+                "innerError": {
+                    "code": "429",
+                    "message": "Please retry after",
+                    "status": "429",
+                },
             }
         }),
     )
