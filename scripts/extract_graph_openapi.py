@@ -76,6 +76,8 @@ WANTED = {
             "microsoft.graph.servicePrincipal",
             "microsoft.graph.appRole",
             "microsoft.graph.appRoleAssignment",
+            "microsoft.graph.informationalUrl",
+            "microsoft.graph.verifiedPublisher",
         ],
     },
     "Groups.yml": {

@@ -52,6 +52,7 @@ impl UserRec {
         json!({
             "id": self.id,
             "businessPhones": [],
+            "identities": [],
             "displayName": self.display_name,
             "givenName": null,
             "jobTitle": null,
@@ -135,20 +136,22 @@ pub(crate) struct PolicyRec {
 
 impl PolicyRec {
     pub(crate) fn json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "id": self.id,
             "displayName": self.display_name,
             "description": null,
             "allowedTargetScope": self.allowed_target_scope,
             "specificAllowedTargets": [],
-            "automaticRequestSettings": self.automatic_request_settings,
             "expiration": { "endDateTime": null, "duration": null, "type": "noExpiration" },
-            "requestorSettings": null,
-            "requestApprovalSettings": null,
-            "reviewSettings": null,
             "createdDateTime": null,
             "modifiedDateTime": null,
-        })
+        });
+        // The schema does not allow null here: the property is absent unless the policy
+        // assigns automatically.
+        if let (Some(settings), Some(obj)) = (&self.automatic_request_settings, v.as_object_mut()) {
+            obj.insert("automaticRequestSettings".to_owned(), settings.clone());
+        }
+        v
     }
 
     /// Whether an administrator may assign a user of `user_type` through this policy, and if
@@ -351,8 +354,12 @@ pub(crate) fn service_principal_json(sp: &ServicePrincipal, roles: &[AppRole]) -
         "alternativeNames": [],
         "appOwnerOrganizationId": null,
         "disabledByMicrosoftStatus": null,
+        "endpoints": [],
         "homepage": null,
-        "info": null,
+        "info": {
+            "logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null,
+            "supportUrl": null, "termsOfServiceUrl": null,
+        },
         "keyCredentials": [],
         "logoutUrl": null,
         "oauth2PermissionScopes": [],
@@ -362,7 +369,7 @@ pub(crate) fn service_principal_json(sp: &ServicePrincipal, roles: &[AppRole]) -
         "resourceSpecificApplicationPermissions": [],
         "signInAudience": "AzureADMyOrg",
         "tokenEncryptionKeyId": null,
-        "verifiedPublisher": null,
+        "verifiedPublisher": { "addedDateTime": null, "displayName": null, "verifiedPublisherId": null },
     })
 }
 

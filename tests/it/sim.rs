@@ -1,9 +1,11 @@
 //! The simulated tenant over loopback HTTP, driven with plain reqwest calls: Graph's paging,
 //! filters and limits, `$batch`, faults, auth, eventual consistency, request delivery, app-role
 //! rules. Conformance against the published Graph examples and OpenAPI schemas is in
-//! `sim_conformance.rs`.
+//! `sim/conformance.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod conformance;
 
 use std::time::{Duration, Instant};
 
