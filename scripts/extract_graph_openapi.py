@@ -39,6 +39,8 @@ WANTED = {
         "paths": [
             "/identityGovernance/entitlementManagement/catalogs",
             "/identityGovernance/entitlementManagement/catalogs/{accessPackageCatalog-id}",
+            "/identityGovernance/entitlementManagement/catalogs/{accessPackageCatalog-id}/accessPackages",
+            "/identityGovernance/entitlementManagement/accessPackages/{accessPackage-id}/assignmentPolicies",
             "/identityGovernance/entitlementManagement/accessPackages",
             "/identityGovernance/entitlementManagement/accessPackages/{accessPackage-id}",
             "/identityGovernance/entitlementManagement/assignmentPolicies",

@@ -532,10 +532,8 @@ fn valid_email(email: &str) -> bool {
         && !domain.ends_with(['.', '-'])
 }
 
-fn tenant_domain(state: &State) -> String {
-    let _ = state;
-    "enrollsim.onmicrosoft.com".to_owned()
-}
+/// The simulated tenant's initial domain, the suffix of guest UPNs.
+const TENANT_DOMAIN: &str = "enrollsim.onmicrosoft.com";
 
 fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
     let body = req.json_body()?;
@@ -620,7 +618,7 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
         }
         None => {
             let id = state.new_guid();
-            let upn = format!("{}#EXT#@{}", email.replace('@', "_"), tenant_domain(state));
+            let upn = format!("{}#EXT#@{}", email.replace('@', "_"), TENANT_DOMAIN);
             let hidden_until = (!state.consistency_delay.is_zero())
                 .then(|| Instant::now() + state.consistency_delay);
             state.tenant.users.push(UserRec {
@@ -670,7 +668,20 @@ fn governance(
     match (rest, m) {
         (["catalogs"], "GET") => list_catalogs(state, req),
         (["catalogs", _], "GET") => get_catalog(state, req, id(1)),
-        (["accesspackages"], "GET") => list_packages(state, req),
+        (["accesspackages"], "GET") => list_packages(state, req, None),
+        (["catalogs", _, "accesspackages"], "GET") => {
+            let catalog = id(1);
+            if !state
+                .tenant
+                .catalogs
+                .iter()
+                .any(|c| c.id.eq_ignore_ascii_case(catalog))
+            {
+                return Err(Family::Governance.not_found(catalog));
+            }
+            list_packages(state, req, Some(catalog))
+        }
+        (["accesspackages", _, "assignmentpolicies"], "GET") => package_policies(state, req, id(1)),
         (["accesspackages", _], "GET") => get_package(state, req, id(1)),
         (["assignmentpolicies"], "GET") => list_policies(state, req),
         (["assignmentpolicies", _], "GET") => get_policy(state, req, id(1)),
@@ -682,8 +693,10 @@ fn governance(
         (
             ["catalogs"]
             | ["catalogs", _]
+            | ["catalogs", _, "accesspackages"]
             | ["accesspackages"]
             | ["accesspackages", _]
+            | ["accesspackages", _, "assignmentpolicies"]
             | ["assignmentpolicies"]
             | ["assignmentpolicies", _]
             | ["assignments"]
@@ -795,7 +808,7 @@ fn package_value(state: &State, p: &super::entities::PackageRec, q: &Query) -> V
     )
 }
 
-fn list_packages(state: &State, req: &Req) -> Result<Resp, Resp> {
+fn list_packages(state: &State, req: &Req, catalog: Option<&str>) -> Result<Resp, Resp> {
     let opts = governance_options(
         "microsoft.graph.accessPackage",
         Some(PACKAGE_FILTER),
@@ -808,17 +821,55 @@ fn list_packages(state: &State, req: &Req) -> Result<Resp, Resp> {
         .packages
         .iter()
         .filter(|p| {
+            catalog.is_none_or(|c| {
+                p.catalog_id
+                    .as_deref()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(c))
+            })
+        })
+        .filter(|p| {
             q.filter
                 .as_ref()
                 .is_none_or(|f| filter::matches(f, &state.tenant.package_json(p, false, true)))
         })
         .map(|p| package_value(state, p, &q))
         .collect();
+    let context = match catalog {
+        Some(c) => format!("{EM}/catalogs('{c}')/accessPackages"),
+        None => format!("{EM}/accessPackages"),
+    };
     Ok(collection(
         req,
         &q,
         Family::Governance,
-        &format!("{EM}/accessPackages"),
+        &context,
+        items,
+        state.page_size,
+    ))
+}
+
+fn package_policies(state: &State, req: &Req, package_id: &str) -> Result<Resp, Resp> {
+    let opts = governance_options(
+        "microsoft.graph.accessPackageAssignmentPolicy",
+        None,
+        &[],
+        true,
+    );
+    let q = parse_query(req, &opts)?;
+    let package = state
+        .tenant
+        .package(package_id)
+        .ok_or_else(|| Family::Governance.not_found(package_id))?;
+    let items = package
+        .policies
+        .iter()
+        .map(|p| project(p.json(), &q, None, &[]))
+        .collect();
+    Ok(collection(
+        req,
+        &q,
+        Family::Governance,
+        &format!("{EM}/accessPackages('{}')/assignmentPolicies", package.id),
         items,
         state.page_size,
     ))

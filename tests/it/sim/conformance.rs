@@ -777,6 +777,8 @@ async fn responses_use_only_schema_properties_with_their_types() {
         ("GET", format!("{em}/accessPackages?$expand=assignmentPolicies,catalog"), None, "microsoft.graph.accessPackage"),
         ("GET", format!("{em}/accessPackages/a914b616-e04e-476b-aa37-91038f0b165b?$expand=assignmentPolicies"), None, "microsoft.graph.accessPackage"),
         ("GET", format!("{em}/assignmentPolicies?$expand=accessPackage"), None, "microsoft.graph.accessPackageAssignmentPolicy"),
+        ("GET", format!("{em}/catalogs/beedadfe-01d5-4025-910b-84abb9369997/accessPackages?$expand=assignmentPolicies"), None, "microsoft.graph.accessPackage"),
+        ("GET", format!("{em}/accessPackages/a914b616-e04e-476b-aa37-91038f0b165b/assignmentPolicies"), None, "microsoft.graph.accessPackageAssignmentPolicy"),
         ("POST", format!("{em}/assignmentRequests"), Some(json!({"requestType": "adminAdd", "assignment": {"targetId": "46184453-e63b-4f20-86c2-c557ed5d5df9", "assignmentPolicyId": "2264bf65-76ba-417b-a27d-54d291f0cbc8", "accessPackageId": "a914b616-e04e-476b-aa37-91038f0b165b"}})), "microsoft.graph.accessPackageAssignmentRequest"),
         ("GET", format!("{em}/assignmentRequests?$expand=accessPackage,assignment,requestor"), None, "microsoft.graph.accessPackageAssignmentRequest"),
         ("GET", format!("{em}/assignmentRequests/{REQUEST}"), None, "microsoft.graph.accessPackageAssignmentRequest"),
