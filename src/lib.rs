@@ -6,6 +6,7 @@
 //! - [`tenant`]: the tenant as Graph describes it, and the snapshot format.
 //! - [`plan`]: desired (rosters) against actual (tenant) gives the changes, with safety guards (pure).
 //! - [`graph`]: the Microsoft Graph client (auth, paging, `$batch`, throttling, retries).
+//! - [`sim`]: a simulated tenant serving Microsoft Graph over loopback HTTP, for tests and local runs.
 //!
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
 //! adapters build on these.
@@ -16,5 +17,6 @@ pub mod local;
 pub mod plan;
 pub mod report;
 pub mod roster;
+pub mod sim;
 pub mod steps;
 pub mod tenant;

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::plan::{PackagePlan, Plan};
+use crate::plan::{PackagePlan, Plan, PlanError};
 use crate::roster::{Problem, Roster, TextEncoding};
 
 /// One file's validation result, in the shape `enroll validate --format json` prints.
@@ -209,4 +209,109 @@ fn package_text(out: &mut String, package: &PackagePlan) {
         let _ = writeln!(out, "  ! skipped {}: {}", skipped.email, skipped.reason);
     }
     out.push('\n');
+}
+
+/// One package's plan as Markdown, for people: what changes, what is blocked and why.
+pub fn package_markdown(plan: &PackagePlan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", plan.access_package.display_name);
+    let _ = writeln!(
+        out,
+        "Roster `{}` (version `{}`), access package `{}`.\n",
+        plan.roster, plan.roster_version, plan.access_package.id
+    );
+    if let Some(reason) = plan.blocked {
+        let reason = serde_json::to_value(reason).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "**Blocked ({}): nothing was changed.** {}\n",
+            reason.as_str().unwrap_or_default(),
+            plan.blocked_message.as_deref().unwrap_or_default()
+        );
+    }
+    if let Some(reason) = plan.overridden {
+        let reason = serde_json::to_value(reason).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "The {} guard was tripped and explicitly overridden.\n",
+            reason.as_str().unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "| members | invite | assign | remove | unchanged |");
+    let _ = writeln!(out, "| ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} |\n",
+        plan.current_members,
+        plan.invite.len(),
+        plan.assign.len(),
+        plan.remove.len(),
+        plan.unchanged
+    );
+    let mut section = |title: &str, lines: Vec<String>| {
+        if !lines.is_empty() {
+            let _ = writeln!(out, "## {title}\n");
+            for line in lines {
+                let _ = writeln!(out, "- {line}");
+            }
+            out.push('\n');
+        }
+    };
+    section(
+        "Invite",
+        plan.invite
+            .iter()
+            .map(|i| format!("{} <{}>", markdown_text(&i.display_name), i.email))
+            .collect(),
+    );
+    section(
+        "Assign",
+        plan.assign.iter().map(|a| a.email.clone()).collect(),
+    );
+    section(
+        "Remove",
+        plan.remove
+            .iter()
+            .map(|r| format!("{} (assignment `{}`)", r.email, r.assignment_id))
+            .collect(),
+    );
+    section(
+        "Skipped",
+        plan.skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.email, s.reason))
+            .collect(),
+    );
+    out
+}
+
+/// A roster that was not applied, as Markdown: every problem with its place.
+pub fn rejected_markdown(roster: &str, version: &str, errors: &[PlanError]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {roster}\n");
+    let _ = writeln!(
+        out,
+        "**Not applied: nothing was changed.** Roster version `{version}` has {} problem{}:\n",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(out, "| line | column | code | problem |");
+    let _ = writeln!(out, "| ---: | ---: | --- | --- |");
+    for error in errors {
+        let place = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | `{}` | {} |",
+            place(error.line),
+            place(error.column),
+            error.code,
+            markdown_text(&error.message)
+        );
+    }
+    out
+}
+
+/// Text safe inside a Markdown table cell or list item.
+fn markdown_text(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
 }

@@ -87,11 +87,19 @@ impl GraphClient {
         }
     }
 
-    async fn assignments_matching(&self, filters: &[String]) -> Result<Vec<Assignment>, GraphError> {
+    async fn assignments_matching(
+        &self,
+        filters: &[String],
+    ) -> Result<Vec<Assignment>, GraphError> {
         let path = format!("{EM}/assignments");
         let requests = filters
             .iter()
-            .map(|filter| SubRequest::get(relative_url(&path, &[("$expand", EXPAND), ("$filter", filter)])))
+            .map(|filter| {
+                SubRequest::get(relative_url(
+                    &path,
+                    &[("$expand", EXPAND), ("$filter", filter)],
+                ))
+            })
             .collect();
         let mut assignments: Vec<Assignment> = Vec::new();
         for answer in self.batch(requests).await {

@@ -451,9 +451,16 @@ fn invitations_go_only_to_allowed_domains() {
     let sources = vec![RosterSource {
         path: "Project X - Manager.csv".into(),
         version: "v1".into(),
-        roster: parse("p.csv", b"A;a@fabrikam.com\nB;b@gmail.com\n", Limits::default()),
+        roster: parse(
+            "p.csv",
+            b"A;a@fabrikam.com\nB;b@gmail.com\n",
+            Limits::default(),
+        ),
     }];
-    let options = PlanOptions { invite_domains: domains, ..PlanOptions::default() };
+    let options = PlanOptions {
+        invite_domains: domains,
+        ..PlanOptions::default()
+    };
     let plan = plan(&sources, &tenant, &options).packages.remove(0);
     assert_eq!(emails(&plan.invite, |i| &i.email), ["a@fabrikam.com"]);
     assert_eq!(plan.skipped[0].email, "b@gmail.com");

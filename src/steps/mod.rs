@@ -1,4 +1,69 @@
 //! The pipeline's steps: plan, invite, assign, remove. Each reads a message and the world
 //! and returns follow-up messages; adapters (Functions, CLI) only move messages.
+//!
+//! Steps are level-triggered: before acting, each re-reads the current roster and the
+//! current tenant and acts only if the action is still right, so a message delivered twice,
+//! late or out of order leaves the tenant right. A step returns `Err` only when trying the
+//! whole message again can help; everything it did before that is idempotent.
 
+pub mod audit;
 pub mod messages;
+mod people;
+mod reconcile;
+pub mod world;
+
+pub use people::{Attempt, assign, invite, remove};
+pub use reconcile::{PlanOutcome, plan_roster, reconcile_all};
+pub use world::{StepConfig, Storage, StorageError, StoredRoster, World};
+
+use crate::graph::GraphError;
+use messages::MessageError;
+
+/// Why a step failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The message cannot be read; trying again cannot help.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// Graph failed for the whole message (a lookup every person needs).
+    #[error("Microsoft Graph: {0}")]
+    Graph(#[from] GraphError),
+    /// Some people could not be handled yet (not yet visible after an invitation, throttled
+    /// past the retry budget, a fault); the rest were.
+    #[error("{count} of the message's people must be tried again: {first}")]
+    PeopleToRetry {
+        /// How many.
+        count: usize,
+        /// The first reason.
+        first: String,
+    },
+}
+
+impl StepError {
+    /// Whether delivering the message again can help (the queue retries it) or not (it is
+    /// recorded and dropped).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Message(_) => false,
+            Self::Storage(error) => error.retryable,
+            Self::Graph(error) => error.is_retryable(),
+            Self::PeopleToRetry { .. } => true,
+        }
+    }
+}
+
+/// What a step produced: follow-up messages and log lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepOutput {
+    /// Messages for queue `invite`.
+    pub invite: Vec<messages::ChangeMessage<messages::InvitePerson>>,
+    /// Messages for queue `assign`.
+    pub assign: Vec<messages::ChangeMessage<messages::AssignPerson>>,
+    /// Messages for queue `remove`.
+    pub remove: Vec<messages::ChangeMessage<messages::RemovePerson>>,
+    /// Lines for the invocation log (no secrets, no personal data beyond e-mails in rosters).
+    pub logs: Vec<String>,
+}

@@ -4,3 +4,4 @@
 mod cli;
 mod functions;
 mod roster;
+mod sim;

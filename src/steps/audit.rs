@@ -1,0 +1,125 @@
+//! Audit records: one per change or decision, who, what, which roster version, which run,
+//! Graph's request id, and the outcome.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// What was done (or decided).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// A roster was planned.
+    Plan,
+    /// A guest invitation.
+    Invite,
+    /// An `adminAdd` request.
+    Assign,
+    /// An `adminRemove` request.
+    Remove,
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// The change was made (or the plan written).
+    Done,
+    /// Nothing to do: the tenant already had it.
+    AlreadyDone,
+    /// Not done, on purpose (no longer in the roster, blocked, domain not allowed, ...).
+    Skipped,
+    /// A roster or plan refused (invalid roster, guard).
+    Rejected,
+    /// Failed; the message will be tried again.
+    Retrying,
+    /// Failed for good (or out of tries); a person needs to look.
+    Failed,
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// When, RFC 3339 UTC.
+    pub time: String,
+    /// Who acted (the app's identity).
+    pub actor: String,
+    /// The run.
+    pub run_id: String,
+    /// The roster.
+    pub roster: String,
+    /// The roster version (ETag) acted on.
+    pub roster_version: String,
+    /// The access package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_package_id: Option<String>,
+    /// What.
+    pub action: Action,
+    /// Whom (e-mail), when about a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The user's object id, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The assignment, for removals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment_id: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why, in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Graph's `request-id` for the call, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// Formats a time as RFC 3339 UTC with seconds (`2026-11-27T06:01:11Z`).
+pub fn rfc3339(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_known_dates() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_759_271)),
+            "2026-11-27T06:01:11Z"
+        );
+    }
+}
