@@ -6,9 +6,11 @@
 //! - [`tenant`]: the tenant as Graph describes it, and the snapshot format.
 //! - [`plan`]: desired (rosters) against actual (tenant) gives the changes, with safety guards (pure).
 //! - [`graph`]: the Microsoft Graph client (auth, paging, `$batch`, throttling, retries).
+//! - [`sim`]: a simulated tenant serving Microsoft Graph over loopback HTTP, for tests and local runs.
 //!
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
 //! adapters build on these.
 
 pub mod graph;
+pub mod sim;
 pub mod tenant;

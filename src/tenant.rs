@@ -36,33 +36,17 @@ pub struct TenantSnapshot {
     /// Access package catalogs, to resolve a catalog named by display name.
     #[serde(default, deserialize_with = "null_as_default")]
     pub catalogs: Vec<Catalog>,
-    /// Application registrations (for app role sync).
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    /// Applications with their app roles (`$select=id,appId,displayName,appRoles`).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub applications: Vec<Application>,
-    /// Service principals (the enterprise applications whose app roles groups hold).
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    /// Service principals (the resource of app role assignments).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub service_principals: Vec<ServicePrincipal>,
-    /// Groups mapped to app roles.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    /// Groups that hold app roles.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub groups: Vec<Group>,
-    /// App role assignments of the service principals (`appRoleAssignedTo`).
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    /// App role assignments (`/servicePrincipals/{id}/appRoleAssignedTo`).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub app_role_assignments: Vec<AppRoleAssignment>,
 }
 
@@ -219,6 +203,9 @@ pub struct RequestedAssignment {
     /// Access package id (`adminAdd` body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_package_id: Option<String>,
+    /// Assignment policy id (`adminAdd` body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment_policy_id: Option<String>,
 }
 
 /// An assignment request (`microsoft.graph.accessPackageAssignmentRequest`).
@@ -283,9 +270,7 @@ impl AssignmentRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppRole {
-    /// Role id, a GUID chosen once and kept forever.
-    pub id: String,
-    /// `User` (users and groups), `Application`, or both.
+    /// Who may hold the role: `User` (users and groups), `Application`, or both.
     #[serde(default, deserialize_with = "null_as_default")]
     pub allowed_member_types: Vec<String>,
     /// Description shown in consent and assignment screens.
@@ -294,52 +279,52 @@ pub struct AppRole {
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// Role id, chosen by the caller and stable forever.
+    pub id: String,
     /// Whether the role can be assigned; a role must be disabled before it is removed.
     #[serde(default)]
     pub is_enabled: bool,
-    /// Read-only (`Application` or `ServicePrincipal`); never sent in a PATCH.
-    #[serde(default, skip_serializing)]
+    /// `Application` for roles defined on the application (read-only in Graph).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
-    /// The value in the token's `roles` claim.
+    /// The value that appears in the token's `roles` claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
 
-/// An application registration (`microsoft.graph.application`).
+/// An application registration (`microsoft.graph.application`), the fields app-role sync uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
     /// Object id (what `PATCH /applications/{id}` takes).
     pub id: String,
     /// Application (client) id.
-    #[serde(default)]
     pub app_id: String,
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    /// The app roles it defines.
+    /// The app roles the application defines.
     #[serde(default, deserialize_with = "null_as_default")]
     pub app_roles: Vec<AppRole>,
 }
 
-/// A service principal, the application's enterprise application (`microsoft.graph.servicePrincipal`).
+/// A service principal (`microsoft.graph.servicePrincipal`): the application's enterprise app in the tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePrincipal {
-    /// Object id: the `resourceId` of app role assignments.
+    /// Object id (the `resourceId` of app role assignments).
     pub id: String,
-    /// Application (client) id.
-    #[serde(default)]
+    /// Application (client) id of the application it instantiates.
     pub app_id: String,
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    /// The app roles, copied from the application.
+    /// App roles, as published from the application.
     #[serde(default, deserialize_with = "null_as_default")]
     pub app_roles: Vec<AppRole>,
 }
 
-/// A group (`microsoft.graph.group`).
+/// A group (`microsoft.graph.group`), the fields app-role mapping uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
@@ -348,36 +333,44 @@ pub struct Group {
     /// Display name; not unique in Entra.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    /// Whether it is a security group (only those carry app roles to their members).
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether it is a security group (only security groups can hold app roles for their members).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_enabled: Option<bool>,
+    /// Whether it is mail-enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_enabled: Option<bool>,
+    /// Mail alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_nickname: Option<String>,
 }
 
-/// An app role granted to a user, group or service principal (`microsoft.graph.appRoleAssignment`).
+/// An app role assignment (`microsoft.graph.appRoleAssignment`): a principal holds an app role of a resource.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppRoleAssignment {
-    /// Assignment id (opaque, not a GUID).
-    #[serde(default)]
+    /// Assignment id (an opaque string, not a GUID).
     pub id: String,
-    /// The app role granted.
-    #[serde(default)]
+    /// The app role's id; all zeros is "default access".
     pub app_role_id: String,
-    /// Who holds it.
-    #[serde(default)]
+    /// The group, user or service principal holding the role.
     pub principal_id: String,
     /// `User`, `Group` or `ServicePrincipal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal_type: Option<String>,
-    /// The holder's display name.
+    /// The principal's display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal_display_name: Option<String>,
     /// The resource service principal's id.
-    #[serde(default)]
     pub resource_id: String,
     /// The resource's display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_display_name: Option<String>,
+    /// When the assignment was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date_time: Option<String>,
 }
 
 /// A B2B invitation as Graph answers `POST /invitations` (`microsoft.graph.invitation`).

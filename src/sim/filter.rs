@@ -1,0 +1,477 @@
+//! OData `$filter`: a parser for the forms Graph accepts, a per-resource whitelist of the forms
+//! the simulator models, and an evaluator over the resource's JSON.
+
+use serde_json::Value;
+
+/// Graph's default limit of `in` values / `or`-ed clauses in one filter.
+pub(crate) const MAX_OR_CLAUSES: usize = 15;
+
+/// A literal on the right of an operator.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Lit {
+    /// A quoted string (`''` already unescaped).
+    Str(String),
+    /// Anything unquoted: `null`, `true`, a number or a bare GUID.
+    Bare(String),
+}
+
+/// A parsed filter.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Expr {
+    Or(Vec<Expr>),
+    And(Vec<Expr>),
+    /// `path eq lit` (or another comparison operator, kept to refuse it by name).
+    Cmp {
+        path: String,
+        op: String,
+        lit: Lit,
+    },
+    /// `path in (lit, ...)`.
+    In {
+        path: String,
+        lits: Vec<Lit>,
+    },
+    /// `path/any(x:x eq lit)`: a comparison on each element of a collection.
+    Any {
+        path: String,
+        op: String,
+        lit: Lit,
+    },
+    /// `func(path, lit)` such as `startswith`.
+    Func {
+        name: String,
+        path: String,
+        lit: Lit,
+    },
+}
+
+/// Which filter forms a resource supports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Allowed {
+    /// Graph's name of the resource type, for messages.
+    pub(crate) type_name: &'static str,
+    /// Properties allowed with `eq`.
+    pub(crate) eq: &'static [&'static str],
+    /// Properties allowed with `in`.
+    pub(crate) r#in: &'static [&'static str],
+    /// Collection properties allowed with `any(x:x eq ...)`.
+    pub(crate) any_eq: &'static [&'static str],
+    /// Properties allowed with `startswith(prop, ...)`.
+    pub(crate) startswith: &'static [&'static str],
+    /// Whether clauses may be joined with `or`.
+    pub(crate) or: bool,
+    /// Whether clauses may be joined with `and`.
+    pub(crate) and: bool,
+    /// Graph's error code for an unsupported clause on this resource.
+    pub(crate) code: &'static str,
+}
+
+/// Why a filter was refused: Graph's error code and message.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FilterError {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+fn invalid(message: impl Into<String>) -> FilterError {
+    FilterError {
+        code: "BadRequest",
+        message: format!("Invalid filter clause: {}", message.into()),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Open,
+    Close,
+    Comma,
+    Colon,
+}
+
+fn tokenize(input: &str) -> Result<Vec<Tok>, FilterError> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = input.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            ' ' | '\t' | '\n' | '\r' => i += 1,
+            '(' => {
+                out.push(Tok::Open);
+                i += 1;
+            }
+            ')' => {
+                out.push(Tok::Close);
+                i += 1;
+            }
+            ',' => {
+                out.push(Tok::Comma);
+                i += 1;
+            }
+            ':' => {
+                out.push(Tok::Colon);
+                i += 1;
+            }
+            '\'' => {
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return Err(invalid("unterminated string literal")),
+                        Some('\'') if chars.get(i + 1) == Some(&'\'') => {
+                            s.push('\'');
+                            i += 2;
+                        }
+                        Some('\'') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(ch) => {
+                            s.push(*ch);
+                            i += 1;
+                        }
+                    }
+                }
+                out.push(Tok::Str(s));
+            }
+            _ => {
+                let start = i;
+                while i < chars.len() && !" \t\r\n(),:'".contains(chars[i]) {
+                    i += 1;
+                }
+                out.push(Tok::Ident(chars[start..i].iter().collect()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos)
+    }
+
+    fn next(&mut self) -> Option<Tok> {
+        let tok = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        tok
+    }
+
+    fn expect(&mut self, want: &Tok, what: &str) -> Result<(), FilterError> {
+        match self.next() {
+            Some(ref tok) if tok == want => Ok(()),
+            _ => Err(invalid(format!("expected {what}"))),
+        }
+    }
+
+    fn keyword(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Ident(w)) if w.eq_ignore_ascii_case(word))
+    }
+
+    fn or_expr(&mut self) -> Result<Expr, FilterError> {
+        let mut parts = vec![self.and_expr()?];
+        while self.keyword("or") {
+            self.pos += 1;
+            parts.push(self.and_expr()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::Or(parts)
+        })
+    }
+
+    fn and_expr(&mut self) -> Result<Expr, FilterError> {
+        let mut parts = vec![self.primary()?];
+        while self.keyword("and") {
+            self.pos += 1;
+            parts.push(self.primary()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::And(parts)
+        })
+    }
+
+    fn literal(&mut self) -> Result<Lit, FilterError> {
+        match self.next() {
+            Some(Tok::Str(s)) => Ok(Lit::Str(s)),
+            Some(Tok::Ident(s)) => Ok(Lit::Bare(s)),
+            _ => Err(invalid("expected a literal")),
+        }
+    }
+
+    fn primary(&mut self) -> Result<Expr, FilterError> {
+        match self.next() {
+            Some(Tok::Open) => {
+                let inner = self.or_expr()?;
+                self.expect(&Tok::Close, "')'")?;
+                Ok(inner)
+            }
+            Some(Tok::Ident(word)) => {
+                if self.peek() == Some(&Tok::Open) {
+                    self.pos += 1;
+                    if let Some(path) = word
+                        .strip_suffix("/any")
+                        .or_else(|| word.strip_suffix("/ANY"))
+                    {
+                        return self.lambda(path);
+                    }
+                    if word.contains('/') {
+                        return Err(invalid(format!("unsupported lambda or function '{word}'")));
+                    }
+                    let path = match self.next() {
+                        Some(Tok::Ident(p)) => p,
+                        _ => return Err(invalid(format!("expected a property in {word}()"))),
+                    };
+                    self.expect(&Tok::Comma, "','")?;
+                    let lit = self.literal()?;
+                    self.expect(&Tok::Close, "')'")?;
+                    return Ok(Expr::Func {
+                        name: word.to_ascii_lowercase(),
+                        path,
+                        lit,
+                    });
+                }
+                let op = match self.next() {
+                    Some(Tok::Ident(op)) => op.to_ascii_lowercase(),
+                    _ => return Err(invalid(format!("expected an operator after '{word}'"))),
+                };
+                if op == "in" {
+                    self.expect(&Tok::Open, "'(' after in")?;
+                    let mut lits = vec![self.literal()?];
+                    while self.peek() == Some(&Tok::Comma) {
+                        self.pos += 1;
+                        lits.push(self.literal()?);
+                    }
+                    self.expect(&Tok::Close, "')'")?;
+                    return Ok(Expr::In { path: word, lits });
+                }
+                let lit = self.literal()?;
+                Ok(Expr::Cmp {
+                    path: word,
+                    op,
+                    lit,
+                })
+            }
+            _ => Err(invalid("expected a property, function or '('")),
+        }
+    }
+
+    fn lambda(&mut self, path: &str) -> Result<Expr, FilterError> {
+        let var = match self.next() {
+            Some(Tok::Ident(v)) => v,
+            _ => return Err(invalid("expected a lambda variable")),
+        };
+        self.expect(&Tok::Colon, "':'")?;
+        match self.next() {
+            Some(Tok::Ident(v)) if v == var => {}
+            _ => {
+                return Err(invalid(format!(
+                    "only comparisons of the lambda variable itself ({var} eq '...') are supported in {path}/any"
+                )));
+            }
+        }
+        let op = match self.next() {
+            Some(Tok::Ident(op)) => op.to_ascii_lowercase(),
+            _ => return Err(invalid("expected an operator in the lambda")),
+        };
+        let lit = self.literal()?;
+        self.expect(&Tok::Close, "')'")?;
+        Ok(Expr::Any {
+            path: path.to_owned(),
+            op,
+            lit,
+        })
+    }
+}
+
+/// Parses a `$filter` value.
+pub(crate) fn parse(input: &str) -> Result<Expr, FilterError> {
+    let toks = tokenize(input)?;
+    if toks.is_empty() {
+        return Err(invalid("the filter is empty"));
+    }
+    let mut parser = Parser { toks, pos: 0 };
+    let expr = parser.or_expr()?;
+    if parser.pos != parser.toks.len() {
+        return Err(invalid("unexpected text after the end of the expression"));
+    }
+    Ok(expr)
+}
+
+/// How many `or`-ed comparisons the filter amounts to (an `in` counts each value).
+fn clause_count(expr: &Expr) -> usize {
+    match expr {
+        Expr::Or(parts) => parts.iter().map(clause_count).sum(),
+        Expr::And(parts) => parts.iter().map(clause_count).max().unwrap_or(0),
+        Expr::In { lits, .. } => lits.len(),
+        _ => 1,
+    }
+}
+
+fn listed(list: &[&str], path: &str) -> bool {
+    list.iter().any(|p| p.eq_ignore_ascii_case(path))
+}
+
+/// Refuses every form `allowed` does not list, and filters over Graph's clause limit.
+pub(crate) fn check(expr: &Expr, allowed: &Allowed) -> Result<(), FilterError> {
+    let count = clause_count(expr);
+    if count > MAX_OR_CLAUSES {
+        return Err(FilterError {
+            code: "Request_UnsupportedQuery",
+            message: format!(
+                "Too many child clauses specified in search filter expression containing 'OR' operators: {count}. Max allowed: {MAX_OR_CLAUSES}."
+            ),
+        });
+    }
+    check_inner(expr, allowed)
+}
+
+fn unsupported(allowed: &Allowed, what: &str) -> FilterError {
+    FilterError {
+        code: allowed.code,
+        message: format!(
+            "Unsupported or invalid query filter clause specified for {what} of resource '{}'.",
+            allowed.type_name
+        ),
+    }
+}
+
+fn check_inner(expr: &Expr, allowed: &Allowed) -> Result<(), FilterError> {
+    match expr {
+        Expr::Or(parts) => {
+            if !allowed.or {
+                return Err(unsupported(allowed, "operator 'or'"));
+            }
+            parts.iter().try_for_each(|p| check_inner(p, allowed))
+        }
+        Expr::And(parts) => {
+            if !allowed.and {
+                return Err(unsupported(allowed, "operator 'and'"));
+            }
+            parts.iter().try_for_each(|p| check_inner(p, allowed))
+        }
+        Expr::Cmp { path, op, lit } => {
+            if op != "eq" || !listed(allowed.eq, path) || !matches!(lit, Lit::Str(_)) {
+                return Err(unsupported(
+                    allowed,
+                    &format!("property '{path}' with operator '{op}'"),
+                ));
+            }
+            Ok(())
+        }
+        Expr::In { path, lits } => {
+            if !listed(allowed.r#in, path) || lits.iter().any(|l| !matches!(l, Lit::Str(_))) {
+                return Err(unsupported(
+                    allowed,
+                    &format!("property '{path}' with operator 'in'"),
+                ));
+            }
+            Ok(())
+        }
+        Expr::Any { path, op, lit } => {
+            if op != "eq" || !listed(allowed.any_eq, path) || !matches!(lit, Lit::Str(_)) {
+                return Err(unsupported(
+                    allowed,
+                    &format!("property '{path}' with lambda operator 'any'"),
+                ));
+            }
+            Ok(())
+        }
+        Expr::Func { name, path, lit } => {
+            if name != "startswith"
+                || !listed(allowed.startswith, path)
+                || !matches!(lit, Lit::Str(_))
+            {
+                return Err(unsupported(
+                    allowed,
+                    &format!("function '{name}' on property '{path}'"),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The value at a `/`-separated path, matching property names case-insensitively.
+fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('/').try_fold(value, |v, key| {
+        v.as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn lit_eq(value: Option<&Value>, lit: &Lit) -> bool {
+    match (value, lit) {
+        (Some(Value::String(s)), Lit::Str(l)) => s.eq_ignore_ascii_case(l),
+        (None | Some(Value::Null), Lit::Bare(l)) => l == "null",
+        _ => false,
+    }
+}
+
+/// Whether `entity` (the resource's JSON with every filterable navigation expanded) matches.
+/// String comparisons are case-insensitive, as directory properties are.
+pub(crate) fn matches(expr: &Expr, entity: &Value) -> bool {
+    match expr {
+        Expr::Or(parts) => parts.iter().any(|p| matches(p, entity)),
+        Expr::And(parts) => parts.iter().all(|p| matches(p, entity)),
+        Expr::Cmp { path, lit, .. } => lit_eq(lookup(entity, path), lit),
+        Expr::In { path, lits } => {
+            let value = lookup(entity, path);
+            lits.iter().any(|l| lit_eq(value, l))
+        }
+        Expr::Any { path, lit, .. } => lookup(entity, path)
+            .and_then(Value::as_array)
+            .is_some_and(|items| items.iter().any(|v| lit_eq(Some(v), lit))),
+        Expr::Func { path, lit, .. } => match (lookup(entity, path), lit) {
+            (Some(Value::String(s)), Lit::Str(prefix)) => s
+                .to_ascii_lowercase()
+                .starts_with(&prefix.to_ascii_lowercase()),
+            _ => false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn parses_or_of_in_eq_and_any() {
+        let expr = parse("mail in ('a@x.com','o''neil@x.com') or otherMails/any(x:x eq 'b@x.com') or userPrincipalName eq 'c'").unwrap();
+        let Expr::Or(parts) = &expr else {
+            panic!("not an or: {expr:?}")
+        };
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            parts[0],
+            Expr::In {
+                path: "mail".into(),
+                lits: vec![Lit::Str("a@x.com".into()), Lit::Str("o'neil@x.com".into())]
+            }
+        );
+        assert_eq!(clause_count(&expr), 4);
+        let user = serde_json::json!({"mail": "O'Neil@X.com", "otherMails": []});
+        assert!(matches(&expr, &user));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse("mail eq").is_err());
+        assert!(parse("mail eq 'a' extra").is_err());
+        assert!(parse("(mail eq 'a'").is_err());
+        assert!(parse("mail eq 'a").is_err());
+    }
+}
