@@ -2,7 +2,7 @@
 
 use super::GraphClient;
 use super::error::GraphError;
-use super::odata::{encode_path_segment, relative_url};
+use super::odata::{quote, relative_url};
 use crate::tenant::{AccessPackage, Catalog};
 
 /// Where entitlement management lives.
@@ -32,11 +32,17 @@ impl GraphClient {
         &self,
         catalog_id: Option<&str>,
     ) -> Result<Vec<AccessPackage>, GraphError> {
-        let path = match catalog_id {
-            Some(id) => format!("{EM}/catalogs/{}/accessPackages", encode_path_segment(id)),
-            None => format!("{EM}/accessPackages"),
+        let path = format!("{EM}/accessPackages");
+        let url = match catalog_id {
+            Some(id) => relative_url(
+                &path,
+                &[
+                    ("$filter", &format!("catalog/id eq {}", quote(id))),
+                    ("$expand", "assignmentPolicies"),
+                ],
+            ),
+            None => relative_url(&path, &[("$expand", "assignmentPolicies")]),
         };
-        self.get_all(&relative_url(&path, &[("$expand", "assignmentPolicies")]))
-            .await
+        self.get_all(&url).await
     }
 }

@@ -3,5 +3,6 @@
 
 mod cli;
 mod functions;
+mod graph;
 mod roster;
 mod sim;

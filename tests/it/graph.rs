@@ -1,0 +1,778 @@
+//! The production Graph client against the simulated tenant, over loopback HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use enroll::graph::{
+    Credential, GraphClient, GraphConfig, GraphError, NewAssignment, NewGroupAppRoleAssignment,
+    NewInvitation, RetryPolicy, Secret,
+};
+use enroll::sim::{SimConfig, SimHandle, start};
+use enroll::tenant::{
+    AccessPackage, AppRole, Application, AssignmentPolicy, Catalog, Group, ServicePrincipal,
+    TenantSnapshot, User,
+};
+
+const CERT: &str = include_str!("../data/auth/test-cert.pem");
+const KEY: &str = include_str!("../data/auth/test-key.pem");
+
+const PACKAGE: &str = "11111111-0000-0000-0000-000000000001";
+const POLICY: &str = "22222222-0000-0000-0000-000000000001";
+const CATALOG: &str = "33333333-0000-0000-0000-000000000001";
+const APP_ID: &str = "44444444-0000-0000-0000-000000000001";
+const APP_OBJECT: &str = "44444444-0000-0000-0000-0000000000aa";
+const SP: &str = "55555555-0000-0000-0000-000000000001";
+const GROUP: &str = "66666666-0000-0000-0000-000000000001";
+const ROLE: &str = "77777777-0000-0000-0000-000000000001";
+
+fn user_id(i: usize) -> String {
+    format!("00000000-0000-0000-0000-{i:012}")
+}
+
+fn email(i: usize) -> String {
+    format!("person{i}@example.com")
+}
+
+/// A tenant with `people` members (person{i}@example.com), one catalog with one package
+/// with an admin-only policy, an application with one role, its service principal and a group.
+fn tenant(people: usize) -> TenantSnapshot {
+    TenantSnapshot {
+        users: (0..people)
+            .map(|i| User {
+                id: user_id(i),
+                display_name: Some(format!("Person {i}")),
+                user_principal_name: Some(email(i)),
+                mail: Some(email(i)),
+                user_type: Some("Member".into()),
+                ..User::default()
+            })
+            .collect(),
+        catalogs: vec![Catalog {
+            id: CATALOG.into(),
+            display_name: Some("Projects".into()),
+        }],
+        access_packages: vec![AccessPackage {
+            id: PACKAGE.into(),
+            display_name: "Project X | Contributor".into(),
+            catalog: Some(Catalog {
+                id: CATALOG.into(),
+                display_name: Some("Projects".into()),
+            }),
+            assignment_policies: vec![AssignmentPolicy {
+                id: POLICY.into(),
+                display_name: Some("Admin direct assignments".into()),
+                allowed_target_scope: Some("notSpecified".into()),
+                ..AssignmentPolicy::default()
+            }],
+            ..AccessPackage::default()
+        }],
+        applications: vec![Application {
+            id: APP_OBJECT.into(),
+            app_id: APP_ID.into(),
+            display_name: Some("Project app".into()),
+            app_roles: vec![role(ROLE, "Project.Read", true)],
+        }],
+        service_principals: vec![ServicePrincipal {
+            id: SP.into(),
+            app_id: APP_ID.into(),
+            display_name: Some("Project app".into()),
+            app_roles: vec![role(ROLE, "Project.Read", true)],
+        }],
+        groups: vec![Group {
+            id: GROUP.into(),
+            display_name: Some("Project X Readers".into()),
+            security_enabled: Some(true),
+            ..Group::default()
+        }],
+        ..TenantSnapshot::default()
+    }
+}
+
+fn role(id: &str, value: &str, enabled: bool) -> AppRole {
+    AppRole {
+        id: id.into(),
+        allowed_member_types: vec!["User".into()],
+        description: Some(value.into()),
+        display_name: Some(value.into()),
+        is_enabled: enabled,
+        origin: None,
+        value: Some(value.into()),
+    }
+}
+
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 30,
+        max_elapsed: Duration::from_secs(30),
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(100),
+    }
+}
+
+fn config(sim: &SimHandle, credential: Credential) -> GraphConfig {
+    let mut config = GraphConfig::new(sim.tenant_id(), credential);
+    config.graph_base_url = format!("{}/v1.0", sim.base_url());
+    config.authority_url = sim.base_url();
+    config.retry = quick_retries();
+    config
+}
+
+fn secret_credential() -> Credential {
+    Credential::ClientSecret {
+        client_id: "enroll-sim-client".into(),
+        secret: Secret::new("enroll-sim-secret"),
+    }
+}
+
+fn client(sim: &SimHandle) -> GraphClient {
+    GraphClient::new(config(sim, secret_credential())).unwrap()
+}
+
+async fn sim_with(config: SimConfig, people: usize) -> SimHandle {
+    start(config, tenant(people)).await.unwrap()
+}
+
+fn adds(range: std::ops::Range<usize>) -> Vec<NewAssignment> {
+    range
+        .map(|i| NewAssignment {
+            target_id: user_id(i),
+            access_package_id: PACKAGE.into(),
+            assignment_policy_id: POLICY.into(),
+        })
+        .collect()
+}
+
+/// Object ids holding a delivered assignment to the package, as the simulator has it, with
+/// how many assignments each holds.
+async fn assigned(sim: &SimHandle) -> Vec<String> {
+    let snapshot = sim.snapshot().await;
+    let mut holders: Vec<String> = snapshot
+        .assignments
+        .iter()
+        .filter(|assignment| assignment.is_active())
+        .filter_map(|assignment| assignment.target.as_ref()?.object_id.clone())
+        .collect();
+    holders.sort();
+    holders
+}
+
+#[tokio::test]
+async fn lists_follow_next_link_across_pages() {
+    let mut snapshot = tenant(0);
+    let template = snapshot.access_packages[0].clone();
+    snapshot.access_packages = (0..23)
+        .map(|i| AccessPackage {
+            id: format!("11111111-0000-0000-0000-{i:012}"),
+            display_name: format!("Package {i}"),
+            assignment_policies: vec![AssignmentPolicy {
+                id: format!("22222222-0000-0000-0000-{i:012}"),
+                ..template.assignment_policies[0].clone()
+            }],
+            ..template.clone()
+        })
+        .collect();
+    let sim = start(
+        SimConfig {
+            page_size: 4,
+            ..SimConfig::default()
+        },
+        snapshot,
+    )
+    .await
+    .unwrap();
+    let client = client(&sim);
+    let packages = client.access_packages(Some(CATALOG)).await.unwrap();
+    let ids: BTreeSet<String> = packages.iter().map(|package| package.id.clone()).collect();
+    assert_eq!(
+        packages.len(),
+        23,
+        "no package lost or repeated across pages"
+    );
+    assert_eq!(ids.len(), 23);
+    assert!(
+        packages
+            .iter()
+            .all(|package| package.assignment_policies.len() == 1)
+    );
+    assert_eq!(
+        client.stats().http_requests,
+        6,
+        "⌈23/4⌉ pages: {:?}",
+        client.stats()
+    );
+}
+
+#[tokio::test]
+async fn bulk_lookup_costs_one_operation_per_fifteen_addresses() {
+    let sim = sim_with(SimConfig::default(), 100).await;
+    let client = client(&sim);
+    let wanted: Vec<String> = (0..100).map(|i| email(i).to_uppercase()).collect();
+    let found = client.users_by_email(&wanted).await.unwrap();
+    assert_eq!(found.len(), 100);
+    assert_eq!(found["person42@example.com"].id, user_id(42));
+    let stats = client.stats();
+    assert_eq!(stats.operations, 7, "⌈100/15⌉ lookups: {stats:?}");
+    assert_eq!(
+        stats.http_requests, 1,
+        "seven lookups fit one $batch: {stats:?}"
+    );
+    assert_eq!(sim.counters().graph_operations, 7);
+}
+
+#[tokio::test]
+async fn lookup_falls_back_to_principal_name_other_mails_and_guest_form() {
+    let mut snapshot = tenant(0);
+    snapshot.users = vec![
+        User {
+            id: user_id(1),
+            user_principal_name: Some("no.mail@example.com".into()),
+            ..User::default()
+        },
+        User {
+            id: user_id(2),
+            mail: Some("new.address@example.org".into()),
+            other_mails: vec!["o'neil+tag@example.com".into()],
+            user_principal_name: Some("oneil_example.org#EXT#@enroll.onmicrosoft.com".into()),
+            user_type: Some("Guest".into()),
+            ..User::default()
+        },
+        User {
+            id: user_id(3),
+            user_principal_name: Some("jane_example.net#EXT#@enroll.onmicrosoft.com".into()),
+            user_type: Some("Guest".into()),
+            ..User::default()
+        },
+    ];
+    let sim = start(SimConfig::default(), snapshot).await.unwrap();
+    let client = client(&sim);
+    let found = client
+        .users_by_email(&[
+            "No.Mail@example.com",
+            "o'neil+tag@example.com",
+            "jane@example.net",
+            "nobody@example.com",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(found["no.mail@example.com"].id, user_id(1));
+    assert_eq!(found["o'neil+tag@example.com"].id, user_id(2));
+    assert_eq!(found["jane@example.net"].id, user_id(3));
+    assert!(!found.contains_key("nobody@example.com"));
+}
+
+#[tokio::test]
+async fn batched_writes_report_each_outcome_on_its_own() {
+    let sim = sim_with(SimConfig::default(), 5).await;
+    let client = client(&sim);
+    // Person 0 already holds the package.
+    let first = client.add_assignments(&adds(0..1)).await;
+    assert!(first[0].1.is_ok(), "{:?}", first[0].1);
+    wait_until_assigned(&sim, 1).await;
+
+    let mut batch = adds(0..3);
+    batch.push(NewAssignment {
+        target_id: user_id(4),
+        access_package_id: PACKAGE.into(),
+        assignment_policy_id: "99999999-0000-0000-0000-000000000000".into(),
+    });
+    let results = client.add_assignments(&batch).await;
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0].0.target_id, user_id(0));
+    let duplicate = results[0].1.as_ref().unwrap_err();
+    assert!(duplicate.is_already_done(), "{duplicate}");
+    assert!(results[1].1.is_ok() && results[2].1.is_ok());
+    let bad_policy = results[3].1.as_ref().unwrap_err();
+    assert_eq!(bad_policy.status(), Some(400));
+    assert!(
+        !bad_policy.is_already_done() && !bad_policy.is_retryable(),
+        "{bad_policy}"
+    );
+    wait_until_assigned(&sim, 3).await;
+    assert_eq!(
+        assigned(&sim).await,
+        vec![user_id(0), user_id(1), user_id(2)]
+    );
+}
+
+async fn wait_until_assigned(sim: &SimHandle, count: usize) {
+    for _ in 0..200 {
+        if assigned(sim).await.len() >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("assignments not delivered: {:?}", assigned(sim).await);
+}
+
+#[tokio::test]
+async fn throttling_storm_makes_every_change_once() {
+    let sim = sim_with(
+        SimConfig {
+            throttle_rps: Some(30),
+            ..SimConfig::default()
+        },
+        60,
+    )
+    .await;
+    let client = client(&sim);
+    let results = client.add_assignments(&adds(0..60)).await;
+    for (add, result) in &results {
+        assert!(result.is_ok(), "{}: {:?}", add.target_id, result);
+    }
+    let stats = client.stats();
+    assert!(
+        stats.throttled > 0,
+        "the storm throttled nothing: {stats:?}"
+    );
+    assert!(
+        stats.operations > 60,
+        "throttled requests were sent again: {stats:?}"
+    );
+    wait_until_assigned(&sim, 60).await;
+    let holders = assigned(&sim).await;
+    assert_eq!(
+        holders,
+        (0..60)
+            .map(user_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn reads_survive_server_faults_and_dropped_connections() {
+    let sim = sim_with(
+        SimConfig {
+            fault_rate: 0.3,
+            drop_rate: 0.2,
+            page_size: 5,
+            seed: 7,
+            ..SimConfig::default()
+        },
+        40,
+    )
+    .await;
+    let client = client(&sim);
+    let users = client.users().await.unwrap();
+    assert_eq!(users.len(), 40);
+    let found = client
+        .users_by_email(&(0..40).map(email).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 40);
+    let counters = sim.counters();
+    assert!(
+        counters.faulted + counters.dropped > 0,
+        "no fault was injected: {counters:?}"
+    );
+}
+
+#[tokio::test]
+async fn writes_are_not_resent_blindly_on_server_errors() {
+    let sim = sim_with(
+        SimConfig {
+            fault_rate: 0.5,
+            seed: 3,
+            ..SimConfig::default()
+        },
+        30,
+    )
+    .await;
+    let client = client(&sim);
+    let results = client.add_assignments(&adds(0..30)).await;
+    // A fault on a write either was retried (503/504: Graph did not take it, or the retry is
+    // recognised as already done) or is reported with its status; none becomes two assignments.
+    let mut made = 0;
+    for (add, result) in &results {
+        match result {
+            Ok(_) => made += 1,
+            Err(error) if error.is_already_done() => made += 1,
+            Err(error) => assert_eq!(error.status(), Some(500), "{}: {error}", add.target_id),
+        }
+    }
+    assert!(made > 0);
+    wait_until_assigned(&sim, made).await;
+    let holders = assigned(&sim).await;
+    let unique: BTreeSet<&String> = holders.iter().collect();
+    assert_eq!(unique.len(), holders.len(), "an assignment was doubled");
+}
+
+#[tokio::test]
+async fn invited_user_is_retried_until_replicated() {
+    let sim = sim_with(
+        SimConfig {
+            consistency_delay_ms: 300,
+            ..SimConfig::default()
+        },
+        0,
+    )
+    .await;
+    let client = client(&sim);
+    let invitations = client
+        .invite(&[NewInvitation {
+            invited_user_email_address: "guest@partner.example".into(),
+            invite_redirect_url: "https://myapps.microsoft.com".into(),
+            invited_user_display_name: Some("Guest".into()),
+            send_invitation_message: false,
+        }])
+        .await;
+    let invitation = invitations[0].1.as_ref().unwrap();
+    let guest_id = invitation.invited_user.as_ref().unwrap().id.clone();
+    let add = NewAssignment {
+        target_id: guest_id.clone(),
+        access_package_id: PACKAGE.into(),
+        assignment_policy_id: POLICY.into(),
+    };
+    let mut early_refusals = 0;
+    let mut done = false;
+    for _ in 0..100 {
+        let result = client
+            .add_assignments(std::slice::from_ref(&add))
+            .await
+            .remove(0)
+            .1;
+        match result {
+            Ok(_) => {
+                done = true;
+                break;
+            }
+            Err(error) => {
+                assert!(
+                    error.is_not_yet_replicated() && error.is_retryable(),
+                    "{error}"
+                );
+                early_refusals += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    assert!(done, "never accepted");
+    assert!(
+        early_refusals > 0,
+        "entitlement management knew the guest at once"
+    );
+    // Once replicated, the lookup finds the guest by the invited address.
+    let found = client
+        .users_by_email(&["guest@partner.example"])
+        .await
+        .unwrap();
+    assert_eq!(found["guest@partner.example"].id, guest_id);
+    // Inviting again answers with the same user.
+    let again = client
+        .invite(&[NewInvitation {
+            invited_user_email_address: "guest@partner.example".into(),
+            invite_redirect_url: "https://myapps.microsoft.com".into(),
+            invited_user_display_name: None,
+            send_invitation_message: false,
+        }])
+        .await;
+    assert_eq!(
+        again[0]
+            .1
+            .as_ref()
+            .unwrap()
+            .invited_user
+            .as_ref()
+            .unwrap()
+            .id,
+        guest_id
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_renewed_before_expiry() {
+    let sim = sim_with(
+        SimConfig {
+            token_lifetime_ms: 300,
+            ..SimConfig::default()
+        },
+        3,
+    )
+    .await;
+    let client = client(&sim);
+    for _ in 0..6 {
+        assert_eq!(client.users().await.unwrap().len(), 3);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(client.stats().token_requests >= 2, "{:?}", client.stats());
+    assert_eq!(sim.counters().unauthorized, 0, "an expired token was sent");
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_replaced_once() {
+    let sim = sim_with(SimConfig::default(), 3).await;
+    let port = sim.port();
+    let client = client(&sim);
+    assert_eq!(client.users().await.unwrap().len(), 3);
+    // A new tenant on the same port knows none of the tokens the old one issued.
+    sim.shutdown().await;
+    let sim = sim_with(
+        SimConfig {
+            port,
+            ..SimConfig::default()
+        },
+        4,
+    )
+    .await;
+    assert_eq!(client.users().await.unwrap().len(), 4);
+    assert_eq!(sim.counters().unauthorized, 1);
+    assert_eq!(client.stats().token_requests, 2);
+}
+
+#[tokio::test]
+async fn certificate_credential_signs_a_client_assertion() {
+    let sim = sim_with(
+        SimConfig {
+            client_certificate_pem: Some(CERT.into()),
+            ..SimConfig::default()
+        },
+        2,
+    )
+    .await;
+    let credential = Credential::Certificate {
+        client_id: "enroll-sim-client".into(),
+        certificate_pem: CERT.into(),
+        private_key_pem: Secret::new(KEY),
+    };
+    let client = GraphClient::new(config(&sim, credential)).unwrap();
+    assert_eq!(client.users().await.unwrap().len(), 2);
+
+    let wrong_client = Credential::Certificate {
+        client_id: "someone-else".into(),
+        certificate_pem: CERT.into(),
+        private_key_pem: Secret::new(KEY),
+    };
+    let error = GraphClient::new(config(&sim, wrong_client))
+        .unwrap()
+        .users()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            GraphError::Auth {
+                retryable: false,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
+async fn managed_identity_uses_the_identity_header() {
+    let sim = sim_with(SimConfig::default(), 2).await;
+    let credential = Credential::ManagedIdentity {
+        endpoint: format!("{}/msi/token", sim.base_url()),
+        header: Secret::new("enroll-sim-identity"),
+        client_id: None,
+    };
+    let client = GraphClient::new(config(&sim, credential)).unwrap();
+    assert_eq!(client.users().await.unwrap().len(), 2);
+
+    let wrong = Credential::ManagedIdentity {
+        endpoint: format!("{}/msi/token", sim.base_url()),
+        header: Secret::new("not-the-identity-header-xyz"),
+        client_id: None,
+    };
+    let error = GraphClient::new(config(&sim, wrong))
+        .unwrap()
+        .users()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, GraphError::Auth { .. }), "{error}");
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains("not-the-identity-header-xyz"), "{text}");
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_debug_and_errors() {
+    let sim = sim_with(SimConfig::default(), 1).await;
+    let credential = Credential::ClientSecret {
+        client_id: "enroll-sim-client".into(),
+        secret: Secret::new("wrong-secret-value-123"),
+    };
+    let config = config(&sim, credential);
+    let client = GraphClient::new(config.clone()).unwrap();
+    let error = client.users().await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            GraphError::Auth {
+                retryable: false,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    for text in [
+        format!("{error}"),
+        format!("{error:?}"),
+        format!("{config:?}"),
+        format!("{client:?}"),
+    ] {
+        assert!(!text.contains("wrong-secret-value-123"), "{text}");
+    }
+    // A working client's errors carry no bearer token either.
+    let good = self::client(&sim);
+    let missing = good.user("nobody@example.com").await.unwrap();
+    assert!(missing.is_none());
+    let error = good.update_app_roles("no-such-app", &[]).await.unwrap_err();
+    let text = format!("{error} {error:?}");
+    assert!(
+        !text.to_lowercase().contains("bearer") && !text.contains("eyJ"),
+        "{text}"
+    );
+    assert!(
+        error.request_id().is_some(),
+        "Graph's request-id is kept: {text}"
+    );
+}
+
+#[tokio::test]
+async fn snapshot_reads_the_tenant_as_the_simulator_holds_it() {
+    let sim = sim_with(SimConfig::default(), 12).await;
+    let client = client(&sim);
+    client.add_assignments(&adds(0..4)).await;
+    wait_until_assigned(&sim, 4).await;
+    let snapshot = client.snapshot(Some("Projects")).await.unwrap();
+    assert_eq!(snapshot.users.len(), 12);
+    assert_eq!(snapshot.access_packages.len(), 1);
+    assert_eq!(
+        snapshot.access_packages[0].assignment_policies[0].id,
+        POLICY
+    );
+    let mut holders: Vec<String> = snapshot
+        .assignments
+        .iter()
+        .filter_map(|assignment| assignment.target.as_ref()?.object_id.clone())
+        .collect();
+    holders.sort();
+    assert_eq!(holders, (0..4).map(user_id).collect::<Vec<_>>());
+    assert!(matches!(
+        client.snapshot(Some("Nope")).await,
+        Err(GraphError::Config(_))
+    ));
+}
+
+#[tokio::test]
+async fn removals_go_through_admin_remove() {
+    let sim = sim_with(SimConfig::default(), 3).await;
+    let client = client(&sim);
+    client.add_assignments(&adds(0..3)).await;
+    wait_until_assigned(&sim, 3).await;
+    let current = client.assignments(PACKAGE).await.unwrap();
+    assert_eq!(current.len(), 3);
+    let remove: Vec<String> = current
+        .iter()
+        .filter(|assignment| {
+            assignment
+                .target
+                .as_ref()
+                .and_then(|t| t.object_id.as_deref())
+                != Some(&user_id(1))
+        })
+        .map(|assignment| assignment.id.clone())
+        .collect();
+    let results = client.remove_assignments(&remove).await;
+    assert!(
+        results.iter().all(|(_, result)| result.is_ok()),
+        "{results:?}"
+    );
+    for _ in 0..200 {
+        if assigned(&sim).await == vec![user_id(1)] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("removals not delivered: {:?}", assigned(&sim).await);
+}
+
+#[tokio::test]
+async fn app_roles_and_group_assignments() {
+    let sim = sim_with(SimConfig::default(), 0).await;
+    let client = client(&sim);
+    let app = client.application_by_app_id(APP_ID).await.unwrap().unwrap();
+    assert_eq!(app.id, APP_OBJECT);
+    let sp = client
+        .service_principal_by_app_id(APP_ID)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sp.id, SP);
+    assert!(
+        client
+            .application_by_app_id("00000000-0000-0000-0000-00000000dead")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let writer = "77777777-0000-0000-0000-000000000002";
+    let mut roles = app.app_roles.clone();
+    roles.push(role(writer, "Project.Write", true));
+    client.update_app_roles(&app.id, &roles).await.unwrap();
+    let app = client.application_by_app_id(APP_ID).await.unwrap().unwrap();
+    assert_eq!(app.app_roles.len(), 2);
+    // Removing an enabled role in one step is refused.
+    let error = client
+        .update_app_roles(&app.id, &roles[..1])
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(400));
+
+    let groups = client
+        .groups_by_display_name(&["Project X Readers", "Missing"])
+        .await
+        .unwrap();
+    assert_eq!(groups.len(), 1);
+    let grant = NewGroupAppRoleAssignment {
+        principal_id: GROUP.into(),
+        resource_id: SP.into(),
+        app_role_id: ROLE.into(),
+    };
+    let created = client
+        .add_group_app_role_assignments(std::slice::from_ref(&grant))
+        .await;
+    let assignment = created[0].1.as_ref().unwrap().clone();
+    let again = client.add_group_app_role_assignments(&[grant]).await;
+    let duplicate = again[0].1.as_ref().unwrap_err();
+    assert!(
+        duplicate.is_existing_app_role_assignment() && duplicate.is_already_done(),
+        "{duplicate}"
+    );
+    assert_eq!(
+        client
+            .app_role_assignments_of_group(GROUP)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        client
+            .app_role_assignments_of_service_principal(SP)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let removed = client
+        .remove_group_app_role_assignments(&[(GROUP.into(), assignment.id.clone())])
+        .await;
+    assert!(removed[0].1.is_ok(), "{:?}", removed[0].1);
+    let gone = client
+        .remove_group_app_role_assignments(&[(GROUP.into(), assignment.id)])
+        .await;
+    assert!(gone[0].1.as_ref().unwrap_err().is_already_removed());
+    assert!(
+        client
+            .app_role_assignments_of_group(GROUP)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
