@@ -11,6 +11,7 @@
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
 //! adapters build on these.
 
+pub mod config;
 pub mod functions;
 pub mod graph;
 pub mod local;

@@ -32,6 +32,57 @@ enum Command {
     },
     /// Show what would change in the tenant; exit 1 when a roster is invalid or a package is blocked.
     Plan(PlanArgs),
+    /// Write the tenant's state from Microsoft Graph as a snapshot, for offline planning.
+    Snapshot {
+        /// Where to write the snapshot (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only this catalog's access packages (display name or id).
+        #[arg(long, env = "ENROLL_CATALOG")]
+        catalog: Option<String>,
+    },
+    /// Serve a simulated tenant (Microsoft Graph over HTTP) from a snapshot until Ctrl-C.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// Port on 127.0.0.1 (0 picks a free one; the port is printed).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The tenant to serve (a snapshot).
+    #[arg(long)]
+    tenant: PathBuf,
+    /// Client id the token endpoint accepts.
+    #[arg(long, default_value = "enroll-sim-client")]
+    client_id: String,
+    /// Client secret the token endpoint accepts.
+    #[arg(long, default_value = "enroll-sim-secret")]
+    client_secret: String,
+    /// Added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Graph operations per second before answers are 429 with Retry-After.
+    #[arg(long)]
+    throttle_rps: Option<u32>,
+    /// Share of requests answered with a random 500, 503 or 504 (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Share of connections dropped without an answer (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+    /// How long a new guest stays invisible to queries and entitlement management, in ms.
+    #[arg(long, default_value_t = 0)]
+    consistency_delay_ms: u64,
+    /// How long an assignment request takes to be delivered, in ms.
+    #[arg(long, default_value_t = 0)]
+    delivery_delay_ms: u64,
+    /// Seed for every random choice, so a run can be replayed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the tenant's final state here on exit.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +129,10 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Validate { paths, format } => validate(&paths, format),
         Command::Plan(args) => plan_rosters(&args),
+        Command::Snapshot { out, catalog } => {
+            runtime().and_then(|rt| rt.block_on(snapshot(&out, catalog.as_deref())))
+        }
+        Command::Sim(args) => runtime().and_then(|rt| rt.block_on(simulate(args))),
     };
     match outcome {
         Ok(code) => code,
@@ -169,4 +224,59 @@ fn plan_rosters(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         Format::Json => print_json(&plan)?,
     }
     Ok(exit_code(plan.is_clean()))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn snapshot(out: &Path, catalog: Option<&str>) -> anyhow::Result<ExitCode> {
+    let config = enroll::config::graph_config(&enroll::config::Env::from_process())?;
+    let client = enroll::graph::GraphClient::new(config)?;
+    let snapshot = client.snapshot(catalog).await?;
+    let mut text = serde_json::to_string_pretty(&snapshot)?;
+    text.push('\n');
+    std::fs::write(out, text)
+        .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
+    eprintln!(
+        "wrote {}: {} users, {} access packages, {} assignments",
+        out.display(),
+        snapshot.users.len(),
+        snapshot.access_packages.len(),
+        snapshot.assignments.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn simulate(args: SimArgs) -> anyhow::Result<ExitCode> {
+    for (name, share) in [
+        ("--fault-rate", args.fault_rate),
+        ("--drop-rate", args.drop_rate),
+    ] {
+        if !(0.0..=1.0).contains(&share) {
+            anyhow::bail!("{name} must be between 0 and 1, not {share}");
+        }
+    }
+    let snapshot = enroll::sim::read_snapshot(&args.tenant)?;
+    let config = enroll::sim::SimConfig {
+        port: args.port,
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        latency_ms: args.latency_ms,
+        throttle_rps: args.throttle_rps,
+        fault_rate: args.fault_rate,
+        drop_rate: args.drop_rate,
+        consistency_delay_ms: args.consistency_delay_ms,
+        delivery_delay_ms: args.delivery_delay_ms,
+        seed: args.seed,
+        ..enroll::sim::SimConfig::default()
+    };
+    let last = enroll::sim::run_until_ctrl_c(config, snapshot).await?;
+    if let Some(out) = args.out {
+        std::fs::write(&out, serde_json::to_string_pretty(&last)?)
+            .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -336,3 +336,87 @@ fn a_broken_snapshot_is_a_usage_error_naming_the_file() {
         "{stderr}"
     );
 }
+
+/// `enroll snapshot` writes the tenant from Graph (here the simulator serving the example),
+/// and planning against that snapshot gives the same plan as against the original.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_from_graph_plans_like_the_original() {
+    let original: enroll::tenant::TenantSnapshot =
+        serde_json::from_slice(&std::fs::read(data("../../examples/tenant.json")).unwrap())
+            .unwrap();
+    let sim = enroll::sim::start(enroll::sim::SimConfig::default(), original)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshot.json");
+    let base = sim.base_url().to_owned();
+    let out_arg = out.to_str().unwrap().to_owned();
+    let written = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_enroll"))
+            .args([
+                "snapshot",
+                "--out",
+                &out_arg,
+                "--catalog",
+                "Contoso Projects",
+            ])
+            .env("ENROLL_TENANT_ID", "enroll-sim-tenant")
+            .env("ENROLL_CLIENT_ID", "enroll-sim-client")
+            .env("ENROLL_CLIENT_SECRET", "enroll-sim-secret")
+            .env("ENROLL_GRAPH_URL", format!("{base}/v1.0"))
+            .env("ENROLL_AUTHORITY_URL", &base)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&written.stderr).into_owned();
+    assert_eq!(written.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("enroll-sim-secret"),
+        "the secret must not be printed"
+    );
+    assert!(stderr.contains("62 access packages"), "{stderr}");
+    let plan_with = |tenant: &str| {
+        json(&enroll(&[
+            "plan",
+            "examples/rosters",
+            "--tenant",
+            tenant,
+            "--format",
+            "json",
+        ]))
+    };
+    let from_graph = plan_with(out.to_str().unwrap());
+    let from_file = plan_with("examples/tenant.json");
+    assert_eq!(from_graph["packages"].as_array().unwrap().len(), 62);
+    for (a, b) in from_graph["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(from_file["packages"].as_array().unwrap())
+    {
+        for key in [
+            "accessPackage",
+            "invite",
+            "assign",
+            "remove",
+            "unchanged",
+            "blocked",
+        ] {
+            assert_eq!(a[key], b[key], "{} {key}", a["roster"]);
+        }
+    }
+    sim.shutdown().await;
+}
+
+#[test]
+fn snapshot_without_credentials_says_what_to_set() {
+    let output = Command::new(env!("CARGO_BIN_EXE_enroll"))
+        .args(["snapshot", "--out", "/dev/null"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ENROLL_TENANT_ID is not set"));
+}
