@@ -18,6 +18,7 @@ pub mod local;
 pub mod plan;
 pub mod report;
 pub mod roster;
+pub mod runner;
 pub mod sim;
 pub mod steps;
 pub mod tenant;

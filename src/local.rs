@@ -160,3 +160,158 @@ pub fn read_mapping(named: Option<&Path>, rosters: &Path) -> Result<Mapping, Loc
         source,
     })
 }
+
+/// Rosters from a local folder, reports and the audit trail into another: the storage of
+/// `enroll apply`.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    rosters: PathBuf,
+    reports: PathBuf,
+    audit: std::sync::Arc<std::sync::Mutex<()>>,
+}
+
+impl LocalStorage {
+    /// Reads rosters below `rosters`; writes reports under `reports/{run id}/` and the audit
+    /// trail to `reports/audit.jsonl`.
+    pub fn new(rosters: impl Into<PathBuf>, reports: impl Into<PathBuf>) -> Self {
+        Self {
+            rosters: rosters.into(),
+            reports: reports.into(),
+            audit: std::sync::Arc::default(),
+        }
+    }
+
+    /// The audit trail file.
+    pub fn audit_path(&self) -> PathBuf {
+        self.reports.join("audit.jsonl")
+    }
+
+    /// Where a run's report for a roster goes (without extension).
+    pub fn report_path(&self, run_id: &str, roster: &str) -> PathBuf {
+        let file = roster.trim_end_matches(".csv").replace('/', "__");
+        self.reports.join(run_id).join(file)
+    }
+}
+
+fn storage_error(what: String, error: &io::Error) -> crate::steps::StorageError {
+    crate::steps::StorageError {
+        message: format!("{what}: {error}"),
+        retryable: matches!(
+            error.kind(),
+            io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        ),
+    }
+}
+
+impl crate::steps::Storage for LocalStorage {
+    async fn roster(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::steps::StoredRoster>, crate::steps::StorageError> {
+        if name.split('/').any(|part| part == "..") {
+            return Ok(None);
+        }
+        let path = self.rosters.join(name);
+        if self.rosters.is_file() && relative_name(&self.rosters, &self.rosters) == name {
+            return self.read_roster_file(&self.rosters).map(Some);
+        }
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => self.read_roster_file(&path).map(Some),
+            Ok(_) => Ok(None),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(storage_error(
+                format!("cannot read {}", path.display()),
+                &error,
+            )),
+        }
+    }
+
+    async fn roster_names(&self) -> Result<Vec<String>, crate::steps::StorageError> {
+        let files = find_csv_files(&self.rosters).map_err(|error| crate::steps::StorageError {
+            message: error.to_string(),
+            retryable: false,
+        })?;
+        Ok(files
+            .iter()
+            .map(|path| relative_name(&self.rosters, path))
+            .collect())
+    }
+
+    async fn mapping(&self) -> Result<Option<Vec<u8>>, crate::steps::StorageError> {
+        let path = if self.rosters.is_dir() {
+            self.rosters.join(DEFAULT_MAPPING_FILE)
+        } else {
+            return Ok(None);
+        };
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(storage_error(
+                format!("cannot read {}", path.display()),
+                &error,
+            )),
+        }
+    }
+
+    async fn put_report(
+        &self,
+        run_id: &str,
+        roster: &str,
+        json: &[u8],
+        markdown: &str,
+    ) -> Result<(), crate::steps::StorageError> {
+        let base = self.report_path(run_id, roster);
+        let write = |path: PathBuf, bytes: &[u8]| {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(|error| {
+                    storage_error(format!("cannot create {}", parent.display()), &error)
+                })?;
+            }
+            fs::write(&path, bytes)
+                .map_err(|error| storage_error(format!("cannot write {}", path.display()), &error))
+        };
+        write(base.with_extension("json"), json)?;
+        write(base.with_extension("md"), markdown.as_bytes())
+    }
+
+    async fn append_audit(
+        &self,
+        records: &[crate::steps::audit::AuditRecord],
+    ) -> Result<(), crate::steps::StorageError> {
+        use std::io::Write as _;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut lines = String::new();
+        for record in records {
+            lines.push_str(&serde_json::to_string(record).unwrap_or_default());
+            lines.push('\n');
+        }
+        let path = self.audit_path();
+        let _one_writer = self
+            .audit
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        fs::create_dir_all(&self.reports).map_err(|error| {
+            storage_error(format!("cannot create {}", self.reports.display()), &error)
+        })?;
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(lines.as_bytes()))
+            .map_err(|error| storage_error(format!("cannot append to {}", path.display()), &error))
+    }
+}
+
+impl LocalStorage {
+    fn read_roster_file(
+        &self,
+        path: &Path,
+    ) -> Result<crate::steps::StoredRoster, crate::steps::StorageError> {
+        let bytes = fs::read(path)
+            .map_err(|error| storage_error(format!("cannot read {}", path.display()), &error))?;
+        let etag = content_version(&bytes);
+        Ok(crate::steps::StoredRoster { bytes, etag })
+    }
+}

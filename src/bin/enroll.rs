@@ -10,6 +10,7 @@ use enroll::local::{self, LocalError};
 use enroll::plan::{Guards, InviteDomains, PlanOptions, plan};
 use enroll::report::{FileReport, ValidationReport, plan_text};
 use enroll::roster::Limits;
+use enroll::steps::audit::{Action, Outcome};
 
 /// Keeps Entra ID access packages in line with CSV rosters.
 #[derive(Debug, Parser)]
@@ -32,6 +33,8 @@ enum Command {
     },
     /// Show what would change in the tenant; exit 1 when a roster is invalid or a package is blocked.
     Plan(PlanArgs),
+    /// Make the tenant match the rosters: plan, invite, assign and remove, in one process.
+    Apply(ApplyArgs),
     /// Write the tenant's state from Microsoft Graph as a snapshot, for offline planning.
     Snapshot {
         /// Where to write the snapshot (JSON).
@@ -43,6 +46,44 @@ enum Command {
     },
     /// Serve a simulated tenant (Microsoft Graph over HTTP) from a snapshot until Ctrl-C.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// Folder of rosters (or one roster file).
+    rosters: PathBuf,
+    /// `graph` for the real tenant (credentials from the environment), or a snapshot file,
+    /// which is served by an in-process simulated tenant.
+    #[arg(long, env = "ENROLL_TENANT")]
+    tenant: String,
+    /// Stop after the plan.
+    #[arg(long)]
+    dry_run: bool,
+    /// Let plans through that the removal guard or the empty-roster rule would block.
+    #[arg(long)]
+    allow_removals: bool,
+    /// Catalog searched for rosters not in a catalog folder (display name or id).
+    #[arg(long, env = "ENROLL_CATALOG")]
+    catalog: Option<String>,
+    /// Removals always allowed per package.
+    #[arg(long, env = "ENROLL_MAX_REMOVALS", default_value_t = 10)]
+    max_removals: usize,
+    /// Past --max-removals, the share of current members that may be removed, in percent.
+    #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
+    max_removal_percent: f64,
+    /// Domains people may be invited from, comma-separated; `*` for any. Required with
+    /// `--tenant graph`; any domain against a snapshot.
+    #[arg(long, env = "ENROLL_INVITE_DOMAINS")]
+    invite_domains: Option<String>,
+    /// Folder for reports (one per roster under the run id) and the audit trail.
+    #[arg(long, env = "ENROLL_REPORTS", default_value = "enroll-reports")]
+    reports: PathBuf,
+    /// With a snapshot: write the simulated tenant's final state here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +170,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Validate { paths, format } => validate(&paths, format),
         Command::Plan(args) => plan_rosters(&args),
+        Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply(args))),
         Command::Snapshot { out, catalog } => {
             runtime().and_then(|rt| rt.block_on(snapshot(&out, catalog.as_deref())))
         }
@@ -279,4 +321,268 @@ async fn simulate(args: SimArgs) -> anyhow::Result<ExitCode> {
             .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A run id that sorts by time and is unique enough for one tenant: `20261127T060111Z-3f2a`.
+fn new_run_id() -> String {
+    let now = std::time::SystemTime::now();
+    let stamp = enroll::steps::audit::rfc3339(now).replace(['-', ':'], "");
+    format!("{stamp}-{:04x}", fastrand::u16(..))
+}
+
+async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+
+    use enroll::config::{Env, graph_config, step_config};
+    use enroll::graph::{Credential, GraphClient, GraphConfig, Secret};
+    use enroll::local::LocalStorage;
+    use enroll::runner::{RunOptions, run};
+    use enroll::steps::World;
+
+    if !(0.0..=100.0).contains(&args.max_removal_percent) {
+        anyhow::bail!(
+            "--max-removal-percent must be between 0 and 100, not {}",
+            args.max_removal_percent
+        );
+    }
+    let env = Env::from_process();
+    let live = args.tenant == "graph";
+    let mut config = step_config(&env, false)?;
+    config.guards.max_removals = args.max_removals;
+    config.guards.max_removal_percent = args.max_removal_percent;
+    config.catalog = args.catalog.clone();
+    config.invite_domains = match (&args.invite_domains, live) {
+        (Some(list), _) => InviteDomains::parse(list),
+        (None, false) => InviteDomains::Any,
+        (None, true) => anyhow::bail!(
+            "--invite-domains (or ENROLL_INVITE_DOMAINS) is required with --tenant graph: the e-mail domains guests may be invited from, `*` for any"
+        ),
+    };
+    let mut retry_delay = std::time::Duration::from_secs(2);
+    let (graph, sim) = if live {
+        (GraphClient::new(graph_config(&env)?)?, None)
+    } else {
+        let snapshot = enroll::sim::read_snapshot(Path::new(&args.tenant))?;
+        let sim_config = enroll::sim::SimConfig::default();
+        let sim = enroll::sim::start(sim_config.clone(), snapshot).await?;
+        let mut graph = GraphConfig::new(
+            sim_config.tenant_id.clone(),
+            Credential::ClientSecret {
+                client_id: sim_config.client_id.clone(),
+                secret: Secret::new(sim_config.client_secret.clone()),
+            },
+        );
+        graph.graph_base_url = format!("{}/v1.0", sim.base_url());
+        graph.authority_url = sim.base_url().to_owned();
+        retry_delay = std::time::Duration::from_millis(200);
+        eprintln!(
+            "simulated tenant from {} at {}",
+            args.tenant,
+            sim.base_url()
+        );
+        (GraphClient::new(graph)?, Some(sim))
+    };
+    let storage = LocalStorage::new(&args.rosters, &args.reports);
+    let world = Arc::new(World::new(graph.clone(), storage.clone(), config.clone()));
+    let options = RunOptions {
+        run_id: new_run_id(),
+        dry_run: args.dry_run,
+        allow_removals: args.allow_removals,
+        retry_delay,
+        ..RunOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let summary = run(world, &options, |p| {
+        if show {
+            eprint!(
+                "\r\x1b[Kplanned {}/{} | messages {}/{} | retrying {}",
+                p.planned.0, p.planned.1, p.messages.0, p.messages.1, p.retrying
+            );
+        }
+    })
+    .await?;
+    if show {
+        eprintln!();
+    }
+    let elapsed = started.elapsed();
+    let mut exit_clean = summary.errors.is_empty()
+        && summary.failures.is_empty()
+        && summary.plans.iter().all(|p| p.blocked.is_none());
+    let mut converged = None;
+    if let Some(sim) = sim {
+        if !args.dry_run {
+            let after = settle(&sim).await;
+            let sources = local::read_rosters(&args.rosters, Limits::default())?;
+            let options = PlanOptions {
+                guards: Guards {
+                    allow_removals: args.allow_removals,
+                    ..config.guards
+                },
+                mapping: local::read_mapping(None, &args.rosters)?,
+                catalog: config.catalog.clone(),
+                invite_domains: config.invite_domains.clone(),
+            };
+            let check = plan(&sources, &after, &options);
+            let left: usize = check
+                .packages
+                .iter()
+                .filter(|p| p.blocked.is_none())
+                .map(|p| p.invite.len() + p.assign.len() + p.remove.len())
+                .sum();
+            converged = Some(left);
+            if let Some(out) = &args.out {
+                std::fs::write(out, serde_json::to_string_pretty(&after)?)
+                    .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
+            }
+            exit_clean &= left == 0;
+        }
+        sim.shutdown().await;
+    }
+    let stats = graph.stats();
+    match args.format {
+        Format::Json => print_json(&serde_json::json!({
+            "runId": summary.run_id,
+            "dryRun": args.dry_run,
+            "packages": summary.plans,
+            "errors": summary.errors,
+            "failures": summary.failures.iter().map(|f| serde_json::json!({"queue": f.queue, "roster": f.roster, "people": f.people, "error": f.error})).collect::<Vec<_>>(),
+            "done": {
+                "invited": summary.count(Action::Invite, Outcome::Done),
+                "assigned": summary.count(Action::Assign, Outcome::Done),
+                "removed": summary.count(Action::Remove, Outcome::Done),
+            },
+            "changesLeft": converged,
+            "graph": {"httpRequests": stats.http_requests, "operations": stats.operations, "retries": stats.retries, "throttled": stats.throttled},
+            "seconds": elapsed.as_secs_f64(),
+        }))?,
+        Format::Text => print(&summary_text(
+            &summary,
+            &storage,
+            args.dry_run,
+            converged,
+            stats,
+            elapsed,
+        ))?,
+    }
+    Ok(exit_code(exit_clean))
+}
+
+/// Waits until the simulated tenant has delivered every request, then returns its state.
+async fn settle(sim: &enroll::sim::SimHandle) -> enroll::tenant::TenantSnapshot {
+    for _ in 0..50 {
+        let state = sim.snapshot().await;
+        if !state.assignment_requests.iter().any(|r| r.is_open()) {
+            return state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    sim.snapshot().await
+}
+
+fn summary_text(
+    summary: &enroll::runner::RunSummary,
+    storage: &enroll::local::LocalStorage,
+    dry_run: bool,
+    converged: Option<usize>,
+    stats: enroll::graph::GraphStats,
+    elapsed: std::time::Duration,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let width = summary
+        .plans
+        .iter()
+        .map(|p| p.access_package.display_name.chars().count())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>7} {:>7} {:>7} {:>9}  status",
+        "package", "invite", "assign", "remove", "unchanged"
+    );
+    for plan in &summary.plans {
+        let done = |action| {
+            summary
+                .outcomes
+                .iter()
+                .filter(|((r, a, o), _)| *r == plan.roster && *a == action && *o == Outcome::Done)
+                .map(|(_, n)| n)
+                .sum::<usize>()
+        };
+        let status = match (plan.blocked, dry_run) {
+            (Some(reason), _) => format!(
+                "BLOCKED {}",
+                serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            (None, true) => "planned".into(),
+            (None, false) if plan.has_changes() => format!(
+                "done {}/{}/{}",
+                done(Action::Invite),
+                done(Action::Assign),
+                done(Action::Remove)
+            ),
+            (None, false) => "in line".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>7} {:>7} {:>7} {:>9}  {status}",
+            plan.access_package.display_name,
+            plan.invite.len(),
+            plan.assign.len(),
+            plan.remove.len(),
+            plan.unchanged
+        );
+    }
+    for error in &summary.errors {
+        let _ = writeln!(
+            out,
+            "not applied: {}: {} [{}]",
+            error.roster, error.message, error.code
+        );
+    }
+    for failure in &summary.failures {
+        let _ = writeln!(
+            out,
+            "FAILED ({} queue, {} people): {}: {}",
+            failure.queue, failure.people, failure.roster, failure.error
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{} packages; invited {}, assigned {}, removed {}; {} blocked, {} roster errors, {} failed messages",
+        summary.plans.len(),
+        summary.count(Action::Invite, Outcome::Done),
+        summary.count(Action::Assign, Outcome::Done),
+        summary.count(Action::Remove, Outcome::Done),
+        summary.plans.iter().filter(|p| p.blocked.is_some()).count(),
+        summary.errors.len(),
+        summary.failures.len()
+    );
+    if let Some(left) = converged {
+        if left == 0 {
+            let _ = writeln!(out, "the tenant now matches the rosters");
+        } else {
+            let _ = writeln!(out, "{left} changes are still outstanding");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{:.1} s, {} Graph requests ({} operations, {} retries); reports in {}, audit trail in {}",
+        elapsed.as_secs_f64(),
+        stats.http_requests,
+        stats.operations,
+        stats.retries,
+        storage
+            .report_path(&summary.run_id, "")
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        storage.audit_path().display()
+    );
+    out
 }

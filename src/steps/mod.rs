@@ -66,4 +66,6 @@ pub struct StepOutput {
     pub remove: Vec<messages::ChangeMessage<messages::RemovePerson>>,
     /// Lines for the invocation log (no secrets, no personal data beyond e-mails in rosters).
     pub logs: Vec<String>,
+    /// The audit records the step wrote.
+    pub audit: Vec<audit::AuditRecord>,
 }

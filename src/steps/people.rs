@@ -136,8 +136,9 @@ impl<'w, S: Storage> Ledger<'w, S> {
     }
 
     /// Writes the records and turns people to retry into the step's error.
-    async fn finish(self, output: StepOutput) -> Result<StepOutput, StepError> {
+    async fn finish(self, mut output: StepOutput) -> Result<StepOutput, StepError> {
         self.world.storage.append_audit(&self.records).await?;
+        output.audit = self.records;
         match self.retry.first() {
             None => Ok(output),
             Some((email, reason)) => Err(StepError::PeopleToRetry {

@@ -245,10 +245,12 @@ pub async fn plan_roster<S: Storage>(
     } else {
         Outcome::Done
     };
+    let planned = record(kind, Some(&package.id), summary.clone());
     world
         .storage
-        .append_audit(&[record(kind, Some(&package.id), summary.clone())])
+        .append_audit(std::slice::from_ref(&planned))
         .await?;
+    outcome.output.audit.push(planned);
     outcome.output.logs.push(format!(
         "{} -> {} ({}): {summary}",
         message.roster, package.display_name, package.id
@@ -295,10 +297,12 @@ async fn reject<S: Storage>(
         "roster not applied, nothing changed: {} problem(s); first: {first}",
         outcome.errors.len()
     );
+    let rejected = record(Outcome::Rejected, None, detail.clone());
     world
         .storage
-        .append_audit(&[record(Outcome::Rejected, None, detail.clone())])
+        .append_audit(std::slice::from_ref(&rejected))
         .await?;
+    outcome.output.audit.push(rejected);
     outcome
         .output
         .logs
