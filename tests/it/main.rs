@@ -4,5 +4,6 @@
 mod cli;
 mod functions;
 mod graph;
+mod pipeline;
 mod roster;
 mod sim;

@@ -1,0 +1,404 @@
+//! The steps end to end in one process (the runner `enroll apply` uses), over the real Graph
+//! client and the simulated tenant: level-triggered, idempotent, guarded.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use enroll::graph::{Credential, GraphClient, GraphConfig, RetryPolicy, Secret};
+use enroll::local::LocalStorage;
+use enroll::plan::{PlanOptions, plan};
+use enroll::runner::{RunOptions, RunSummary, run};
+use enroll::sim::{SimConfig, SimHandle, start};
+use enroll::steps::audit::{Action, Outcome};
+use enroll::steps::messages::{ChangeContext, ChangeMessage, RemovePerson, VERSION};
+use enroll::steps::{Attempt, StepConfig, World};
+use enroll::tenant::TenantSnapshot;
+
+fn golden_tenant() -> TenantSnapshot {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/tenant.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+struct Setup {
+    sim: SimHandle,
+    rosters: tempfile::TempDir,
+    reports: tempfile::TempDir,
+    graph: GraphClient,
+}
+
+impl Setup {
+    async fn new(config: SimConfig) -> Self {
+        let sim = start(config, golden_tenant()).await.unwrap();
+        let mut graph = GraphConfig::new(
+            sim.tenant_id(),
+            Credential::ClientSecret {
+                client_id: "enroll-sim-client".into(),
+                secret: Secret::new("enroll-sim-secret"),
+            },
+        );
+        graph.graph_base_url = format!("{}/v1.0", sim.base_url());
+        graph.authority_url = sim.base_url();
+        graph.retry = RetryPolicy {
+            max_attempts: 30,
+            max_elapsed: Duration::from_secs(30),
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(100),
+        };
+        let setup = Self {
+            graph: GraphClient::new(graph).unwrap(),
+            sim,
+            rosters: tempfile::tempdir().unwrap(),
+            reports: tempfile::tempdir().unwrap(),
+        };
+        setup.write(
+            "Projects/Project Alpha - Manager.csv",
+            "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nFay;fay@tailspin.be\n",
+        );
+        setup.write("Projects/Key Users.csv", "Bob;bob@fabrikam.com\n");
+        setup
+    }
+
+    fn write(&self, roster: &str, text: &str) {
+        let path = self.rosters.path().join(roster);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn world(&self) -> Arc<World<LocalStorage>> {
+        let config = StepConfig {
+            max_dequeue_count: 8,
+            ..StepConfig::default()
+        };
+        Arc::new(World::new(
+            self.graph.clone(),
+            LocalStorage::new(self.rosters.path(), self.reports.path()),
+            config,
+        ))
+    }
+
+    async fn apply(&self, run_id: &str) -> RunSummary {
+        let options = RunOptions {
+            run_id: run_id.into(),
+            retry_delay: Duration::from_millis(100),
+            ..RunOptions::default()
+        };
+        run(self.world(), &options, |_| {}).await.unwrap()
+    }
+
+    /// The tenant once every request is delivered.
+    async fn settled(&self) -> TenantSnapshot {
+        for _ in 0..100 {
+            let state = self.sim.snapshot().await;
+            if !state.assignment_requests.iter().any(|r| r.is_open()) {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("requests never delivered");
+    }
+
+    /// Changes a fresh plan would still make, per roster.
+    async fn changes_left(&self) -> usize {
+        let tenant = self.settled().await;
+        let sources = enroll::local::read_rosters(self.rosters.path(), Default::default()).unwrap();
+        let result = plan(&sources, &tenant, &PlanOptions::default());
+        assert!(result.errors.is_empty(), "{:?}", result.errors);
+        for package in result.packages.iter().filter(|p| p.has_changes()) {
+            eprintln!(
+                "left in {}: invite {:?} assign {:?} remove {:?}",
+                package.roster, package.invite, package.assign, package.remove
+            );
+        }
+        result
+            .packages
+            .iter()
+            .map(|p| p.invite.len() + p.assign.len() + p.remove.len())
+            .sum()
+    }
+
+    fn report(&self, run_id: &str, roster: &str) -> String {
+        let path: PathBuf =
+            LocalStorage::new(self.rosters.path(), self.reports.path()).report_path(run_id, roster);
+        std::fs::read_to_string(path.with_extension("md")).unwrap()
+    }
+}
+
+fn holders(tenant: &TenantSnapshot, package: &str) -> Vec<String> {
+    let mut ids: Vec<String> = tenant
+        .assignments
+        .iter()
+        .filter(|a| a.is_active() && a.access_package.as_ref().is_some_and(|p| p.id == package))
+        .filter_map(|a| a.target.as_ref()?.object_id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn user_id(tenant: &TenantSnapshot, email: &str) -> String {
+    tenant
+        .users
+        .iter()
+        .find(|u| u.mail.as_deref() == Some(email) || u.other_mails.iter().any(|m| m == email))
+        .map(|u| u.id.clone())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_run_invites_assigns_and_removes_then_nothing_is_left() {
+    let setup = Setup::new(SimConfig::default()).await;
+    let summary = setup.apply("run-1").await;
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    assert_eq!(
+        summary.count(Action::Invite, Outcome::Done),
+        1,
+        "Fay is invited"
+    );
+    // Dee, and Eve whose pending request from the snapshot was delivered, are not listed.
+    assert_eq!(
+        summary.count(Action::Remove, Outcome::Done),
+        2,
+        "Dee and Eve leave"
+    );
+    assert_eq!(setup.changes_left().await, 0);
+    let tenant = setup.settled().await;
+    let fay = user_id(&tenant, "fay@tailspin.be");
+    assert!(holders(&tenant, "pkg-alpha-manager").contains(&fay));
+    assert!(!holders(&tenant, "pkg-alpha-manager").contains(&"u-dee".to_owned()));
+    assert!(!holders(&tenant, "pkg-alpha-manager").contains(&"u-eve".to_owned()));
+    // A second run finds nothing to do and changes nothing.
+    let again = setup.apply("run-2").await;
+    assert_eq!(
+        again.count(Action::Assign, Outcome::Done)
+            + again.count(Action::Invite, Outcome::Done)
+            + again.count(Action::Remove, Outcome::Done),
+        0
+    );
+    assert_eq!(
+        holders(&setup.settled().await, "pkg-alpha-manager"),
+        holders(&tenant, "pkg-alpha-manager")
+    );
+    setup.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edited_roster_adds_and_removes() {
+    let setup = Setup::new(SimConfig::default()).await;
+    setup.apply("run-1").await;
+    setup.write(
+        "Projects/Project Alpha - Manager.csv",
+        "Bob;bob@fabrikam.com\nCyd;cyd@northwind.nl\nGus;gus@woodgrove.pl\n",
+    );
+    let summary = setup.apply("run-2").await;
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    assert_eq!(setup.changes_left().await, 0);
+    let tenant = setup.settled().await;
+    let alpha = holders(&tenant, "pkg-alpha-manager");
+    assert!(
+        alpha.contains(&"u-cyd".to_owned())
+            && alpha.contains(&user_id(&tenant, "gus@woodgrove.pl"))
+    );
+    assert!(!alpha.contains(&"u-ann".to_owned()));
+    setup.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_removal_guard_and_the_empty_roster_rule_remove_nobody() {
+    let setup = Setup::new(SimConfig::default()).await;
+    setup.apply("run-1").await;
+    let before = setup.settled().await;
+    setup.write("Projects/Project Alpha - Manager.csv", "# everyone left\n");
+    setup.write("Projects/Key Users.csv", "Newcomer;new@fabrikam.com\n");
+    let world = setup.world();
+    let mut strict = (*world).config.clone();
+    strict.guards.max_removals = 0;
+    strict.guards.max_removal_percent = 10.0;
+    let world = Arc::new(World::new(
+        setup.graph.clone(),
+        LocalStorage::new(setup.rosters.path(), setup.reports.path()),
+        strict,
+    ));
+    let summary = run(
+        world,
+        &RunOptions {
+            run_id: "run-2".into(),
+            ..RunOptions::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let after = setup.settled().await;
+    assert_eq!(
+        holders(&after, "pkg-alpha-manager"),
+        holders(&before, "pkg-alpha-manager"),
+        "empty roster removes nobody"
+    );
+    assert_eq!(
+        holders(&after, "pkg-key-users"),
+        holders(&before, "pkg-key-users"),
+        "the guard blocks additions too"
+    );
+    assert_eq!(
+        summary.plans.iter().filter(|p| p.blocked.is_some()).count(),
+        2
+    );
+    assert!(
+        setup
+            .report("run-2", "Projects/Project Alpha - Manager.csv")
+            .contains("Blocked (empty_roster): nothing was changed.")
+    );
+    assert!(
+        setup
+            .report("run-2", "Projects/Key Users.csv")
+            .contains("Blocked (removal_guard)")
+    );
+    setup.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_roster_changes_nothing_and_says_why() {
+    let setup = Setup::new(SimConfig::default()).await;
+    let before = setup.sim.snapshot().await;
+    setup.write(
+        "Projects/Project Alpha - Manager.csv",
+        "Ann;ann@contoso.com\nBroken;not-an-address\n",
+    );
+    let summary = setup.apply("run-1").await;
+    assert_eq!(summary.errors[0].code, "invalid_email");
+    let after = setup.settled().await;
+    assert_eq!(
+        holders(&after, "pkg-alpha-manager"),
+        holders(&before, "pkg-alpha-manager")
+    );
+    let report = setup.report("run-1", "Projects/Project Alpha - Manager.csv");
+    assert!(
+        report.contains("Not applied: nothing was changed."),
+        "{report}"
+    );
+    assert!(report.contains("| 2 | 2 | `invalid_email` |"), "{report}");
+    setup.sim.shutdown().await;
+}
+
+fn remove_dee(run: &str) -> ChangeMessage<RemovePerson> {
+    ChangeMessage {
+        context: ChangeContext {
+            v: VERSION,
+            run_id: run.into(),
+            roster: "Projects/Project Alpha - Manager.csv".into(),
+            etag: "old".into(),
+            access_package_id: "pkg-alpha-manager".into(),
+            assignment_policy_id: Some("pol-direct".into()),
+        },
+        people: vec![RemovePerson {
+            email: "dee@contoso.com".into(),
+            user_id: Some("u-dee".into()),
+            assignment_id: "as-dee".into(),
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_remove_for_someone_put_back_does_nothing_and_a_duplicate_does_nothing_twice() {
+    let setup = Setup::new(SimConfig::default()).await;
+    let world = setup.world();
+    let first = Attempt::of(1, 5);
+    // Dee is back in the roster by the time the remove message arrives.
+    setup.write(
+        "Projects/Project Alpha - Manager.csv",
+        "Dee;DEE@contoso.com\n",
+    );
+    let output = enroll::steps::remove(&world, &remove_dee("r"), first)
+        .await
+        .unwrap();
+    assert_eq!(output.audit[0].outcome, Outcome::Skipped);
+    assert!(holders(&setup.settled().await, "pkg-alpha-manager").contains(&"u-dee".to_owned()));
+    // Dee leaves; the same message delivered twice removes once.
+    setup.write(
+        "Projects/Project Alpha - Manager.csv",
+        "Ann;ann@contoso.com\n",
+    );
+    let once = enroll::steps::remove(&world, &remove_dee("r"), first)
+        .await
+        .unwrap();
+    assert_eq!(once.audit[0].outcome, Outcome::Done);
+    setup.settled().await;
+    let twice = enroll::steps::remove(&world, &remove_dee("r"), first)
+        .await
+        .unwrap();
+    assert_eq!(twice.audit[0].outcome, Outcome::AlreadyDone);
+    let removals = setup
+        .sim
+        .snapshot()
+        .await
+        .assignment_requests
+        .iter()
+        .filter(|r| r.request_type.as_deref() == Some("adminRemove"))
+        .count();
+    assert!(removals <= 1, "one adminRemove at most, found {removals}");
+    setup.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_roster_broken_after_the_plan_removes_nobody() {
+    let setup = Setup::new(SimConfig::default()).await;
+    setup.write(
+        "Projects/Project Alpha - Manager.csv",
+        "Ann;ann@contoso.com\nbroken\n",
+    );
+    let output = enroll::steps::remove(&setup.world(), &remove_dee("r"), Attempt::of(1, 5))
+        .await
+        .unwrap();
+    assert_eq!(output.audit[0].outcome, Outcome::Skipped);
+    assert!(
+        output.audit[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("invalid")
+    );
+    assert!(holders(&setup.settled().await, "pkg-alpha-manager").contains(&"u-dee".to_owned()));
+    setup.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_faults_and_slow_replication_still_converge_without_doubles() {
+    let config = SimConfig {
+        throttle_rps: Some(40),
+        fault_rate: 0.15,
+        consistency_delay_ms: 400,
+        delivery_delay_ms: 100,
+        seed: 7,
+        ..SimConfig::default()
+    };
+    let setup = Setup::new(config).await;
+    let roster: String = (0..30)
+        .map(|i| format!("Guest {i};guest{i}@fabrikam.com\n"))
+        .collect();
+    setup.write("Projects/Key Users.csv", &roster);
+    let summary = setup.apply("storm").await;
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    // Eve's request from the snapshot was still being delivered during the first plan, so
+    // only the next run can remove her; the next run is what the nightly timer does.
+    setup.settled().await;
+    let next = setup.apply("storm-2").await;
+    assert!(next.failures.is_empty(), "{:?}", next.failures);
+    assert_eq!(setup.changes_left().await, 0);
+    let tenant = setup.settled().await;
+    let key_users = holders(&tenant, "pkg-key-users");
+    let mut unique = key_users.clone();
+    unique.dedup();
+    assert_eq!(
+        key_users.len(),
+        unique.len(),
+        "no person holds the package twice"
+    );
+    assert_eq!(key_users.len(), 30);
+    let guests = tenant
+        .users
+        .iter()
+        .filter(|u| u.mail.as_deref().is_some_and(|m| m.starts_with("guest")))
+        .count();
+    assert_eq!(guests, 30, "each guest invited once");
+    setup.sim.shutdown().await;
+}
