@@ -210,7 +210,7 @@ async fn the_removal_guard_and_the_empty_roster_rule_remove_nobody() {
     setup.write("Projects/Project Alpha - Manager.csv", "# everyone left\n");
     setup.write("Projects/Key Users.csv", "Newcomer;new@fabrikam.com\n");
     let world = setup.world();
-    let mut strict = (*world).config.clone();
+    let mut strict = world.config.clone();
     strict.guards.max_removals = 0;
     strict.guards.max_removal_percent = 10.0;
     let world = Arc::new(World::new(
