@@ -183,6 +183,7 @@ pub async fn run<S: Storage + 'static>(
         let outcome = joined.map_err(|error| StepError::PeopleToRetry {
             count: 0,
             first: format!("a planning task stopped: {error}"),
+            emails: Vec::new(),
         })??;
         state.planned.0 += 1;
         progress(state);
@@ -229,6 +230,18 @@ pub async fn run<S: Storage + 'static>(
         match result {
             Ok(output) => {
                 summary.tally(&output.audit);
+                if !output.gave_up.is_empty() {
+                    let (roster, _) = job.roster_and_people();
+                    summary.failures.push(Failure {
+                        queue: job.queue(),
+                        roster,
+                        people: output.gave_up.len(),
+                        error: format!(
+                            "gave up after {number} tries: {}",
+                            output.gave_up.join(", ")
+                        ),
+                    });
+                }
                 let follow: Vec<Job> = jobs_of(output).collect();
                 state.messages.1 += follow.len();
                 queue.extend(follow.into_iter().map(|job| (job, 1)));

@@ -323,13 +323,6 @@ async fn simulate(args: SimArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A run id that sorts by time and is unique enough for one tenant: `20261127T060111Z-3f2a`.
-fn new_run_id() -> String {
-    let now = std::time::SystemTime::now();
-    let stamp = enroll::steps::audit::rfc3339(now).replace(['-', ':'], "");
-    format!("{stamp}-{:04x}", fastrand::u16(..))
-}
-
 async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
 
@@ -385,7 +378,7 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let storage = LocalStorage::new(&args.rosters, &args.reports);
     let world = Arc::new(World::new(graph.clone(), storage.clone(), config.clone()));
     let options = RunOptions {
-        run_id: new_run_id(),
+        run_id: enroll::steps::new_run_id(std::time::SystemTime::now()),
         dry_run: args.dry_run,
         allow_removals: args.allow_removals,
         retry_delay,

@@ -1,6 +1,7 @@
 //! The Azure Functions adapter: one function per step, spoken through the custom-handler
 //! protocol ([`protocol`]), declared in `function_definitions/` ([`definitions`]).
 
+pub mod app;
 pub mod definitions;
 pub mod protocol;
 
@@ -18,6 +19,14 @@ pub mod queues {
     pub const ASSIGN: &str = "assign";
     /// Assignments to remove.
     pub const REMOVE: &str = "remove";
+    /// Where the host (and the handler, for messages it gives up on) sets messages aside.
+    pub const RECONCILE_POISON: &str = "reconcile-poison";
+    /// Poison queue of `invite`.
+    pub const INVITE_POISON: &str = "invite-poison";
+    /// Poison queue of `assign`.
+    pub const ASSIGN_POISON: &str = "assign-poison";
+    /// Poison queue of `remove`.
+    pub const REMOVE_POISON: &str = "remove-poison";
 }
 
 /// What starts a function.
@@ -80,6 +89,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             ("invite", queues::INVITE),
             ("assign", queues::ASSIGN),
             ("remove", queues::REMOVE),
+            ("poison", queues::RECONCILE_POISON),
         ],
     },
     FunctionSpec {
@@ -88,7 +98,10 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             binding: "message",
             queue: queues::INVITE,
         },
-        outputs: &[("assign", queues::ASSIGN)],
+        outputs: &[
+            ("assign", queues::ASSIGN),
+            ("poison", queues::INVITE_POISON),
+        ],
     },
     FunctionSpec {
         name: "Assign",
@@ -96,7 +109,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             binding: "message",
             queue: queues::ASSIGN,
         },
-        outputs: &[],
+        outputs: &[("poison", queues::ASSIGN_POISON)],
     },
     FunctionSpec {
         name: "Remove",
@@ -104,7 +117,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             binding: "message",
             queue: queues::REMOVE,
         },
-        outputs: &[],
+        outputs: &[("poison", queues::REMOVE_POISON)],
     },
 ];
 

@@ -19,6 +19,12 @@ pub use world::{StepConfig, Storage, StorageError, StoredRoster, World};
 use crate::graph::GraphError;
 use messages::MessageError;
 
+/// A run id that sorts by time and is unique enough for one tenant: `20261127T060111Z-3f2a`.
+pub fn new_run_id(now: std::time::SystemTime) -> String {
+    let stamp = audit::rfc3339(now).replace(['-', ':'], "");
+    format!("{stamp}-{:04x}", fastrand::u16(..))
+}
+
 /// Why a step failed as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -39,6 +45,8 @@ pub enum StepError {
         count: usize,
         /// The first reason.
         first: String,
+        /// Their addresses, so a last attempt can set exactly them aside.
+        emails: Vec<String>,
     },
 }
 
@@ -68,4 +76,6 @@ pub struct StepOutput {
     pub logs: Vec<String>,
     /// The audit records the step wrote.
     pub audit: Vec<audit::AuditRecord>,
+    /// People given up on after the last try; adapters set them aside in the poison queue.
+    pub gave_up: Vec<String>,
 }

@@ -70,6 +70,7 @@ struct Ledger<'w, S> {
     version: String,
     records: Vec<AuditRecord>,
     retry: Vec<(String, String)>,
+    gave_up: Vec<String>,
 }
 
 /// Who a record is about.
@@ -89,6 +90,7 @@ impl<'w, S: Storage> Ledger<'w, S> {
             version: context.etag.clone(),
             records: Vec::new(),
             retry: Vec::new(),
+            gave_up: Vec::new(),
         }
     }
 
@@ -131,6 +133,8 @@ impl<'w, S: Storage> Ledger<'w, S> {
         };
         if retry {
             self.retry.push((whom.email.to_owned(), error.to_string()));
+        } else if error.is_retryable() {
+            self.gave_up.push(whom.email.to_owned());
         }
         self.record(whom, outcome, detail, error.request_id());
     }
@@ -139,11 +143,13 @@ impl<'w, S: Storage> Ledger<'w, S> {
     async fn finish(self, mut output: StepOutput) -> Result<StepOutput, StepError> {
         self.world.storage.append_audit(&self.records).await?;
         output.audit = self.records;
+        output.gave_up = self.gave_up;
         match self.retry.first() {
             None => Ok(output),
             Some((email, reason)) => Err(StepError::PeopleToRetry {
                 count: self.retry.len(),
                 first: format!("{email}: {reason}"),
+                emails: self.retry.iter().map(|(email, _)| email.clone()).collect(),
             }),
         }
     }

@@ -1,0 +1,287 @@
+//! The custom handler's HTTP app: `GET /` for the host's readiness probe and
+//! `POST /{Function}` for invocations. The app only decodes the invocation, calls one step
+//! and encodes the answer; everything else lives in [`crate::steps`].
+//!
+//! Answers follow the host's rules (reference `functions.md` §1.8): a 2xx carries outputs
+//! and logs; a non-2xx makes the host drop both and deliver the message again, so it is
+//! used only when another try can help. A message that cannot succeed, or that the last try
+//! could not finish, is set aside through the function's `poison` output with a 2xx, so its
+//! other outputs are kept; the reason goes to the invocation log and to stderr.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use super::protocol::{Invocation, InvocationResult};
+use super::{FUNCTIONS, FunctionSpec, Trigger};
+use crate::steps::messages::{
+    AssignPerson, ChangeMessage, InvitePerson, Reason, ReconcileMessage, RemovePerson, VERSION,
+    read_change, read_reconcile,
+};
+use crate::steps::{Attempt, StepError, StepOutput, Storage, World};
+
+/// Largest invocation accepted: the host buffers a whole blob and base64 grows it by a third.
+const MAX_INVOCATION_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The app's routes, ready for `warp::serve`.
+pub fn app<S: Storage + 'static>(
+    world: Arc<World<S>>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let ready = warp::get()
+        .and(warp::path::end())
+        .map(|| warp::reply::with_status("enroll handler ready", StatusCode::OK).into_response());
+    let invoke = warp::post()
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::body::content_length_limit(MAX_INVOCATION_BYTES))
+        .and(warp::body::bytes())
+        .and(warp::any().map(move || Arc::clone(&world)))
+        .then(
+            |name: String, body: warp::hyper::body::Bytes, world: Arc<World<S>>| async move {
+                invoke(&world, &name, &body).await
+            },
+        );
+    ready
+        .or(invoke)
+        .unify()
+        .recover(|rejection: warp::Rejection| async move {
+            let status = if rejection.is_not_found() {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Ok::<_, Infallible>(
+                warp::reply::with_status(format!("{rejection:?}"), status).into_response(),
+            )
+        })
+        .unify()
+}
+
+fn json_reply(result: &InvocationResult) -> Response {
+    warp::reply::json(result).into_response()
+}
+
+/// Asks the host to deliver the message again (it drops outputs and logs, so say why on stderr).
+fn retry_later(function: &str, error: &StepError) -> Response {
+    eprintln!("{function}: will be tried again: {error}");
+    warp::reply::with_status(format!("{error}"), StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}
+
+async fn invoke<S: Storage>(world: &World<S>, name: &str, body: &[u8]) -> Response {
+    let Some(spec) = FUNCTIONS.iter().find(|spec| spec.name == name) else {
+        return warp::reply::with_status(format!("no function {name}"), StatusCode::NOT_FOUND)
+            .into_response();
+    };
+    let invocation: Invocation = match serde_json::from_slice(body) {
+        Ok(invocation) => invocation,
+        Err(error) => {
+            return warp::reply::with_status(
+                format!("the invocation is not the custom-handler JSON: {error}"),
+                StatusCode::BAD_REQUEST,
+            )
+            .into_response();
+        }
+    };
+    match spec.trigger {
+        Trigger::Blob { .. } => roster_uploaded(spec, &invocation),
+        Trigger::Timer { .. } => scheduled(world, spec).await,
+        Trigger::Queue { binding, .. } => queue_step(world, spec, &invocation, binding).await,
+    }
+}
+
+fn roster_uploaded(spec: &FunctionSpec, invocation: &Invocation) -> Response {
+    let mut result = InvocationResult::default();
+    // `BlobTrigger` is dropped by the host (keys ending in "trigger"), so the name comes
+    // from the `{name}` pattern variable.
+    let Some(name) = invocation.metadata_text("name") else {
+        eprintln!("{}: the invocation has no `name` metadata", spec.name);
+        result.log("no blob name in the invocation metadata; nothing to do");
+        return json_reply(&result);
+    };
+    if !name.to_ascii_lowercase().ends_with(".csv") {
+        result.log(format!("{name} is not a roster (*.csv); ignored"));
+        return json_reply(&result);
+    }
+    let message = ReconcileMessage {
+        v: VERSION,
+        run_id: crate::steps::new_run_id(std::time::SystemTime::now()),
+        roster: name.clone(),
+        etag: invocation.blob_etag(),
+        reason: Reason::Upload,
+        allow_removals: false,
+    };
+    result.log(format!(
+        "roster {name} uploaded: reconcile run {}",
+        message.run_id
+    ));
+    result.push_messages("reconcile", &[message]);
+    json_reply(&result)
+}
+
+async fn scheduled<S: Storage>(world: &World<S>, spec: &FunctionSpec) -> Response {
+    let run_id = crate::steps::new_run_id((world.now)());
+    match crate::steps::reconcile_all(world, &run_id, Reason::Schedule).await {
+        Ok(messages) => {
+            let mut result = InvocationResult::default();
+            result.log(format!(
+                "nightly run {run_id}: {} rosters to reconcile",
+                messages.len()
+            ));
+            result.push_messages("reconcile", &messages);
+            json_reply(&result)
+        }
+        Err(error) => retry_later(spec.name, &error),
+    }
+}
+
+/// Puts a step's follow-up messages and logs into the answer.
+fn add_output(result: &mut InvocationResult, output: &StepOutput) {
+    result.push_messages("invite", &output.invite);
+    result.push_messages("assign", &output.assign);
+    result.push_messages("remove", &output.remove);
+    for line in &output.logs {
+        result.log(line.clone());
+    }
+}
+
+async fn queue_step<S: Storage>(
+    world: &World<S>,
+    spec: &FunctionSpec,
+    invocation: &Invocation,
+    binding: &str,
+) -> Response {
+    let text = match invocation.text(binding) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("{}: {error}", spec.name);
+            let mut result = InvocationResult::default();
+            result.log(format!("set aside: {error}"));
+            return json_reply(&result);
+        }
+    };
+    let attempt = Attempt::of(
+        invocation.dequeue_count().unwrap_or(1),
+        world.config.max_dequeue_count,
+    );
+    let mut result = InvocationResult::default();
+    let outcome = match spec.name {
+        "Plan" => match read_reconcile(&text) {
+            Ok(message) => crate::steps::plan_roster(world, &message)
+                .await
+                .map(|o| o.output),
+            Err(error) => Err(StepError::from(error)),
+        },
+        "Invite" => match read_change::<InvitePerson>(&text, "invite") {
+            Ok(message) => {
+                let outcome = crate::steps::invite(world, &message, attempt).await;
+                set_aside(&message, &outcome, &mut result);
+                outcome
+            }
+            Err(error) => Err(StepError::from(error)),
+        },
+        "Assign" => match read_change::<AssignPerson>(&text, "assign") {
+            Ok(message) => {
+                let outcome = crate::steps::assign(world, &message, attempt).await;
+                set_aside(&message, &outcome, &mut result);
+                outcome
+            }
+            Err(error) => Err(StepError::from(error)),
+        },
+        "Remove" => match read_change::<RemovePerson>(&text, "remove") {
+            Ok(message) => {
+                let outcome = crate::steps::remove(world, &message, attempt).await;
+                set_aside(&message, &outcome, &mut result);
+                outcome
+            }
+            Err(error) => Err(StepError::from(error)),
+        },
+        other => {
+            return warp::reply::with_status(
+                format!("{other} is not a queue step"),
+                StatusCode::NOT_FOUND,
+            )
+            .into_response();
+        }
+    };
+    match outcome {
+        Ok(output) => {
+            add_output(&mut result, &output);
+            json_reply(&result)
+        }
+        Err(error) if error.is_retryable() && !attempt.last => retry_later(spec.name, &error),
+        Err(error) => {
+            // Trying again cannot help (or this was the last try): set the message aside.
+            eprintln!(
+                "{}: set aside in the poison queue after try {}: {error}",
+                spec.name, attempt.number
+            );
+            result.log(format!(
+                "set aside in the poison queue after try {}: {error}",
+                attempt.number
+            ));
+            if result.outputs.get("poison").is_none() {
+                result
+                    .outputs
+                    .insert("poison".into(), Value::Array(vec![Value::String(text)]));
+            }
+            json_reply(&result)
+        }
+    }
+}
+
+/// Puts the people a step gave up on into the poison output, as a message of their own.
+fn set_aside<P: PersonEmail + Clone + Serialize>(
+    message: &ChangeMessage<P>,
+    outcome: &Result<StepOutput, StepError>,
+    result: &mut InvocationResult,
+) {
+    let Ok(output) = outcome else {
+        return;
+    };
+    if output.gave_up.is_empty() {
+        return;
+    }
+    let aside = ChangeMessage {
+        context: message.context.clone(),
+        people: message
+            .people
+            .iter()
+            .filter(|p| output.gave_up.iter().any(|email| email == p.email()))
+            .cloned()
+            .collect(),
+    };
+    result.push_messages("poison", &[aside]);
+    result.log(format!(
+        "{} people set aside in the poison queue",
+        output.gave_up.len()
+    ));
+}
+
+/// The address of a person in a change message.
+pub trait PersonEmail {
+    /// The address.
+    fn email(&self) -> &str;
+}
+
+impl PersonEmail for InvitePerson {
+    fn email(&self) -> &str {
+        &self.email
+    }
+}
+
+impl PersonEmail for AssignPerson {
+    fn email(&self) -> &str {
+        &self.email
+    }
+}
+
+impl PersonEmail for RemovePerson {
+    fn email(&self) -> &str {
+        &self.email
+    }
+}
