@@ -5,6 +5,7 @@
 //! - [`roster`]: decode and validate roster files (pure).
 //! - [`tenant`]: the tenant as Graph describes it, and the snapshot format.
 //! - [`plan`]: desired (rosters) against actual (tenant) gives the changes, with safety guards (pure).
+//! - [`store`]: rosters, reports, audit trail and step queues in Azure Storage (Azurite in tests).
 //!
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
 //! adapters build on these.
@@ -13,4 +14,5 @@ pub mod local;
 pub mod plan;
 pub mod report;
 pub mod roster;
+pub mod store;
 pub mod tenant;
