@@ -195,6 +195,14 @@ impl StoreError {
                     .unwrap_or_else(|| "no error code".to_owned());
                 match status {
                     404 => StoreError::NotFound { op, resource, code },
+                    // An append blob that is full (50,000 blocks) stays full: not a conflict
+                    // that re-reading resolves.
+                    409 if code == "BlockCountExceedsLimit" => StoreError::Service {
+                        op,
+                        resource,
+                        status,
+                        code,
+                    },
                     409 | 412 => StoreError::Conflict { op, resource, code },
                     401 | 403 => StoreError::Unauthorized {
                         op,

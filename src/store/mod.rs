@@ -582,6 +582,12 @@ impl Store {
         Ok(entries)
     }
 
+    /// The blob's URL, without any SAS: what the Functions host passes as a blob trigger's
+    /// `Uri` metadata.
+    pub fn blob_url(&self, container: &str, name: &str) -> String {
+        self.blobs.blob_client(container, name).url().to_string()
+    }
+
     // ----- rosters -----
 
     /// Reads a roster; with `if_match`, only that version (the one a plan saw).

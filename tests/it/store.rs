@@ -53,6 +53,10 @@ async fn roster_round_trip_keeps_bytes_and_etag() {
         b"\xef\xbb\xbfName;Email;Package\nUser Z;userz@example.com;Project X | Role Y\n".to_vec();
     let tag1 = store.put_roster(name, v1.clone()).await.unwrap();
 
+    let url = store.blob_url(&store.layout().rosters, name);
+    assert!(url.starts_with(config().blob_endpoint().as_str()), "{url}");
+    assert!(!url.contains("sig="), "{url}");
+
     let got = store.get_roster(name, None).await.unwrap();
     assert_eq!(got.bytes, v1, "bytes come back unchanged, BOM included");
     assert_eq!(got.etag, tag1);
