@@ -7,6 +7,7 @@
 //! - [`plan`]: desired (rosters) against actual (tenant) gives the changes, with safety guards (pure).
 //! - [`graph`]: the Microsoft Graph client (auth, paging, `$batch`, throttling, retries).
 //! - [`sim`]: a simulated tenant serving Microsoft Graph over loopback HTTP, for tests and local runs.
+//! - [`store`]: rosters, reports, audit trail and step queues in Azure Storage (Azurite in tests).
 //!
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
 //! adapters build on these.
@@ -21,4 +22,5 @@ pub mod roster;
 pub mod runner;
 pub mod sim;
 pub mod steps;
+pub mod store;
 pub mod tenant;

@@ -7,3 +7,4 @@ mod graph;
 mod pipeline;
 mod roster;
 mod sim;
+mod store;
