@@ -163,6 +163,13 @@ pub fn graph_config(env: &Env) -> Result<GraphConfig, ConfigError> {
         config.graph_resource = resource.to_owned();
     }
     config.concurrency = env.parse("ENROLL_GRAPH_CONCURRENCY", config.concurrency)?;
+    config.retry.max_attempts =
+        env.parse("ENROLL_GRAPH_MAX_ATTEMPTS", config.retry.max_attempts)?;
+    let base_ms = env.parse(
+        "ENROLL_GRAPH_RETRY_BASE_MS",
+        u64::try_from(config.retry.base_delay.as_millis()).unwrap_or(u64::MAX),
+    )?;
+    config.retry.base_delay = Duration::from_millis(base_ms);
     let timeout = env.parse(
         "ENROLL_GRAPH_TIMEOUT_SECONDS",
         config.request_timeout.as_secs(),

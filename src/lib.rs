@@ -15,6 +15,7 @@
 pub mod config;
 pub mod functions;
 pub mod graph;
+pub mod harness;
 pub mod local;
 pub mod plan;
 pub mod report;

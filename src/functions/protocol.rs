@@ -44,12 +44,11 @@ pub enum ProtocolError {
 /// Objects and arrays inside strings are left alone, because a queue message whose text is
 /// a JSON document must stay text.
 pub fn unwrap_scalar(value: &Value) -> Value {
-    if let Value::String(text) = value {
-        if let Ok(inner) = serde_json::from_str::<Value>(text) {
-            if !(inner.is_object() || inner.is_array()) {
-                return inner;
-            }
-        }
+    if let Value::String(text) = value
+        && let Ok(inner) = serde_json::from_str::<Value>(text)
+        && !(inner.is_object() || inner.is_array())
+    {
+        return inner;
     }
     value.clone()
 }
@@ -156,6 +155,11 @@ pub struct InvocationResult {
 impl InvocationResult {
     /// Adds queue messages to an output binding; each must serialise to a JSON object.
     pub fn push_messages<T: Serialize>(&mut self, binding: &str, messages: &[T]) {
+        // A key for a binding the function does not declare is an error in the host's eyes,
+        // and functions declare only what they can write: add keys only when there is data.
+        if messages.is_empty() {
+            return;
+        }
         let entry = self
             .outputs
             .entry(binding.to_owned())
@@ -257,5 +261,10 @@ mod tests {
         }
         let body = serde_json::to_value(&result).unwrap();
         assert!(body.get("Outputs").is_some() && body.get("Logs").is_some());
+        result.push_messages::<Message>("remove", &[]);
+        assert!(
+            !result.outputs.contains_key("remove"),
+            "no key without messages"
+        );
     }
 }

@@ -186,10 +186,10 @@ impl TokenSource {
     /// callers wait for the one fetch instead of each asking.
     pub(crate) async fn token(&self) -> Result<Secret, GraphError> {
         let mut cached = self.cached.lock().await;
-        if let Some(token) = cached.as_ref() {
-            if Instant::now() < token.renew_at {
-                return Ok(token.value.clone());
-            }
+        if let Some(token) = cached.as_ref()
+            && Instant::now() < token.renew_at
+        {
+            return Ok(token.value.clone());
         }
         let token = self.fetch().await?;
         let value = token.value.clone();

@@ -137,12 +137,12 @@ impl GraphClient {
                         source: Arc::new(error.without_url()),
                     };
                     // A dropped POST may have been carried out: only the caller can tell.
-                    if connect || idempotent {
-                        if let Some(delay) = policy.next_delay(attempt, started.elapsed(), None) {
-                            Counters::add(&counters.retries, operations);
-                            tokio::time::sleep(delay).await;
-                            continue;
-                        }
+                    if (connect || idempotent)
+                        && let Some(delay) = policy.next_delay(attempt, started.elapsed(), None)
+                    {
+                        Counters::add(&counters.retries, operations);
+                        tokio::time::sleep(delay).await;
+                        continue;
                     }
                     return Err(error);
                 }
@@ -176,12 +176,10 @@ impl GraphClient {
                 continue;
             }
             let retry = is_throttle_status(status) || (idempotent && is_fault_status(status));
-            if retry {
-                if let Some(delay) = policy.next_delay(attempt, started.elapsed(), wait) {
-                    Counters::add(&counters.retries, operations);
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
+            if retry && let Some(delay) = policy.next_delay(attempt, started.elapsed(), wait) {
+                Counters::add(&counters.retries, operations);
+                tokio::time::sleep(delay).await;
+                continue;
             }
             return Err(GraphError::Status(Box::new(error)));
         }

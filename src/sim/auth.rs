@@ -257,12 +257,12 @@ fn verify_assertion(shared: &Shared, assertion: &str, audience: &str) -> Result<
             header["alg"]
         ));
     }
-    if let (Some(expected), Some(sent)) = (&key.x5t, header["x5t"].as_str()) {
-        if expected != sent {
-            return Err(format!(
-                "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '{sent}']"
-            ));
-        }
+    if let (Some(expected), Some(sent)) = (&key.x5t, header["x5t"].as_str())
+        && expected != sent
+    {
+        return Err(format!(
+            "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '{sent}']"
+        ));
     }
     let signed = format!("{header_b64}.{claims_b64}");
     aws_lc_rs::signature::UnparsedPublicKey::new(

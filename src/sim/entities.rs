@@ -456,13 +456,13 @@ impl Tenant {
             })
             .collect();
         for package in &snapshot.access_packages {
-            if let Some(c) = &package.catalog {
-                if !catalogs.iter().any(|k| k.id == c.id) {
-                    catalogs.push(CatalogRec {
-                        id: c.id.clone(),
-                        display_name: c.display_name.clone(),
-                    });
-                }
+            if let Some(c) = &package.catalog
+                && !catalogs.iter().any(|k| k.id == c.id)
+            {
+                catalogs.push(CatalogRec {
+                    id: c.id.clone(),
+                    display_name: c.display_name.clone(),
+                });
             }
         }
         unique("catalogs", catalogs.iter().map(|c| c.id.as_str()))?;

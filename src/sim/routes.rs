@@ -566,10 +566,10 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
             "The specified email address '{email}' is invalid."
         )));
     }
-    if let Some(kind) = obj.get("invitedUserType") {
-        if kind != "Guest" {
-            return Err(unmodelled("microsoft.graph.invitation", "invitedUserType"));
-        }
+    if let Some(kind) = obj.get("invitedUserType")
+        && kind != "Guest"
+    {
+        return Err(unmodelled("microsoft.graph.invitation", "invitedUserType"));
     }
     let message_info = match obj.get("invitedUserMessageInfo") {
         None | Some(Value::Null) => json!({
@@ -1477,10 +1477,10 @@ fn patch_application(state: &mut State, req: &Req, id: &str) -> Result<Resp, Res
             if !ids.insert(r.id.to_ascii_lowercase()) {
                 return Err(duplicate_value());
             }
-            if let Some(v) = &r.value {
-                if !values.insert(v.to_ascii_lowercase()) {
-                    return Err(duplicate_value());
-                }
+            if let Some(v) = &r.value
+                && !values.insert(v.to_ascii_lowercase())
+            {
+                return Err(duplicate_value());
             }
         }
         // A role must be disabled in one PATCH before it is removed or changed in the next.

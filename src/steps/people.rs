@@ -397,6 +397,7 @@ pub async fn assign<S: Storage>(
                         ),
                         None,
                     );
+                    ledger.gave_up.push(person.email.clone());
                 } else {
                     ledger.record(whom, Outcome::Retrying, "no user has this address yet (a fresh invitation may take a while to replicate)", None);
                     ledger.retry.push((
@@ -540,10 +541,10 @@ pub async fn remove<S: Storage>(
             assignment_id: Some(&person.assignment_id),
         };
         let mut keys = vec![email_key(&person.email)];
-        if let Some(user_id) = &person.user_id {
-            if let Some(user) = world.graph.user(user_id).await? {
-                keys.extend(user_keys(&user));
-            }
+        if let Some(user_id) = &person.user_id
+            && let Some(user) = world.graph.user(user_id).await?
+        {
+            keys.extend(user_keys(&user));
         }
         if keys.iter().any(|key| current.keys.contains(key)) {
             ledger.record(

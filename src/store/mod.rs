@@ -16,6 +16,7 @@
 
 mod config;
 mod error;
+pub mod pipeline;
 mod sas;
 
 use std::sync::Arc;

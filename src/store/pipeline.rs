@@ -1,0 +1,102 @@
+//! The steps' storage in Azure Storage: rosters in the rosters container, reports under
+//! `reports/{run id}/`, and the audit trail in one append blob per day
+//! (`audit/{yyyy-mm-dd}.jsonl`, well below an append blob's 50,000 blocks).
+
+use super::{Store, StoreError};
+use crate::steps::audit::AuditRecord;
+use crate::steps::{StorageError, StoredRoster};
+
+/// The mapping file beside the rosters (not a roster: the blob trigger ignores non-CSV).
+pub const MAPPING_BLOB: &str = crate::local::DEFAULT_MAPPING_FILE;
+
+fn storage_error(error: &StoreError) -> StorageError {
+    StorageError {
+        message: error.to_string(),
+        retryable: error.is_retryable(),
+    }
+}
+
+/// A roster path as one report file name: `Catalog/Key Users.csv` → `Catalog__Key Users`.
+pub fn report_name(roster: &str) -> String {
+    let stem = roster
+        .strip_suffix(".csv")
+        .or_else(|| roster.strip_suffix(".CSV"))
+        .unwrap_or(roster);
+    stem.replace('/', "__")
+}
+
+impl crate::steps::Storage for Store {
+    async fn roster(&self, name: &str) -> Result<Option<StoredRoster>, StorageError> {
+        match self.get_roster(name, None).await {
+            Ok(blob) => Ok(Some(StoredRoster {
+                bytes: blob.bytes,
+                etag: blob.etag.as_str().to_owned(),
+            })),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(storage_error(&error)),
+        }
+    }
+
+    async fn roster_names(&self) -> Result<Vec<String>, StorageError> {
+        match self.list_rosters("").await {
+            Ok(entries) => Ok(entries
+                .into_iter()
+                .map(|entry| entry.name)
+                .filter(|name| name.to_ascii_lowercase().ends_with(".csv"))
+                .collect()),
+            Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
+            Err(error) => Err(storage_error(&error)),
+        }
+    }
+
+    async fn mapping(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        match self
+            .get_blob(&self.layout().rosters, MAPPING_BLOB, None)
+            .await
+        {
+            Ok(blob) => Ok(Some(blob.bytes)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(storage_error(&error)),
+        }
+    }
+
+    async fn put_report(
+        &self,
+        run_id: &str,
+        roster: &str,
+        json: &[u8],
+        markdown: &str,
+    ) -> Result<(), StorageError> {
+        Store::put_report(
+            self,
+            run_id,
+            &report_name(roster),
+            json.to_vec(),
+            markdown.to_owned(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|error| storage_error(&error))
+    }
+
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StorageError> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let day = first.time.get(..10).unwrap_or("undated");
+        Store::append_audit(self, &format!("{day}.jsonl"), records)
+            .await
+            .map_err(|error| storage_error(&error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_names_are_one_path_segment() {
+        assert_eq!(report_name("Projects/Key Users.csv"), "Projects__Key Users");
+        assert_eq!(report_name("Read Only.CSV"), "Read Only");
+    }
+}

@@ -1,0 +1,468 @@
+//! End to end as it will run in Azure: Azurite, the Functions host stand-in (harness)
+//! driving the real `handler` binary through `function_definitions/`, and the simulated
+//! tenant behind the production Graph client.
+
+use std::path::Path;
+use std::time::Duration;
+
+use enroll::harness::{Harness, HarnessConfig};
+use enroll::plan::{PlanOptions, RosterSource, plan};
+use enroll::roster::{Limits, content_version, parse};
+use enroll::sim::{SimConfig, SimHandle, start};
+use enroll::tenant::TenantSnapshot;
+
+const ALPHA: &str = "Projects/Project Alpha - Manager.csv";
+const KEY_USERS: &str = "Projects/Key Users.csv";
+
+fn storage() -> String {
+    std::env::var("ENROLL_TEST_STORAGE").unwrap_or_else(|_| {
+        panic!("ENROLL_TEST_STORAGE is not set: the end-to-end tests need Azurite; run them with ./scripts/test")
+    })
+}
+
+fn golden_tenant() -> TenantSnapshot {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/tenant.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+struct E2e {
+    sim: SimHandle,
+    harness: Harness,
+    rosters: Vec<(String, String)>,
+}
+
+impl E2e {
+    async fn new(sim_config: SimConfig) -> Self {
+        Self::with_env(sim_config, &[]).await
+    }
+
+    async fn with_env(sim_config: SimConfig, extra: &[(&str, &str)]) -> Self {
+        let sim = start(sim_config, golden_tenant()).await.unwrap();
+        let prefix = format!("e{:08x}-", fastrand::u32(..));
+        let mut config = HarnessConfig::new(
+            env!("CARGO_BIN_EXE_handler"),
+            env!("CARGO_MANIFEST_DIR"),
+            storage(),
+        );
+        config.prefix = prefix;
+        config.visibility_timeout = Some(Duration::from_millis(200));
+        let mut env = vec![
+            ("ENROLL_TENANT_ID", sim.tenant_id().to_owned()),
+            ("ENROLL_CLIENT_ID", "enroll-sim-client".to_owned()),
+            ("ENROLL_CLIENT_SECRET", "enroll-sim-secret".to_owned()),
+            ("ENROLL_GRAPH_URL", format!("{}/v1.0", sim.base_url())),
+            ("ENROLL_AUTHORITY_URL", sim.base_url()),
+            ("ENROLL_INVITE_DOMAINS", "*".to_owned()),
+            ("ENROLL_GRAPH_RETRY_BASE_MS", "20".to_owned()),
+            ("ENROLL_GRAPH_MAX_ATTEMPTS", "10".to_owned()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        config.env = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let harness = Harness::start(config).await.unwrap();
+        Self {
+            sim,
+            harness,
+            rosters: Vec::new(),
+        }
+    }
+
+    async fn upload(&mut self, name: &str, text: &str) {
+        self.harness
+            .upload_roster(name, text.as_bytes().to_vec())
+            .await
+            .unwrap();
+        self.rosters.retain(|(n, _)| n != name);
+        self.rosters.push((name.to_owned(), text.to_owned()));
+    }
+
+    async fn run(&mut self) {
+        self.harness
+            .run_until_idle(Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+
+    async fn settled(&self) -> TenantSnapshot {
+        for _ in 0..100 {
+            let state = self.sim.snapshot().await;
+            if !state.assignment_requests.iter().any(|r| r.is_open()) {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("requests never delivered");
+    }
+
+    /// Changes a fresh plan of the uploaded rosters would still make.
+    async fn changes_left(&self) -> usize {
+        let tenant = self.settled().await;
+        let sources: Vec<RosterSource> = self
+            .rosters
+            .iter()
+            .map(|(name, text)| RosterSource {
+                path: name.clone(),
+                version: content_version(text.as_bytes()),
+                roster: parse(name, text.as_bytes(), Limits::default()),
+            })
+            .collect();
+        let result = plan(&sources, &tenant, &PlanOptions::default());
+        result
+            .packages
+            .iter()
+            .filter(|p| p.blocked.is_none())
+            .map(|p| p.invite.len() + p.assign.len() + p.remove.len())
+            .sum()
+    }
+
+    /// The Markdown report for the roster's current version.
+    async fn report(&self, roster: &str) -> String {
+        let store = self.harness.store();
+        let container = store.layout().reports.clone();
+        let current = store.get_roster(roster, None).await.unwrap().etag;
+        let name = enroll::store::pipeline::report_name(roster);
+        for entry in store.list_blobs(&container, "").await.unwrap() {
+            if !entry.name.ends_with(&format!("/{name}.json")) {
+                continue;
+            }
+            let json: serde_json::Value = serde_json::from_slice(
+                &store
+                    .get_blob(&container, &entry.name, None)
+                    .await
+                    .unwrap()
+                    .bytes,
+            )
+            .unwrap();
+            if json["rosterVersion"] == current.as_str() {
+                let markdown = entry.name.replace(".json", ".md");
+                return String::from_utf8(
+                    store
+                        .get_blob(&container, &markdown, None)
+                        .await
+                        .unwrap()
+                        .bytes,
+                )
+                .unwrap();
+            }
+        }
+        panic!("no report for {roster} at version {}", current.as_str());
+    }
+
+    fn assert_clean_protocol(&self) {
+        let counters = self.harness.counters();
+        assert!(
+            counters.undeclared_outputs.is_empty(),
+            "{:?}",
+            counters.undeclared_outputs
+        );
+    }
+}
+
+fn holders(tenant: &TenantSnapshot, package: &str) -> Vec<String> {
+    let mut ids: Vec<String> = tenant
+        .assignments
+        .iter()
+        .filter(|a| a.is_active() && a.access_package.as_ref().is_some_and(|p| p.id == package))
+        .filter_map(|a| a.target.as_ref()?.object_id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+const ALPHA_ROSTER: &str =
+    "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nEve;eve@contoso.com\nFay;fay@tailspin.be\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_upload_then_an_edit_reach_the_tenant() {
+    let mut e2e = E2e::new(SimConfig::default()).await;
+    e2e.upload(ALPHA, ALPHA_ROSTER).await;
+    e2e.run().await;
+    assert_eq!(e2e.changes_left().await, 0);
+    let tenant = e2e.settled().await;
+    assert!(
+        !holders(&tenant, "pkg-alpha-manager").contains(&"u-dee".to_owned()),
+        "Dee is removed"
+    );
+    assert_eq!(holders(&tenant, "pkg-alpha-manager").len(), 4);
+    let counters = e2e.harness.counters();
+    for function in ["RosterUploaded", "Plan", "Invite", "Assign", "Remove"] {
+        assert!(
+            counters.invocations.get(function).copied().unwrap_or(0) >= 1,
+            "{function} ran: {:?}",
+            counters.invocations
+        );
+    }
+    // An edit: Ann and Fay leave, Cyd and Gus join.
+    e2e.upload(
+        ALPHA,
+        "Bob;bob@fabrikam.com\nCyd;cyd@northwind.nl\nEve;eve@contoso.com\nGus;gus@woodgrove.pl\n",
+    )
+    .await;
+    e2e.run().await;
+    assert_eq!(e2e.changes_left().await, 0);
+    let alpha = holders(&e2e.settled().await, "pkg-alpha-manager");
+    assert!(alpha.contains(&"u-cyd".to_owned()) && !alpha.contains(&"u-ann".to_owned()));
+    assert!(
+        e2e.report(ALPHA).await.contains("| 4 | 1 | 1 | 2 | 2 |"),
+        "{}",
+        e2e.report(ALPHA).await
+    );
+    e2e.assert_clean_protocol();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_removal_guard_and_an_invalid_roster_change_nothing_and_say_why() {
+    let mut e2e = E2e::with_env(
+        SimConfig::default(),
+        &[
+            ("ENROLL_MAX_REMOVALS", "0"),
+            ("ENROLL_MAX_REMOVAL_PERCENT", "10"),
+        ],
+    )
+    .await;
+    let before = e2e.settled().await;
+    e2e.upload(ALPHA, "Ann;ann@contoso.com\nNew;new@fabrikam.com\n")
+        .await;
+    e2e.upload(KEY_USERS, "Bob;bob@fabrikam.com\nBroken;nope\n")
+        .await;
+    e2e.run().await;
+    let after = e2e.settled().await;
+    assert_eq!(
+        holders(&after, "pkg-alpha-manager"),
+        holders(&before, "pkg-alpha-manager")
+    );
+    assert_eq!(
+        holders(&after, "pkg-key-users"),
+        holders(&before, "pkg-key-users")
+    );
+    assert_eq!(
+        after.users.len(),
+        before.users.len(),
+        "nobody invited from a blocked package"
+    );
+    let guard = e2e.report(ALPHA).await;
+    assert!(
+        guard.contains("Blocked (removal_guard): nothing was changed."),
+        "{guard}"
+    );
+    let invalid = e2e.report(KEY_USERS).await;
+    assert!(invalid.contains("| 2 | 2 | `invalid_email` |"), "{invalid}");
+    e2e.assert_clean_protocol();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_messages_and_quick_successive_uploads_end_at_the_latest_roster() {
+    let mut e2e = E2e::new(SimConfig {
+        delivery_delay_ms: 50,
+        ..SimConfig::default()
+    })
+    .await;
+    e2e.upload(ALPHA, ALPHA_ROSTER).await;
+    // The blob trigger sees only the latest version if both land before it polls; plan the
+    // first explicitly, as a delivery that raced the second upload would.
+    let first =
+        serde_json::json!({"v": 1, "runId": "r1", "roster": ALPHA, "reason": "upload"}).to_string();
+    e2e.harness.enqueue("reconcile", &first).await.unwrap();
+    e2e.harness.enqueue("reconcile", &first).await.unwrap();
+    e2e.upload(ALPHA, "Bob;bob@fabrikam.com\nCyd;cyd@northwind.nl\n")
+        .await;
+    e2e.run().await;
+    assert_eq!(
+        e2e.changes_left().await,
+        0,
+        "the tenant ends at the later roster"
+    );
+    let alpha = holders(&e2e.settled().await, "pkg-alpha-manager");
+    assert_eq!(alpha, vec!["u-bob".to_owned(), "u-cyd".to_owned()]);
+    let requests = e2e.sim.snapshot().await.assignment_requests;
+    let adds_for_bob = requests
+        .iter()
+        .filter(|r| {
+            r.request_type.as_deref() == Some("adminAdd") && r.target_object_id() == Some("u-bob")
+        })
+        .count();
+    assert!(adds_for_bob <= 1, "Bob requested {adds_for_bob} times");
+    e2e.assert_clean_protocol();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_and_fault_storms_converge() {
+    let config = SimConfig {
+        throttle_rps: Some(30),
+        fault_rate: 0.2,
+        consistency_delay_ms: 300,
+        delivery_delay_ms: 50,
+        seed: 11,
+        ..SimConfig::default()
+    };
+    let mut e2e = E2e::new(config).await;
+    let roster: String = (0..25)
+        .map(|i| format!("Guest {i};guest{i}@fabrikam.com\n"))
+        .collect();
+    e2e.upload(KEY_USERS, &roster).await;
+    e2e.upload(ALPHA, ALPHA_ROSTER).await;
+    e2e.run().await;
+    // A message may have run out of tries in the storm; the nightly timer picks up the rest.
+    if e2e.changes_left().await > 0 {
+        e2e.harness.fire_timer("Scheduled").await.unwrap();
+        e2e.run().await;
+    }
+    assert_eq!(e2e.changes_left().await, 0);
+    let key_users = holders(&e2e.settled().await, "pkg-key-users");
+    assert_eq!(key_users.len(), 25);
+    e2e.assert_clean_protocol();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_killed_mid_run_loses_and_doubles_nothing() {
+    let mut e2e = E2e::new(SimConfig {
+        latency_ms: 20,
+        ..SimConfig::default()
+    })
+    .await;
+    let roster: String = (0..40)
+        .map(|i| format!("Guest {i};guest{i}@adatum.de\n"))
+        .collect();
+    e2e.upload(KEY_USERS, &roster).await;
+    for _ in 0..3 {
+        e2e.harness.poll_once().await.unwrap();
+    }
+    e2e.harness.kill_handler();
+    // Invocations meanwhile fail, as they would while the host restarts the worker.
+    e2e.harness.poll_once().await.unwrap();
+    e2e.harness.start_handler().await.unwrap();
+    e2e.run().await;
+    assert_eq!(e2e.changes_left().await, 0);
+    let tenant = e2e.settled().await;
+    let guests = tenant
+        .users
+        .iter()
+        .filter(|u| u.mail.as_deref().is_some_and(|m| m.ends_with("@adatum.de")))
+        .count();
+    assert_eq!(guests, 40, "each guest invited once");
+    let key_users = holders(&tenant, "pkg-key-users");
+    let mut unique = key_users.clone();
+    unique.dedup();
+    assert_eq!(key_users.len(), unique.len());
+    assert_eq!(key_users.len(), 40);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_nightly_timer_repairs_drift_made_behind_the_systems_back() {
+    let mut e2e = E2e::new(SimConfig::default()).await;
+    e2e.upload(ALPHA, ALPHA_ROSTER).await;
+    e2e.run().await;
+    assert_eq!(e2e.changes_left().await, 0);
+    // Someone removes Bob's assignment by hand in the portal.
+    let bob = e2e
+        .settled()
+        .await
+        .assignments
+        .into_iter()
+        .find(|a| {
+            a.is_active()
+                && a.target.as_ref().and_then(|t| t.object_id.as_deref()) == Some("u-bob")
+                && a.access_package
+                    .as_ref()
+                    .is_some_and(|p| p.id == "pkg-alpha-manager")
+        })
+        .unwrap();
+    let client = reqwest::Client::new();
+    let token: serde_json::Value = client
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            e2e.sim.base_url(),
+            e2e.sim.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "enroll-sim-client"),
+            ("client_secret", "enroll-sim-secret"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let removed = client
+        .post(format!(
+            "{}/v1.0/identityGovernance/entitlementManagement/assignmentRequests",
+            e2e.sim.base_url()
+        ))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&serde_json::json!({"requestType": "adminRemove", "assignment": {"id": bob.id}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 201);
+    assert_eq!(e2e.changes_left().await, 1, "drift");
+    e2e.harness.fire_timer("Scheduled").await.unwrap();
+    e2e.run().await;
+    assert_eq!(e2e.changes_left().await, 0, "repaired");
+    assert!(holders(&e2e.settled().await, "pkg-alpha-manager").contains(&"u-bob".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_keeps_failing_ends_in_the_poison_queue_and_the_audit_says_so() {
+    let mut e2e = E2e::with_env(
+        SimConfig::default(),
+        &[(
+            "ENROLL_INVITE_DOMAINS",
+            "contoso.com,fabrikam.com,tailspin.be",
+        )],
+    )
+    .await;
+    e2e.upload(
+        ALPHA,
+        &format!("{ALPHA_ROSTER}Nobody;nobody@elsewhere.org\n"),
+    )
+    .await;
+    e2e.run().await;
+    let report = e2e.report(ALPHA).await;
+    assert!(report.contains("nobody@elsewhere.org: not in the tenant, and its domain is not one invitations may go to"), "{report}");
+    // An assign message for someone the directory never learns about, next to someone fine.
+    let message = serde_json::json!({
+        "v": 1, "runId": "r-nobody", "roster": ALPHA, "etag": "x",
+        "accessPackageId": "pkg-alpha-manager", "assignmentPolicyId": "pol-direct",
+        "people": [{"email": "nobody@elsewhere.org"}, {"email": "bob@fabrikam.com", "userId": "u-bob"}]
+    });
+    e2e.harness
+        .enqueue("assign", &message.to_string())
+        .await
+        .unwrap();
+    e2e.run().await;
+    let poison = e2e.harness.peek("assign-poison").await.unwrap();
+    assert_eq!(poison.len(), 1, "{poison:?}");
+    assert!(
+        poison[0].contains("nobody@elsewhere.org") && !poison[0].contains("bob@fabrikam.com"),
+        "only the failing person is set aside: {}",
+        poison[0]
+    );
+    assert_eq!(
+        e2e.harness
+            .counters()
+            .failures
+            .get("Assign")
+            .copied()
+            .unwrap_or(0),
+        4,
+        "tries 1-4 asked for a retry; the last set the person aside"
+    );
+    let day = &enroll::steps::audit::rfc3339(std::time::SystemTime::now())[..10];
+    let audit = e2e
+        .harness
+        .store()
+        .read_audit(&format!("{day}.jsonl"))
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|line| line.contains("nobody@elsewhere.org")
+                && line.contains("\"outcome\":\"failed\"")
+                && line.contains("gave up after 5 tries")),
+        "{audit:#?}"
+    );
+    e2e.assert_clean_protocol();
+}
