@@ -187,6 +187,9 @@ impl GraphClient {
                 .collect();
             let mut again: Vec<(usize, SubRequest, GraphError)> = Vec::new();
             let mut longest_wait: Option<Duration> = None;
+            // Whether every request to send again was throttled with a named wait, so that
+            // trying again uses up no attempt (see `RetryPolicy::delay_after_throttle`).
+            let mut all_named_throttles = true;
             for (index, request) in pending {
                 let Some(response) = by_id.remove(&index.to_string()) else {
                     let error = GraphError::MissingBatchResponse {
@@ -226,6 +229,7 @@ impl GraphClient {
                 let retry = is_throttle_status(status)
                     || (is_idempotent(&request.method) && is_fault_status(status));
                 if retry {
+                    all_named_throttles &= is_throttle_status(status) && wait.is_some();
                     longest_wait = longest_wait.max(wait);
                     again.push((index, request, error));
                 } else {
@@ -235,9 +239,21 @@ impl GraphClient {
             if again.is_empty() {
                 return done;
             }
-            match policy.next_delay(attempt, started.elapsed(), longest_wait) {
-                Some(delay) => {
+            if let Some(wait) = longest_wait {
+                self.pause(wait);
+            }
+            let delay = match longest_wait {
+                Some(wait) if all_named_throttles => {
+                    policy.delay_after_throttle(started.elapsed(), wait)
+                }
+                _ => {
+                    let delay = policy.next_delay(attempt, started.elapsed(), longest_wait);
                     attempt += 1;
+                    delay
+                }
+            };
+            match delay {
+                Some(delay) => {
                     Counters::add(
                         &counters.retries,
                         u64::try_from(again.len()).unwrap_or(u64::MAX),

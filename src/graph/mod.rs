@@ -32,9 +32,9 @@ pub mod retry;
 mod snapshot;
 mod users;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub use assignment_requests::NewAssignment;
 pub use auth::{Credential, Secret};
@@ -132,6 +132,10 @@ struct Inner {
     tokens: auth::TokenSource,
     permits: tokio::sync::Semaphore,
     counters: Counters,
+    /// No request starts before this instant: set from a throttled answer's `Retry-After`,
+    /// so that one throttled request holds back the others too instead of each spending
+    /// its own attempts (and Graph's quota) on requests bound to be throttled.
+    paused_until: Mutex<Option<Instant>>,
 }
 
 /// A Microsoft Graph client for one tenant. Cheap to clone; clones share the token cache,
@@ -179,8 +183,42 @@ impl GraphClient {
                 tokens,
                 permits: tokio::sync::Semaphore::new(config.concurrency.max(1)),
                 counters: Counters::default(),
+                paused_until: Mutex::new(None),
             }),
         })
+    }
+
+    /// Holds back every request of this client (and its clones) for `wait` from now, or
+    /// longer if an earlier throttle said so.
+    pub(crate) fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        // A poisoned lock still holds a valid instant.
+        let mut paused = self
+            .inner
+            .paused_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+        }
+    }
+
+    /// Waits until no throttle holds requests back.
+    pub(crate) async fn wait_out_pause(&self) {
+        loop {
+            let until = *self
+                .inner
+                .paused_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match until {
+                // Re-read after sleeping: another throttle may have extended the pause.
+                Some(until) if until > Instant::now() => {
+                    tokio::time::sleep_until(until.into()).await;
+                }
+                _ => return,
+            }
+        }
     }
 
     /// What the client has sent since it was built.

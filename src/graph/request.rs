@@ -112,6 +112,7 @@ impl GraphClient {
                     .acquire()
                     .await
                     .map_err(|_| GraphError::Config("the client was shut down".into()))?;
+                self.wait_out_pause().await;
                 Counters::add(&counters.http_requests, 1);
                 Counters::add(&counters.operations, operations);
                 match request.send().await {
@@ -150,6 +151,11 @@ impl GraphClient {
             if (200..300).contains(&status) {
                 return Ok(RawResponse { body: bytes });
             }
+            let wait = retry_after(&headers);
+            if let (true, Some(wait)) = (is_throttle_status(status), wait) {
+                // Before counting the throttle, so whoever sees the count sees the pause.
+                self.pause(wait);
+            }
             if status == 429 {
                 Counters::add(&counters.throttled, 1);
             }
@@ -157,7 +163,6 @@ impl GraphClient {
                 .get("request-id")
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned);
-            let wait = retry_after(&headers);
             let error = StatusError::from_body(
                 method.as_str(),
                 &path,
@@ -176,10 +181,20 @@ impl GraphClient {
                 continue;
             }
             let retry = is_throttle_status(status) || (idempotent && is_fault_status(status));
-            if retry && let Some(delay) = policy.next_delay(attempt, started.elapsed(), wait) {
-                Counters::add(&counters.retries, operations);
-                tokio::time::sleep(delay).await;
-                continue;
+            if retry {
+                let delay = match wait {
+                    Some(wait) if is_throttle_status(status) => {
+                        // Not an attempt used up (see `RetryPolicy::delay_after_throttle`).
+                        attempt -= 1;
+                        policy.delay_after_throttle(started.elapsed(), wait)
+                    }
+                    _ => policy.next_delay(attempt, started.elapsed(), wait),
+                };
+                if let Some(delay) = delay {
+                    Counters::add(&counters.retries, operations);
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
             }
             return Err(GraphError::Status(Box::new(error)));
         }

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// about 2 s and a cap of a minute or more).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included (default 6).
+    /// Attempts in all, the first included (default 6). Retries after a throttle whose
+    /// `Retry-After` named the wait do not count; `max_elapsed` bounds those.
     pub max_attempts: u32,
     /// Time after which no new attempt starts (default 180 s).
     pub max_elapsed: Duration,
@@ -59,6 +60,22 @@ impl RetryPolicy {
         }
         let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
         (elapsed + delay <= self.max_elapsed).then_some(delay)
+    }
+
+    /// The wait before the next attempt after a throttle (429, 503, 504) whose `Retry-After`
+    /// named the wait: that wait, however many throttles came before, or `None` once it would
+    /// end past `max_elapsed`.
+    ///
+    /// Such a retry does not use up one of `max_attempts`: Graph asks clients to keep
+    /// honouring `Retry-After` on repeated 429s (graph.md §6.2), and in a sustained throttle
+    /// a request may be turned away many times before its turn comes; giving up after
+    /// `max_attempts` would drop changes that were merely waiting.
+    pub fn delay_after_throttle(
+        &self,
+        elapsed: Duration,
+        retry_after: Duration,
+    ) -> Option<Duration> {
+        (elapsed + retry_after <= self.max_elapsed).then_some(retry_after)
     }
 }
 
@@ -210,6 +227,28 @@ mod tests {
         assert_eq!(policy.next_delay(3, Duration::ZERO, None), None);
         assert_eq!(
             policy.next_delay(1, Duration::from_secs(9), Some(Duration::from_secs(2))),
+            None
+        );
+    }
+
+    #[test]
+    fn named_throttle_waits_are_bounded_by_time_only() {
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            max_elapsed: Duration::from_secs(10),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        };
+        assert_eq!(
+            policy.next_delay(1, Duration::ZERO, Some(Duration::from_secs(2))),
+            None
+        );
+        assert_eq!(
+            policy.delay_after_throttle(Duration::from_secs(7), Duration::from_secs(2)),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            policy.delay_after_throttle(Duration::from_secs(9), Duration::from_secs(2)),
             None
         );
     }

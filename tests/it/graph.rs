@@ -776,3 +776,104 @@ async fn app_roles_and_group_assignments() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_sustained_throttle_drops_no_change_even_without_attempts_to_spare() {
+    // Two envelopes of 20 against 20 operations a second: the second is turned away with
+    // Retry-After, maybe more than once; waiting as told must not use up the one attempt.
+    let sim = sim_with(
+        SimConfig {
+            throttle_rps: Some(20),
+            ..SimConfig::default()
+        },
+        40,
+    )
+    .await;
+    let mut config = config(&sim, secret_credential());
+    config.retry.max_attempts = 1;
+    let client = GraphClient::new(config).unwrap();
+    let results = client.add_assignments(&adds(0..40)).await;
+    for (add, result) in &results {
+        assert!(result.is_ok(), "{}: {:?}", add.target_id, result);
+    }
+    assert!(
+        client.stats().throttled > 0,
+        "nothing was throttled: {:?}",
+        client.stats()
+    );
+    wait_until_assigned(&sim, 40).await;
+    assert_eq!(assigned(&sim).await.len(), 40);
+}
+
+#[tokio::test]
+async fn a_throttled_answer_holds_back_the_clients_other_requests() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    use warp::Filter;
+
+    // A stand-in for Graph that throttles the first call for 300 ms and records when the
+    // others arrive.
+    let throttled_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let first = Arc::new(AtomicBool::new(true));
+    let routes = warp::path::full().map({
+        let (throttled_at, arrivals) = (throttled_at.clone(), arrivals.clone());
+        move |path: warp::path::FullPath| {
+            let path = path.as_str().to_owned();
+            let reply = |status: u16, body: serde_json::Value| {
+                let mut response = warp::reply::json(&body).into_response();
+                *response.status_mut() = warp::http::StatusCode::from_u16(status).unwrap();
+                response
+            };
+            if path.ends_with("/oauth2/v2.0/token") {
+                return reply(
+                    200,
+                    serde_json::json!({"access_token": "t", "expires_in": 3600, "token_type": "Bearer"}),
+                );
+            }
+            if first.swap(false, Ordering::SeqCst) {
+                *throttled_at.lock().unwrap() = Some(Instant::now());
+                let mut response = reply(
+                    429,
+                    serde_json::json!({"error": {"code": "TooManyRequests", "message": "Please retry again later."}}),
+                );
+                response
+                    .headers_mut()
+                    .insert("Retry-After", warp::http::HeaderValue::from_static("0.3"));
+                return response;
+            }
+            arrivals.lock().unwrap().push((path.clone(), Instant::now()));
+            reply(200, serde_json::json!({"id": path.rsplit('/').next().unwrap()}))
+        }
+    });
+    use warp::Reply;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(warp::serve(routes).incoming(listener).run());
+
+    let mut config = GraphConfig::new("tenant", secret_credential());
+    config.graph_base_url = format!("{base}/v1.0");
+    config.authority_url = base;
+    config.retry = quick_retries();
+    let client = GraphClient::new(config).unwrap();
+    let first_call = tokio::spawn({
+        let client = client.clone();
+        async move { client.user("a").await }
+    });
+    while client.stats().throttled == 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The client now knows it is throttled: a new call waits out the same Retry-After.
+    let second = client.user("b").await.unwrap().unwrap();
+    let first = first_call.await.unwrap().unwrap().unwrap();
+    assert_eq!((first.id.as_str(), second.id.as_str()), ("a", "b"));
+    let throttled_at = throttled_at.lock().unwrap().unwrap();
+    for (path, arrived) in arrivals.lock().unwrap().iter() {
+        assert!(
+            arrived.duration_since(throttled_at) >= Duration::from_millis(300),
+            "{path} arrived {:?} after the 429 that asked for 300 ms",
+            arrived.duration_since(throttled_at)
+        );
+    }
+}
