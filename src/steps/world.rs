@@ -96,6 +96,18 @@ impl Default for StepConfig {
     }
 }
 
+/// Access packages (with policies) of a catalog, and the catalog, as last read.
+pub(crate) type CachedPackages = (
+    std::time::Instant,
+    Vec<crate::tenant::AccessPackage>,
+    Vec<crate::tenant::Catalog>,
+);
+
+/// How long the access packages of a catalog are reused before they are read again. Plans
+/// of many rosters in one run then read them once; a new package or policy is seen within
+/// this time.
+pub const PACKAGE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Everything a step acts on.
 pub struct World<S> {
     /// The tenant.
@@ -106,6 +118,9 @@ pub struct World<S> {
     pub config: StepConfig,
     /// The clock (a parameter, so tests and replays control time).
     pub now: fn() -> SystemTime,
+    /// Access packages per catalog name, read at most every [`PACKAGE_CACHE_TTL`].
+    pub(crate) packages:
+        tokio::sync::Mutex<std::collections::HashMap<Option<String>, CachedPackages>>,
 }
 
 impl<S> World<S> {
@@ -116,6 +131,7 @@ impl<S> World<S> {
             storage,
             config,
             now: SystemTime::now,
+            packages: tokio::sync::Mutex::default(),
         }
     }
 
