@@ -60,3 +60,25 @@ fn host_json_configures_the_custom_handler_and_queue_retries() {
         "bounded, within Consumption's 10 minutes"
     );
 }
+
+#[test]
+fn the_package_has_the_layout_the_host_expects() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("app.zip");
+    let status = std::process::Command::new(root().join("scripts/package"))
+        .args(["--out", zip.to_str().unwrap(), "--handler", env!("CARGO_BIN_EXE_handler")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let listing = std::process::Command::new("python3")
+        .args(["-c", "import sys,zipfile\nfor i in zipfile.ZipFile(sys.argv[1]).infolist(): print(i.filename, oct(i.external_attr >> 16 & 0o777))", zip.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    assert!(listing.contains("host.json 0o644"), "{listing}");
+    assert!(listing.contains("handler 0o755"), "the handler must be executable: {listing}");
+    for function in FUNCTIONS {
+        assert!(listing.contains(&format!("{}/function.json", function.name)), "{listing}");
+    }
+    assert!(!listing.contains("function_definitions/"), "function folders sit at the zip root: {listing}");
+}
