@@ -34,19 +34,8 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
-async fn settled(sim: &SimHandle) -> TenantSnapshot {
-    for _ in 0..200 {
-        let state = sim.snapshot().await;
-        if !state.assignment_requests.iter().any(|r| r.is_open()) {
-            return state;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    sim.snapshot().await
-}
-
 async fn changes_left(sim: &SimHandle, rosters: &Path) -> BenchResult<usize> {
-    let tenant = settled(sim).await;
+    let tenant = sim.settled().await;
     let sources = read_rosters(rosters, Limits::default())?;
     let check = plan(&sources, &tenant, &PlanOptions::default());
     Ok(check
@@ -65,18 +54,13 @@ async fn harness(sim: &SimHandle, storage: &str, log: &Path) -> BenchResult<Harn
     config.prefix = format!("b{:08x}-", fastrand::u32(..));
     config.visibility_timeout = Some(Duration::from_millis(500));
     config.handler_log = Some(log.to_owned());
-    config.env = [
-        ("ENROLL_TENANT_ID", sim.tenant_id().to_owned()),
-        ("ENROLL_CLIENT_ID", "enroll-sim-client".to_owned()),
-        ("ENROLL_CLIENT_SECRET", "enroll-sim-secret".to_owned()),
-        ("ENROLL_GRAPH_URL", format!("{}/v1.0", sim.base_url())),
-        ("ENROLL_AUTHORITY_URL", sim.base_url()),
-        ("ENROLL_INVITE_DOMAINS", "*".to_owned()),
-        ("ENROLL_GRAPH_RETRY_BASE_MS", "100".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    config.env = sim.client_settings();
+    config
+        .env
+        .push(("ENROLL_INVITE_DOMAINS".into(), "*".into()));
+    config
+        .env
+        .push(("ENROLL_GRAPH_RETRY_BASE_MS".into(), "100".into()));
     Ok(Harness::start(config).await?)
 }
 

@@ -11,7 +11,7 @@ use crate::tenant::User;
 
 use super::audit::{Action, AuditRecord, Outcome, rfc3339};
 use super::messages::{
-    AssignPerson, ChangeContext, ChangeMessage, InvitePerson, MAX_PEOPLE, RemovePerson,
+    AssignPerson, ChangeContext, ChangeMessage, InvitePerson, RemovePerson, chunked,
 };
 use super::{StepError, StepOutput, Storage, World};
 
@@ -155,17 +155,38 @@ impl<'w, S: Storage> Ledger<'w, S> {
     }
 }
 
-fn assign_messages(
-    context: &ChangeContext,
-    people: Vec<AssignPerson>,
-) -> Vec<ChangeMessage<AssignPerson>> {
-    people
-        .chunks(MAX_PEOPLE)
-        .map(|chunk| ChangeMessage {
-            context: context.clone(),
-            people: chunk.to_vec(),
-        })
-        .collect()
+/// Who an audit record is about, from a person in a change message.
+trait AboutWhom {
+    fn whom(&self) -> Whom<'_>;
+}
+
+impl AboutWhom for InvitePerson {
+    fn whom(&self) -> Whom<'_> {
+        Whom {
+            email: &self.email,
+            ..Whom::default()
+        }
+    }
+}
+
+impl AboutWhom for AssignPerson {
+    fn whom(&self) -> Whom<'_> {
+        Whom {
+            email: &self.email,
+            user_id: self.user_id.as_deref(),
+            ..Whom::default()
+        }
+    }
+}
+
+impl AboutWhom for RemovePerson {
+    fn whom(&self) -> Whom<'_> {
+        Whom {
+            email: &self.email,
+            user_id: self.user_id.as_deref(),
+            assignment_id: Some(&self.assignment_id),
+        }
+    }
 }
 
 /// Invite: invites each person as a guest unless a user with that address exists, then
@@ -184,15 +205,7 @@ pub async fn invite<S: Storage>(
         Ok(current) => current,
         Err(reason) => {
             for person in &message.people {
-                ledger.record(
-                    Whom {
-                        email: &person.email,
-                        ..Whom::default()
-                    },
-                    Outcome::Skipped,
-                    reason.clone(),
-                    None,
-                );
+                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
             }
             return ledger.finish(output).await;
         }
@@ -289,7 +302,7 @@ pub async fn invite<S: Storage>(
             ),
         }
     }
-    output.assign = assign_messages(&message.context, next);
+    output.assign = chunked(&message.context, next);
     output.logs.push(format!(
         "{}: {} invited or found, {} to retry",
         message.context.roster,
@@ -317,15 +330,7 @@ pub async fn assign<S: Storage>(
         Ok(current) => current,
         Err(reason) => {
             for person in &message.people {
-                ledger.record(
-                    Whom {
-                        email: &person.email,
-                        ..Whom::default()
-                    },
-                    Outcome::Skipped,
-                    reason.clone(),
-                    None,
-                );
+                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
             }
             return ledger.finish(output).await;
         }
@@ -545,16 +550,7 @@ pub async fn remove<S: Storage>(
         Ok(current) => current,
         Err(reason) => {
             for person in &message.people {
-                ledger.record(
-                    Whom {
-                        email: &person.email,
-                        user_id: person.user_id.as_deref(),
-                        assignment_id: Some(&person.assignment_id),
-                    },
-                    Outcome::Skipped,
-                    reason.clone(),
-                    None,
-                );
+                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
             }
             return ledger.finish(output).await;
         }

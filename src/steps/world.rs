@@ -11,6 +11,15 @@ use crate::roster::Limits;
 
 use super::audit::AuditRecord;
 
+/// A roster path as one report file name: `Catalog/Key Users.csv` → `Catalog__Key Users`.
+pub fn report_name(roster: &str) -> String {
+    let stem = roster
+        .strip_suffix(".csv")
+        .or_else(|| roster.strip_suffix(".CSV"))
+        .unwrap_or(roster);
+    stem.replace('/', "__")
+}
+
 /// A roster as stored, with its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRoster {

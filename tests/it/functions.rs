@@ -66,7 +66,12 @@ fn the_package_has_the_layout_the_host_expects() {
     let dir = tempfile::tempdir().unwrap();
     let zip = dir.path().join("app.zip");
     let status = std::process::Command::new(root().join("scripts/package"))
-        .args(["--out", zip.to_str().unwrap(), "--handler", env!("CARGO_BIN_EXE_handler")])
+        .args([
+            "--out",
+            zip.to_str().unwrap(),
+            "--handler",
+            env!("CARGO_BIN_EXE_handler"),
+        ])
         .status()
         .unwrap();
     assert!(status.success());
@@ -76,9 +81,18 @@ fn the_package_has_the_layout_the_host_expects() {
         .unwrap();
     let listing = String::from_utf8(listing.stdout).unwrap();
     assert!(listing.contains("host.json 0o644"), "{listing}");
-    assert!(listing.contains("handler 0o755"), "the handler must be executable: {listing}");
+    assert!(
+        listing.contains("handler 0o755"),
+        "the handler must be executable: {listing}"
+    );
     for function in FUNCTIONS {
-        assert!(listing.contains(&format!("{}/function.json", function.name)), "{listing}");
+        assert!(
+            listing.contains(&format!("{}/function.json", function.name)),
+            "{listing}"
+        );
     }
-    assert!(!listing.contains("function_definitions/"), "function folders sit at the zip root: {listing}");
+    assert!(
+        !listing.contains("function_definitions/"),
+        "function folders sit at the zip root: {listing}"
+    );
 }
