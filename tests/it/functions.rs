@@ -96,3 +96,39 @@ fn the_package_has_the_layout_the_host_expects() {
         "function folders sit at the zip root: {listing}"
     );
 }
+
+/// The Bicep sets every app setting the handler needs to start (it stops at the first
+/// missing one, which in Azure would mean a function app that never runs).
+#[test]
+fn the_infrastructure_sets_what_the_handler_requires() {
+    let bicep = std::fs::read_to_string(root().join("infra/main.bicep")).unwrap();
+    for setting in [
+        "AzureWebJobsStorage__accountName",
+        "AzureWebJobsStorage__credential",
+        "ENROLL_TENANT_ID",
+        "ENROLL_INVITE_DOMAINS",
+        "ENROLL_SCHEDULE",
+        "ENROLL_MANAGED_IDENTITY_CLIENT_ID",
+    ] {
+        assert!(
+            bicep.contains(&format!("name: '{setting}'")),
+            "infra/main.bicep does not set {setting}"
+        );
+    }
+    let host = read_host_json(&root().join("host.json")).unwrap();
+    let tries = host.extensions.queues.unwrap().max_dequeue_count;
+    assert!(
+        bicep.contains(&format!(
+            "name: 'ENROLL_MAX_DEQUEUE_COUNT', value: '{tries}'"
+        )),
+        "ENROLL_MAX_DEQUEUE_COUNT must equal host.json's maxDequeueCount ({tries})"
+    );
+    assert_eq!(
+        enroll::steps::StepConfig::default().max_dequeue_count,
+        tries
+    );
+    assert!(
+        bicep.contains("name: 'custom'"),
+        "the Functions runtime must be custom"
+    );
+}
