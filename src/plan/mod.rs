@@ -6,13 +6,14 @@
 
 mod locate;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::Serialize;
 
-use crate::roster::{Problem, Roster, ValidRoster, email_key};
+use crate::roster::{Problem, Roster, ValidRoster, email_key, email_key_borrowed};
 use crate::tenant::{AccessPackage, Assignment, AssignmentPolicy, TenantSnapshot, User};
 
 pub use locate::{LocateError, Mapping, locate, locate_all};
@@ -245,10 +246,32 @@ impl Plan {
 
 /// Lookups over a tenant, built once per plan.
 pub struct TenantIndex<'t> {
-    users_by_email: HashMap<String, Vec<&'t User>>,
+    users_by_email: HashMap<Cow<'t, str>, Holders<'t>>,
     user_by_id: HashMap<&'t str, &'t User>,
     active_by_package: HashMap<&'t str, Vec<&'t Assignment>>,
     open_adds: HashSet<(&'t str, &'t str)>,
+}
+
+/// The users known by one address: nearly always one, so no list is allocated for it.
+enum Holders<'t> {
+    One([&'t User; 1]),
+    Many(Vec<&'t User>),
+}
+
+impl<'t> Holders<'t> {
+    fn push(&mut self, user: &'t User) {
+        match self {
+            Self::One([first]) => *self = Self::Many(vec![*first, user]),
+            Self::Many(users) => users.push(user),
+        }
+    }
+
+    fn as_slice(&self) -> &[&'t User] {
+        match self {
+            Self::One(one) => one,
+            Self::Many(users) => users,
+        }
+    }
 }
 
 /// The external address inside a B2B guest's UPN: `jane_example.com#EXT#@t.onmicrosoft.com` → `jane@example.com`.
@@ -260,13 +283,13 @@ pub fn guest_upn_email(upn: &str) -> Option<String> {
 }
 
 /// Every address a user can be known by, compared without case, each once.
-fn user_email_keys(user: &User) -> Vec<String> {
+fn user_email_keys(user: &User) -> Vec<Cow<'_, str>> {
     let mut keys = Vec::with_capacity(user.other_mails.len() + 3);
-    keys.extend(user.mail.as_deref().map(email_key));
-    keys.extend(user.other_mails.iter().map(|mail| email_key(mail)));
+    keys.extend(user.mail.as_deref().map(email_key_borrowed));
+    keys.extend(user.other_mails.iter().map(|mail| email_key_borrowed(mail)));
     if let Some(upn) = &user.user_principal_name {
-        keys.push(email_key(upn));
-        keys.extend(guest_upn_email(upn).as_deref().map(email_key));
+        keys.push(email_key_borrowed(upn));
+        keys.extend(guest_upn_email(upn).map(|mail| Cow::Owned(email_key(&mail))));
     }
     keys.sort_unstable();
     keys.dedup();
@@ -284,10 +307,18 @@ fn user_display_email(user: &User) -> Option<String> {
 impl<'t> TenantIndex<'t> {
     /// Indexes users by every address, active assignments by package, open add requests.
     pub fn new(tenant: &'t TenantSnapshot) -> Self {
-        let mut users_by_email: HashMap<String, Vec<&User>> = HashMap::default();
+        let mut users_by_email: HashMap<Cow<'t, str>, Holders<'t>> = HashMap::default();
+        users_by_email.reserve(tenant.users.len() * 2);
         for user in &tenant.users {
             for key in user_email_keys(user) {
-                users_by_email.entry(key).or_default().push(user);
+                match users_by_email.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(mut found) => {
+                        found.get_mut().push(user)
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(Holders::One([user]));
+                    }
+                }
             }
         }
         let mut active_by_package: HashMap<&str, Vec<&Assignment>> = HashMap::default();
@@ -315,7 +346,7 @@ impl<'t> TenantIndex<'t> {
 
     /// Users known by this address key (see [`email_key`]): by mail, otherMails, UPN or guest UPN.
     pub fn users_with_key(&self, key: &str) -> &[&'t User] {
-        self.users_by_email.get(key).map_or(&[], Vec::as_slice)
+        self.users_by_email.get(key).map_or(&[], Holders::as_slice)
     }
 
     /// Active (delivering, partially delivered, delivered) assignments of a package.
@@ -422,7 +453,7 @@ pub fn plan_package(
         unchanged: 0,
         pending: 0,
         skipped: Vec::new(),
-        current_members: count_members(active),
+        current_members: count_members(active, &holders),
         blocked: None,
         blocked_message: None,
         overridden: None,
@@ -433,7 +464,7 @@ pub fn plan_package(
         users: HashSet::with_capacity_and_hasher(people, Default::default()),
     };
     for person in roster.people() {
-        let key = person.email_key();
+        let key = email_key_borrowed(&person.email);
         let users = index.users_with_key(&key);
         wanted
             .users
@@ -524,23 +555,30 @@ pub fn plan_package(
     plan
 }
 
-/// Distinct people holding an active assignment (one person may hold it through two policies).
-fn count_members(active: &[&Assignment]) -> usize {
-    active
+/// Distinct people holding an active assignment (one person may hold it through two
+/// policies): the users among `holders`, and the others by e-mail or assignment.
+fn count_members(active: &[&Assignment], holders: &HashSet<&str>) -> usize {
+    let others: HashSet<&str> = active
         .iter()
+        .filter(|a| {
+            a.target
+                .as_ref()
+                .and_then(|t| t.object_id.as_deref())
+                .is_none()
+        })
         .map(|a| {
             a.target
                 .as_ref()
-                .and_then(|t| t.object_id.as_deref().or(t.email.as_deref()))
+                .and_then(|t| t.email.as_deref())
                 .unwrap_or(a.id.as_str())
         })
-        .collect::<HashSet<_>>()
-        .len()
+        .collect();
+    holders.len() + others.len()
 }
 
 /// The roster's people as address keys, and the users those addresses belong to.
 struct Wanted<'t> {
-    keys: HashSet<String>,
+    keys: HashSet<Cow<'t, str>>,
     users: HashSet<&'t str>,
 }
 
@@ -562,9 +600,9 @@ fn holder_in_roster(assignment: &Assignment, wanted: &Wanted<'_>) -> bool {
             .into_iter()
             .flatten()
             .any(|address| {
-                wanted.keys.contains(&email_key(address))
+                wanted.keys.contains(email_key_borrowed(address).as_ref())
                     || guest_upn_email(address)
-                        .is_some_and(|mail| wanted.keys.contains(&email_key(&mail)))
+                        .is_some_and(|mail| wanted.keys.contains(email_key(&mail).as_str()))
             })
 }
 

@@ -96,6 +96,18 @@ fn check_domain(domain: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// [`email_key`] without a copy when the address is already in that form (most are).
+pub fn email_key_borrowed(address: &str) -> std::borrow::Cow<'_, str> {
+    if address
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        std::borrow::Cow::Borrowed(address)
+    } else {
+        std::borrow::Cow::Owned(email_key(address))
+    }
+}
+
 /// The form two addresses are compared in: Entra compares addresses without regard to case.
 pub fn email_key(address: &str) -> String {
     if address.is_ascii() {
@@ -159,6 +171,22 @@ mod tests {
         let just_fits = format!("{}@{}.com", "a".repeat(60), "b".repeat(189));
         assert_eq!(just_fits.len(), 254);
         assert_eq!(check_email(&just_fits), Ok(()));
+    }
+
+    #[test]
+    fn borrowed_keys_equal_owned_keys() {
+        for address in [
+            "userz@example.com",
+            "UserZ@Example.COM",
+            "zoë@exämple.de",
+            "ZOË@EXAMPLE.DE",
+        ] {
+            assert_eq!(email_key_borrowed(address), email_key(address), "{address}");
+        }
+        assert!(matches!(
+            email_key_borrowed("a@b.co"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use decode::{DecodeError, TextEncoding, decode};
-pub use email::{MAX_EMAIL_LEN, check_email, email_key};
+pub use email::{MAX_EMAIL_LEN, check_email, email_key, email_key_borrowed};
 
 /// Size limits for one roster file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,25 +279,28 @@ fn header_kind(cell: &str) -> Option<ColumnKind> {
 /// Picks `;`, `,` or tab by trying each on the first rows of the file.
 ///
 /// The winner is the separator under which most rows hold a valid e-mail address, then the
-/// one under which most rows have two or three fields. Ties go to `;`, then tab, then `,`,
-/// because a comma inside an unquoted name (`Doe, Jane;jane@example.com`) is common in
-/// semicolon files and the reverse is not.
+/// one under which most rows have two or three fields, then the one that leaves no tab at
+/// the edge of a field, then the one that leaves the fewest fields empty (`;<tab>a@b.c` is
+/// a name `;` in a tab file, not an empty name). Ties go to
+/// `;`, then tab, then `,`, because a comma inside an unquoted name
+/// (`Doe, Jane;jane@example.com`) is common in semicolon files and the reverse is not.
 fn detect_delimiter(text: &str) -> u8 {
     const CANDIDATES: [u8; 3] = [b';', b'\t', b','];
     const SAMPLE_ROWS: usize = 50;
     let sample = &text.as_bytes()[..text.len().min(64 * 1024)];
-    let mut best = (CANDIDATES[0], (0, 0));
+    let mut best = (CANDIDATES[0], (0, 0, 0, 0));
     for delimiter in CANDIDATES {
+        // Untrimmed, so that a tab beside another separator can count against it.
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
             .comment(Some(b'#'))
-            .trim(csv::Trim::All)
             .from_reader(sample);
-        let (mut with_email, mut well_shaped) = (0, 0);
+        let (mut with_email, mut well_shaped, mut filled, mut clean) = (0, 0, 0, 0);
         for record in reader.byte_records().take(SAMPLE_ROWS).flatten() {
-            let fields: Vec<&[u8]> = record.iter().collect();
+            let raw: Vec<&str> = record.iter().map(as_text).collect();
+            let fields: Vec<&str> = raw.iter().map(|f| f.trim()).collect();
             let used = fields
                 .iter()
                 .rposition(|f| !f.is_empty())
@@ -305,15 +308,21 @@ fn detect_delimiter(text: &str) -> u8 {
             if (2..=3).contains(&used) {
                 well_shaped += 1;
             }
-            let holds_email = fields.iter().any(|field| {
-                std::str::from_utf8(field).is_ok_and(|field| check_email(field).is_ok())
-            });
-            if holds_email {
+            if fields[..used].iter().all(|f| !f.is_empty()) {
+                filled += 1;
+            }
+            // Excel's "Unicode text" separates with tabs and leaves `;` and `,` in names
+            // unquoted, so a field that begins or ends with a tab means tab is the separator.
+            if !raw.iter().any(|f| f.starts_with('\t') || f.ends_with('\t')) {
+                clean += 1;
+            }
+            if fields.iter().any(|field| check_email(field).is_ok()) {
                 with_email += 1;
             }
         }
-        if (with_email, well_shaped) > best.1 {
-            best = (delimiter, (with_email, well_shaped));
+        let score = (with_email, well_shaped, clean, filled);
+        if score > best.1 {
+            best = (delimiter, score);
         }
     }
     best.0

@@ -57,6 +57,20 @@ fn semicolon_wins_over_commas_inside_names() {
 }
 
 #[test]
+fn excel_unicode_text_keeps_semicolons_and_commas_in_names() {
+    // Excel's "Unicode text" separates with tabs and does not quote `;` or `,`.
+    let roster =
+        read("Doe; Jane\tjane@example.com\nA;\ta@example.com\nRoe, Rick\trick@example.com\n");
+    assert_eq!(roster.delimiter, Some('\t'));
+    let names: Vec<&str> = roster
+        .people
+        .iter()
+        .map(|p| p.display_name.as_str())
+        .collect();
+    assert_eq!(names, ["Doe; Jane", "A;", "Roe, Rick"]);
+}
+
+#[test]
 fn quoted_fields_keep_delimiters_quotes_and_line_breaks() {
     let roster = read(
         "\"Doe; Jane \"\"JD\"\"\";jane@example.com\n\"Multi\nLine\";ml@example.com\nX;\"bad address\"\n",
