@@ -5,6 +5,7 @@
 //! - [`roster`]: decode and validate roster files (pure).
 //! - [`tenant`]: the tenant as Graph describes it, and the snapshot format.
 //! - [`plan`]: desired (rosters) against actual (tenant) gives the changes, with safety guards (pure).
+//! - [`roles`]: app roles and their groups from a manifest in Git: validation, mapping, plan (pure).
 //! - [`graph`]: the Microsoft Graph client (auth, paging, `$batch`, throttling, retries).
 //! - [`sim`]: a simulated tenant serving Microsoft Graph over loopback HTTP, for tests and local runs.
 //! - [`store`]: rosters, reports, audit trail and step queues in Azure Storage (Azurite in tests).
@@ -19,6 +20,7 @@ pub mod harness;
 pub mod local;
 pub mod plan;
 pub mod report;
+pub mod roles;
 pub mod roster;
 pub mod runner;
 pub mod sim;
