@@ -59,11 +59,34 @@ impl ParsedMapping {
 
 /// The mapping file that goes with a manifest: `app.json` → `app.mapping.json`.
 pub fn mapping_name_for(manifest: &str) -> String {
-    let stem = manifest
-        .strip_suffix(".json")
-        .or_else(|| manifest.strip_suffix(".JSON"))
-        .unwrap_or(manifest);
+    let stem = if manifest.to_ascii_lowercase().ends_with(".json") {
+        &manifest[..manifest.len() - ".json".len()]
+    } else {
+        manifest
+    };
     format!("{stem}.mapping.json")
+}
+
+/// Whether a file of the manifests container is a manifest (`*.json`, not `*.mapping.json`).
+pub fn is_manifest_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".json") && !lower.ends_with(".mapping.json")
+}
+
+/// The manifest a file of the manifests container belongs to: itself, or for a mapping
+/// file its manifest (`app.mapping.json` → `app.json`); `None` for other files.
+pub fn manifest_of(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".mapping.json") {
+        Some(format!(
+            "{}.json",
+            &name[..name.len() - ".mapping.json".len()]
+        ))
+    } else if lower.ends_with(".json") {
+        Some(name.to_owned())
+    } else {
+        None
+    }
 }
 
 /// Reads a mapping file.

@@ -27,7 +27,7 @@ pub use id::{ROLE_ID_NAMESPACE, derived_role_id, is_guid, uuid_v5};
 pub use manifest::{DesiredRole, Manifest, ManifestRole, ValidManifest, parse_manifest};
 pub use mapping::{
     DEFAULT_GROUP_PATTERN, GroupKey, MappedBy, ParsedMapping, RoleMapping, RoleTarget,
-    mapping_name_for, parse_mapping, role_targets,
+    is_manifest_name, manifest_of, mapping_name_for, parse_mapping, role_targets,
 };
 pub use plan::{
     AppRolesUpdate, GroupAssignment, GroupUnassignment, RoleChange, RoleChanges, RoleRef,

@@ -165,7 +165,8 @@ fn values_graph_would_refuse_are_caught_at_their_line_and_column() {
 ]"#
     .replace("LONG", &"x".repeat(121));
     let read = manifest(&text);
-    let found: Vec<(&str, Option<u64>, Option<u64>, Option<&str>)> = read
+    type Found<'a> = (&'a str, Option<u64>, Option<u64>, Option<&'a str>);
+    let found: Vec<Found<'_>> = read
         .errors
         .iter()
         .map(|p| (p.code.as_str(), p.line, p.column, p.path.as_deref()))
