@@ -11,9 +11,10 @@
 //! - [`store`]: rosters, reports, audit trail and step queues in Azure Storage (Azurite in tests).
 //!
 //! The Graph client, the simulated tenant, storage, steps and the Functions and Lambda
-//! adapters build on these.
+//! adapters build on these; [`export`] writes a tenant back as rosters and an app role manifest.
 
 pub mod config;
+pub mod export;
 pub mod functions;
 pub mod graph;
 pub mod harness;

@@ -586,3 +586,143 @@ fn golden_roles_plan_matches_the_reviewed_file() {
         "the plan changed; review it and regenerate with UPDATE_GOLDEN=1"
     );
 }
+
+/// An adopting tenant with awkward corners: export through Graph, then plan the rosters
+/// and the roles against the same tenant, and nothing changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_of_an_awkward_tenant_plans_without_changes() {
+    use enroll::export::{ExportOptions, export, read_tenant};
+    use enroll::plan::{PlanOptions, plan};
+    use enroll::tenant::{AccessPackage, Assignment, ObjectRef, Subject};
+
+    let golden: TenantSnapshot = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/tenant.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut assignments = in_line();
+    assignments.push(held(0, 1)); // a group holding two roles
+    assignments.retain(|a| a.id != "held-9-9"); // a role no group holds
+    assignments.push(AppRoleAssignment {
+        id: "helpdesk-5".into(),
+        principal_id: guid(0x61, 1),
+        principal_display_name: Some("Helpdesk".into()),
+        ..held(5, 5)
+    }); // a role held by two groups
+    let mut snapshot = tenant(roles(), assignments);
+    snapshot.groups.push(Group {
+        id: guid(0x62, 1),
+        display_name: Some(format!("APP-{}", values()[10])),
+        ..Group::default()
+    }); // a mapped group whose name another group shares
+    let projects = golden.catalogs[0].clone();
+    let finance = golden.catalogs[1].clone();
+    let package = |id: &str, name: &str, catalog: &enroll::tenant::Catalog| AccessPackage {
+        id: id.into(),
+        display_name: name.into(),
+        catalog: Some(catalog.clone()),
+        ..AccessPackage::default()
+    };
+    let holds = |id: &str, package: &str, user: &str| Assignment {
+        id: id.into(),
+        state: Some("delivered".into()),
+        target: Some(Subject {
+            object_id: Some(user.into()),
+            ..Subject::default()
+        }),
+        access_package: Some(ObjectRef {
+            id: package.into(),
+            display_name: None,
+        }),
+        ..Assignment::default()
+    };
+    snapshot.users = golden.users.clone();
+    snapshot.catalogs = golden.catalogs.clone();
+    snapshot.access_packages = golden.access_packages.clone();
+    snapshot.access_packages.extend([
+        package("pkg-rnd", "R&D: Team/Lead", &projects),
+        package("pkg-twin-1", "Twins", &finance),
+        package("pkg-twin-2", "twins", &finance),
+    ]);
+    snapshot.assignments = golden.assignments.clone();
+    snapshot.assignments.extend([
+        holds("as-rnd-cyd", "pkg-rnd", "u-cyd"),
+        holds("as-twin-bob", "pkg-twin-1", "u-bob"),
+        holds("as-twin-dee", "pkg-twin-2", "u-dee"),
+    ]);
+    snapshot.assignment_requests = golden.assignment_requests.clone();
+    let sim = start(SimConfig::default(), snapshot).await.unwrap();
+    let graph = graph_client(&sim);
+    let read = read_tenant(&graph, None, Some(APP_ID), "APP-{value}")
+        .await
+        .unwrap();
+    let exported = export(
+        &read,
+        &ExportOptions {
+            app_id: Some(APP_ID.into()),
+            group_pattern: "APP-{value}".into(),
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for file in &exported.files {
+        let path = dir.path().join(&file.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &file.bytes).unwrap();
+    }
+    let paths: Vec<&str> = exported.files.iter().map(|f| f.path.as_str()).collect();
+    assert!(paths.contains(&"Projects/R&D_ Team_Lead.csv"), "{paths:?}");
+    assert!(paths.contains(&"Finance/twins (2).csv"), "{paths:?}");
+    assert!(paths.contains(&"access-packages.json"));
+    assert_eq!(exported.warnings.len(), 2, "{:?}", exported.warnings);
+
+    // Rosters: every package planned, nothing to change.
+    let now = sim.snapshot().await;
+    let sources = enroll::local::read_rosters(dir.path(), Default::default()).unwrap();
+    let options = PlanOptions {
+        mapping: enroll::local::read_mapping(None, dir.path()).unwrap(),
+        ..PlanOptions::default()
+    };
+    let rosters = plan(&sources, &now, &options);
+    assert!(rosters.errors.is_empty(), "{:?}", rosters.errors);
+    assert_eq!(rosters.packages.len(), 6);
+    for package in &rosters.packages {
+        assert!(!package.has_changes(), "{package:#?}");
+    }
+    let cyd = std::fs::read_to_string(dir.path().join("Projects/R&D_ Team_Lead.csv")).unwrap();
+    assert!(
+        cyd.contains("cyd@northwind.nl"),
+        "a guest found by the UPN: {cyd}"
+    );
+
+    // Roles: the same application, nothing to change.
+    let world = World::new(
+        graph.clone(),
+        LocalStorage::new(dir.path(), dir.path()).with_manifests(dir.path(), None),
+        StepConfig::default(),
+    );
+    let planned = enroll::steps::plan_manifest(&world, "app-roles.json", false)
+        .await
+        .unwrap();
+    let enroll::steps::RolesRead::Planned(plan) = planned else {
+        panic!("not planned: {planned:?}");
+    };
+    assert!(!plan.has_changes(), "{plan:#?}");
+    // 61 held, less Alpha.Contributor's: group 0 holds it besides its own role, so the
+    // export leaves that role to no group, and its two holders are unmanaged with Helpdesk.
+    assert_eq!(plan.unchanged_assignments, 60);
+    let unmanaged: Vec<&str> = plan
+        .unmanaged
+        .iter()
+        .map(|u| u.assignment_id.as_str())
+        .collect();
+    assert_eq!(unmanaged, ["held-0-1", "held-1-1", "helpdesk-5"]);
+    let mapping = std::fs::read_to_string(dir.path().join("app-roles.mapping.json")).unwrap();
+    assert!(
+        mapping.contains(&group_id(10)),
+        "a shared name is mapped by id: {mapping}"
+    );
+    assert!(
+        mapping.contains(&format!("\"{}\": null", values()[9])),
+        "a role no group holds: {mapping}"
+    );
+}
