@@ -325,6 +325,19 @@ mod tests {
         assert_eq!(config.guards.max_removals, 3);
         assert_eq!(config.group_pattern, "APP-{value}");
         assert_eq!(config.app_id, None);
+        let roles = step_config(
+            &Env::from_pairs([
+                ("ENROLL_APP_ID", " c0ffee00-0000-4000-8000-000000000001 "),
+                ("ENROLL_ROLE_GROUP_PATTERN", "SG {value} users"),
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            roles.app_id.as_deref(),
+            Some("c0ffee00-0000-4000-8000-000000000001")
+        );
+        assert_eq!(roles.group_pattern, "SG {value} users");
         assert!(config.send_invitation_message);
         assert!(!config.invite_domains.allows("a@gmail.com"));
         for (name, value) in [

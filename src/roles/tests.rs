@@ -325,6 +325,11 @@ fn the_convention_maps_every_enabled_user_role_and_the_file_wins() {
         GroupKey::Id("0b6a2c5e-9f1d-4c3b-8e7a-5d2f1c0e9b84".into())
     );
     assert_eq!(mapping_name_for("apps/crm.json"), "apps/crm.mapping.json");
+    assert_eq!(manifest_of("crm.mapping.json").as_deref(), Some("crm.json"));
+    assert_eq!(manifest_of("CRM.Mapping.JSON").as_deref(), Some("CRM.json"));
+    assert_eq!(manifest_of("crm.json").as_deref(), Some("crm.json"));
+    assert_eq!(manifest_of("notes.txt"), None);
+    assert!(is_manifest_name("crm.JSON") && !is_manifest_name("crm.mapping.json"));
 }
 
 #[test]

@@ -572,6 +572,26 @@ async fn app_roles_from_an_uploaded_manifest_and_drift_repaired_by_the_nightly_t
         e2e.harness.counters().invocations.get("MapRoles").copied(),
         Some(2)
     );
+
+    // Uploading the mapping file maps its manifest: KeyUser moves to Helpdesk.
+    e2e.harness
+        .upload_manifest(
+            "projects.mapping.json",
+            r#"{"roles": {"KeyUser": "Helpdesk"}}"#.as_bytes().to_vec(),
+        )
+        .await
+        .unwrap();
+    e2e.run().await;
+    assert_eq!(
+        e2e.harness.counters().invocations.get("MapRoles").copied(),
+        Some(3)
+    );
+    let holders = role_holders(&e2e.sim.snapshot().await);
+    assert_eq!(
+        holders[&role_id(60)],
+        vec![group_id(60), crate::roles::guid(0x61, 1)],
+        "APP-KeyUser is outside the mapping now and keeps its role"
+    );
     assert!(
         e2e.harness
             .peek("map-roles-poison")

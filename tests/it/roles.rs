@@ -25,7 +25,7 @@ const PROJECTS: [&str; 20] = [
     "Kilo", "Lima", "Mike", "November", "Oscar", "Papa", "Quebec", "Romeo", "Sierra", "Tango",
 ];
 
-fn guid(kind: u32, n: usize) -> String {
+pub(crate) fn guid(kind: u32, n: usize) -> String {
     format!("{kind:08x}-0000-4000-8000-{n:012}")
 }
 
