@@ -16,7 +16,9 @@ pub mod world;
 
 pub use people::{Attempt, assign, invite, remove};
 pub use reconcile::{PlanOutcome, plan_roster, reconcile_all};
-pub use roles::{RolesOutcome, RolesRead, map_roles, map_roles_all, plan_manifest};
+pub use roles::{
+    RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,
+};
 pub use world::{StepConfig, Storage, StorageError, StoredRoster, World};
 
 use crate::graph::GraphError;

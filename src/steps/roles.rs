@@ -273,8 +273,23 @@ pub async fn map_roles<S: Storage>(
     message: &MapRolesMessage,
     attempt: Attempt,
 ) -> Result<RolesOutcome, StepError> {
-    let mut outcome = RolesOutcome::default();
     let read = plan_manifest(world, &message.manifest, message.allow_role_removals).await?;
+    apply_roles_plan(world, message, attempt, read).await
+}
+
+/// The second half of [`map_roles`]: reports `read` and makes its changes. A plan made
+/// moments ago may meet roles that a concurrent run or a person changed since; Graph then
+/// refuses the update and the message is tried again, planning anew.
+///
+/// # Errors
+/// As [`map_roles`].
+pub async fn apply_roles_plan<S: Storage>(
+    world: &World<S>,
+    message: &MapRolesMessage,
+    attempt: Attempt,
+    read: RolesRead,
+) -> Result<RolesOutcome, StepError> {
+    let mut outcome = RolesOutcome::default();
     let mut ledger = Ledger {
         world,
         message,
@@ -428,6 +443,22 @@ async fn execute<S: Storage>(
                 ),
                 None,
             ),
+            // The roles changed since they were read (a concurrent run, a hand edit):
+            // the next try plans again from what Graph has now.
+            Err(error) if error.is_enabled_role_change() && !ledger.attempt.last => {
+                let what = format!("{step} of the application's app roles");
+                ledger.record(
+                    Action::UpdateAppRoles,
+                    About::default(),
+                    Outcome::Retrying,
+                    format!("{what}: the roles changed since they were read: {error}"),
+                    error.request_id(),
+                );
+                return Err(StepError::ChangesToRetry {
+                    count: 1,
+                    first: format!("{what}: {error}"),
+                });
+            }
             Err(error) => {
                 ledger.failure(
                     Action::UpdateAppRoles,

@@ -547,6 +547,54 @@ async fn roles_without_ids_get_derived_ids_and_faults_still_converge() {
     assert_eq!(holders[&derived], vec![group_id(5)]);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_that_meets_roles_changed_since_it_read_them_is_tried_again_not_given_up() {
+    // An upload and the nightly timer can run MapRoles for one manifest at once: one run
+    // plans, the other makes every change, then the first acts on what it read before.
+    let setup = Setup::new(SimConfig::default(), tenant(roles(), in_line())).await;
+    let mut after = roles();
+    after[0].value = Some("Alpha.Approval".into());
+    setup.write("projects.json", &manifest(&after));
+    setup.write(
+        "projects.mapping.json",
+        r#"{"roles": {"Alpha.Approval": "APP-Alpha.Approver"}}"#,
+    );
+    let world = setup.world();
+    let stale = enroll::steps::plan_manifest(&world, "projects.json", false)
+        .await
+        .unwrap();
+    setup.map("other", false).await.unwrap();
+    let message = MapRolesMessage {
+        v: VERSION,
+        run_id: "late".into(),
+        manifest: "projects.json".into(),
+        etag: None,
+        reason: Reason::Upload,
+        allow_role_removals: false,
+    };
+    let late =
+        enroll::steps::apply_roles_plan(&world, &message, Attempt::of(1, 8), stale.clone()).await;
+    match late {
+        Err(error @ StepError::ChangesToRetry { .. }) => assert!(error.is_retryable()),
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    let state = setup.sim.snapshot().await;
+    assert_eq!(
+        app_roles(&state)[0].value.as_deref(),
+        Some("Alpha.Approval")
+    );
+    assert!(
+        app_roles(&state)[0].is_enabled,
+        "the stale update changed nothing"
+    );
+    // The retry plans anew and finds nothing to do; on the last try it would be recorded
+    // as failed for good instead.
+    let again = setup.map("late", false).await.unwrap();
+    assert!(!again.plan.unwrap().has_changes());
+    let last = enroll::steps::apply_roles_plan(&world, &message, Attempt::of(8, 8), stale).await;
+    assert!(matches!(last, Err(StepError::Graph(_))), "{last:?}");
+}
+
 #[test]
 fn golden_roles_plan_matches_the_reviewed_file() {
     use enroll::roles::{
