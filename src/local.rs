@@ -207,8 +207,9 @@ impl LocalStorage {
 
     /// Where a run's report for a roster goes (without extension: `.json` and `.md` are appended).
     pub fn report_path(&self, run_id: &str, roster: &str) -> PathBuf {
-        let file = roster.trim_end_matches(".csv").replace('/', "__");
-        self.reports.join(run_id).join(file)
+        self.reports
+            .join(run_id)
+            .join(crate::steps::world::report_name(roster))
     }
 }
 

@@ -501,7 +501,7 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let mut converged = None;
     if let Some(sim) = sim {
         if !args.dry_run {
-            let after = settle(&sim).await;
+            let after = sim.settled().await;
             let sources = local::read_rosters(&args.rosters, Limits::default())?;
             let options = PlanOptions {
                 guards: Guards {
@@ -832,18 +832,6 @@ async fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Waits until the simulated tenant has delivered every request, then returns its state.
-async fn settle(sim: &enroll::sim::SimHandle) -> enroll::tenant::TenantSnapshot {
-    for _ in 0..50 {
-        let state = sim.snapshot().await;
-        if !state.assignment_requests.iter().any(|r| r.is_open()) {
-            return state;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    sim.snapshot().await
 }
 
 fn summary_text(

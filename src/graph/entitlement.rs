@@ -23,7 +23,8 @@ impl GraphClient {
     }
 
     /// The access packages of the catalog with id `catalog_id`, or of every catalog, each
-    /// with its assignment policies (`$expand=assignmentPolicies`).
+    /// with its assignment policies and its catalog (`$expand=assignmentPolicies,catalog`),
+    /// so a roster in a catalog folder can be matched against a snapshot.
     ///
     /// # Errors
     ///
@@ -38,10 +39,10 @@ impl GraphClient {
                 &path,
                 &[
                     ("$filter", &format!("catalog/id eq {}", quote(id))),
-                    ("$expand", "assignmentPolicies"),
+                    ("$expand", "assignmentPolicies,catalog"),
                 ],
             ),
-            None => relative_url(&path, &[("$expand", "assignmentPolicies")]),
+            None => relative_url(&path, &[("$expand", "assignmentPolicies,catalog")]),
         };
         self.get_all(&url).await
     }

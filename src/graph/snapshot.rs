@@ -38,10 +38,22 @@ impl GraphClient {
             }
         };
         let access_packages = self.access_packages(catalog_id.as_deref()).await?;
-        let mut assignments = Vec::new();
+        // One package's assignments after another would take a round trip each; the
+        // client's own limit keeps the parallel reads within Graph's.
+        let mut reads = tokio::task::JoinSet::new();
         for package in &access_packages {
-            assignments.extend(self.assignments(&package.id).await?);
+            let client = self.clone();
+            let id = package.id.clone();
+            reads.spawn(async move { client.assignments(&id).await });
         }
+        let mut assignments = Vec::new();
+        while let Some(read) = reads.join_next().await {
+            let read = read.map_err(|error| {
+                GraphError::Config(format!("an assignment read stopped: {error}"))
+            })?;
+            assignments.extend(read?);
+        }
+        assignments.sort_by(|a, b| a.id.cmp(&b.id));
         let mut assignment_requests = self.open_assignment_requests().await?;
         assignment_requests.retain(|request| {
             request

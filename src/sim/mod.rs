@@ -247,6 +247,35 @@ impl SimHandle {
         self.shared.snapshot()
     }
 
+    /// The tenant once no assignment request is open any more (polled every 50 ms, for at
+    /// most 10 s; after that, the state as it is).
+    pub async fn settled(&self) -> TenantSnapshot {
+        for _ in 0..200 {
+            let state = self.shared.snapshot();
+            if !state.assignment_requests.iter().any(|r| r.is_open()) {
+                return state;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.shared.snapshot()
+    }
+
+    /// The settings (`ENROLL_*` variables) that point a Graph client or the handler at this
+    /// simulated tenant with its own credentials.
+    pub fn client_settings(&self) -> Vec<(String, String)> {
+        let config = &self.shared.config;
+        [
+            ("ENROLL_TENANT_ID", config.tenant_id.clone()),
+            ("ENROLL_CLIENT_ID", config.client_id.clone()),
+            ("ENROLL_CLIENT_SECRET", config.client_secret.clone()),
+            ("ENROLL_GRAPH_URL", format!("{}/v1.0", self.base_url())),
+            ("ENROLL_AUTHORITY_URL", self.base_url()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+    }
+
     /// Stops accepting connections and waits until the server task has ended.
     pub async fn shutdown(mut self) {
         self.stop_now();

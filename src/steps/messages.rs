@@ -219,7 +219,8 @@ pub struct ChangeMessages {
     pub remove: Vec<ChangeMessage<RemovePerson>>,
 }
 
-fn chunked<P: Clone>(context: &ChangeContext, people: Vec<P>) -> Vec<ChangeMessage<P>> {
+/// People split into messages of at most [`MAX_PEOPLE`], all with the same context.
+pub(crate) fn chunked<P: Clone>(context: &ChangeContext, people: Vec<P>) -> Vec<ChangeMessage<P>> {
     people
         .chunks(MAX_PEOPLE)
         .map(|chunk| ChangeMessage {

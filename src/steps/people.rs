@@ -11,7 +11,7 @@ use crate::tenant::User;
 
 use super::audit::{Action, AuditRecord, Outcome, rfc3339};
 use super::messages::{
-    AssignPerson, ChangeContext, ChangeMessage, InvitePerson, MAX_PEOPLE, RemovePerson,
+    AssignPerson, ChangeContext, ChangeMessage, InvitePerson, RemovePerson, chunked,
 };
 use super::{StepError, StepOutput, Storage, World};
 
@@ -157,17 +157,38 @@ impl<'w, S: Storage> Ledger<'w, S> {
     }
 }
 
-fn assign_messages(
-    context: &ChangeContext,
-    people: Vec<AssignPerson>,
-) -> Vec<ChangeMessage<AssignPerson>> {
-    people
-        .chunks(MAX_PEOPLE)
-        .map(|chunk| ChangeMessage {
-            context: context.clone(),
-            people: chunk.to_vec(),
-        })
-        .collect()
+/// Who an audit record is about, from a person in a change message.
+trait AboutWhom {
+    fn whom(&self) -> Whom<'_>;
+}
+
+impl AboutWhom for InvitePerson {
+    fn whom(&self) -> Whom<'_> {
+        Whom {
+            email: &self.email,
+            ..Whom::default()
+        }
+    }
+}
+
+impl AboutWhom for AssignPerson {
+    fn whom(&self) -> Whom<'_> {
+        Whom {
+            email: &self.email,
+            user_id: self.user_id.as_deref(),
+            ..Whom::default()
+        }
+    }
+}
+
+impl AboutWhom for RemovePerson {
+    fn whom(&self) -> Whom<'_> {
+        Whom {
+            email: &self.email,
+            user_id: self.user_id.as_deref(),
+            assignment_id: Some(&self.assignment_id),
+        }
+    }
 }
 
 /// Invite: invites each person as a guest unless a user with that address exists, then
@@ -186,15 +207,7 @@ pub async fn invite<S: Storage>(
         Ok(current) => current,
         Err(reason) => {
             for person in &message.people {
-                ledger.record(
-                    Whom {
-                        email: &person.email,
-                        ..Whom::default()
-                    },
-                    Outcome::Skipped,
-                    reason.clone(),
-                    None,
-                );
+                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
             }
             return ledger.finish(output).await;
         }
@@ -291,7 +304,7 @@ pub async fn invite<S: Storage>(
             ),
         }
     }
-    output.assign = assign_messages(&message.context, next);
+    output.assign = chunked(&message.context, next);
     output.logs.push(format!(
         "{}: {} invited or found, {} to retry",
         message.context.roster,
@@ -319,15 +332,7 @@ pub async fn assign<S: Storage>(
         Ok(current) => current,
         Err(reason) => {
             for person in &message.people {
-                ledger.record(
-                    Whom {
-                        email: &person.email,
-                        ..Whom::default()
-                    },
-                    Outcome::Skipped,
-                    reason.clone(),
-                    None,
-                );
+                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
             }
             return ledger.finish(output).await;
         }
@@ -503,6 +508,33 @@ fn user_keys(user: &User) -> Vec<String> {
     keys
 }
 
+/// The users with these ids that Graph knows, fetched in parallel.
+async fn users_by_id<S: Storage>(
+    world: &World<S>,
+    ids: &[String],
+) -> Result<BTreeMap<String, User>, StepError> {
+    let mut lookups = tokio::task::JoinSet::new();
+    for id in ids {
+        let graph = world.graph.clone();
+        let id = id.clone();
+        lookups.spawn(async move { graph.user(&id).await });
+    }
+    let mut users = BTreeMap::new();
+    while let Some(joined) = lookups.join_next().await {
+        // A lookup that did not finish must not read as "no other addresses": that could
+        // remove someone who is back in the roster under another address.
+        let found = joined.map_err(|error| StepError::PeopleToRetry {
+            count: ids.len(),
+            first: format!("a user lookup stopped: {error}"),
+            emails: Vec::new(),
+        })?;
+        if let Some(user) = found? {
+            users.insert(user.id.clone(), user);
+        }
+    }
+    Ok(users)
+}
+
 /// Remove: asks to remove (`adminRemove`) each assignment whose holder is still absent from
 /// the roster and that is still active. A roster that is now invalid or gone removes nobody.
 ///
@@ -520,21 +552,27 @@ pub async fn remove<S: Storage>(
         Ok(current) => current,
         Err(reason) => {
             for person in &message.people {
-                ledger.record(
-                    Whom {
-                        email: &person.email,
-                        user_id: person.user_id.as_deref(),
-                        assignment_id: Some(&person.assignment_id),
-                    },
-                    Outcome::Skipped,
-                    reason.clone(),
-                    None,
-                );
+                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
             }
             return ledger.finish(output).await;
         }
     };
     ledger.version = current.etag.clone();
+    // Everything the decision needs, fetched together: the holders (for every address they
+    // are known by) one request each in parallel, and their assignments in one `$batch`.
+    let user_ids: Vec<String> = message
+        .people
+        .iter()
+        .filter_map(|p| p.user_id.clone())
+        .collect();
+    let users = users_by_id(world, &user_ids).await?;
+    let active: HashSet<String> = world
+        .graph
+        .assignments_of_users(&context.access_package_id, &user_ids)
+        .await?
+        .into_iter()
+        .map(|assignment| assignment.id)
+        .collect();
     let mut to_remove = Vec::new();
     for person in &message.people {
         let whom = || Whom {
@@ -543,10 +581,8 @@ pub async fn remove<S: Storage>(
             assignment_id: Some(&person.assignment_id),
         };
         let mut keys = vec![email_key(&person.email)];
-        if let Some(user_id) = &person.user_id
-            && let Some(user) = world.graph.user(user_id).await?
-        {
-            keys.extend(user_keys(&user));
+        if let Some(user) = person.user_id.as_ref().and_then(|id| users.get(id)) {
+            keys.extend(user_keys(user));
         }
         if keys.iter().any(|key| current.keys.contains(key)) {
             ledger.record(
@@ -557,14 +593,24 @@ pub async fn remove<S: Storage>(
             );
             continue;
         }
-        match world.graph.assignment(&person.assignment_id).await? {
-            Some(assignment) if assignment.is_active() => to_remove.push(person),
-            _ => ledger.record(
+        let still_active = if person.user_id.is_some() {
+            active.contains(&person.assignment_id)
+        } else {
+            world
+                .graph
+                .assignment(&person.assignment_id)
+                .await?
+                .is_some_and(|assignment| assignment.is_active())
+        };
+        if still_active {
+            to_remove.push(person);
+        } else {
+            ledger.record(
                 whom(),
                 Outcome::AlreadyDone,
                 "the assignment is already gone",
                 None,
-            ),
+            );
         }
     }
     let ids: Vec<String> = to_remove.iter().map(|p| p.assignment_id.clone()).collect();

@@ -63,8 +63,34 @@ fn catalog_name<'a>(roster: &'a str, configured: Option<&'a str>) -> Option<&'a 
     }
 }
 
-/// The access packages a roster can belong to, with their catalog filled in.
+/// The access packages a roster can belong to, with their catalog filled in; read from
+/// Graph at most every [`super::world::PACKAGE_CACHE_TTL`].
 async fn candidate_packages<S: Storage>(
+    world: &World<S>,
+    catalog: Option<&str>,
+) -> Result<Result<(Vec<AccessPackage>, Vec<Catalog>), String>, StepError> {
+    let key = catalog.map(str::to_ascii_lowercase);
+    let mut cache = world.packages.lock().await;
+    if let Some((read, packages, catalogs)) = cache.get(&key)
+        && read.elapsed() < super::world::PACKAGE_CACHE_TTL
+    {
+        return Ok(Ok((packages.clone(), catalogs.clone())));
+    }
+    let found = read_packages(world, catalog).await?;
+    if let Ok((packages, catalogs)) = &found {
+        cache.insert(
+            key,
+            (
+                std::time::Instant::now(),
+                packages.clone(),
+                catalogs.clone(),
+            ),
+        );
+    }
+    Ok(found)
+}
+
+async fn read_packages<S: Storage>(
     world: &World<S>,
     catalog: Option<&str>,
 ) -> Result<Result<(Vec<AccessPackage>, Vec<Catalog>), String>, StepError> {

@@ -11,6 +11,15 @@ use crate::roster::Limits;
 
 use super::audit::AuditRecord;
 
+/// A roster path as one report file name: `Catalog/Key Users.csv` → `Catalog__Key Users`.
+pub fn report_name(roster: &str) -> String {
+    let stem = roster
+        .strip_suffix(".csv")
+        .or_else(|| roster.strip_suffix(".CSV"))
+        .unwrap_or(roster);
+    stem.replace('/', "__")
+}
+
 /// A roster (or manifest) as stored, with its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRoster {
@@ -112,6 +121,18 @@ impl Default for StepConfig {
     }
 }
 
+/// Access packages (with policies) of a catalog, and the catalog, as last read.
+pub(crate) type CachedPackages = (
+    std::time::Instant,
+    Vec<crate::tenant::AccessPackage>,
+    Vec<crate::tenant::Catalog>,
+);
+
+/// How long the access packages of a catalog are reused before they are read again. Plans
+/// of many rosters in one run then read them once; a new package or policy is seen within
+/// this time.
+pub const PACKAGE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Everything a step acts on.
 pub struct World<S> {
     /// The tenant.
@@ -122,6 +143,9 @@ pub struct World<S> {
     pub config: StepConfig,
     /// The clock (a parameter, so tests and replays control time).
     pub now: fn() -> SystemTime,
+    /// Access packages per catalog name, read at most every [`PACKAGE_CACHE_TTL`].
+    pub(crate) packages:
+        tokio::sync::Mutex<std::collections::HashMap<Option<String>, CachedPackages>>,
 }
 
 impl<S> World<S> {
@@ -132,6 +156,7 @@ impl<S> World<S> {
             storage,
             config,
             now: SystemTime::now,
+            packages: tokio::sync::Mutex::default(),
         }
     }
 

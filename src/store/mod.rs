@@ -38,7 +38,7 @@ use azure_storage_queue::models::{
     QueueClientReceiveMessagesOptions, QueueClientSendMessageOptions, QueueMessage,
 };
 use azure_storage_queue::{QueueClient, QueueServiceClient, QueueServiceClientOptions};
-use futures::TryStreamExt as _;
+use futures_util::TryStreamExt as _;
 
 pub use config::{ConfigError, STORAGE_SETTING, StorageConfig};
 pub use error::{Resource, StoreError};

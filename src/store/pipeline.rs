@@ -17,14 +17,7 @@ fn storage_error(error: &StoreError) -> StorageError {
     }
 }
 
-/// A roster path as one report file name: `Catalog/Key Users.csv` → `Catalog__Key Users`.
-pub fn report_name(roster: &str) -> String {
-    let stem = roster
-        .strip_suffix(".csv")
-        .or_else(|| roster.strip_suffix(".CSV"))
-        .unwrap_or(roster);
-    stem.replace('/', "__")
-}
+pub use crate::steps::world::report_name;
 
 impl crate::steps::Storage for Store {
     async fn roster(&self, name: &str) -> Result<Option<StoredRoster>, StorageError> {

@@ -409,6 +409,29 @@ async fn snapshot_from_graph_plans_like_the_original() {
             assert_eq!(a[key], b[key], "{} {key}", a["roster"]);
         }
     }
+    // Rosters in a catalog folder match against the snapshot too: it carries each package's catalog.
+    let foldered = tempfile::tempdir().unwrap();
+    let catalog_dir = foldered.path().join("Contoso Projects");
+    std::fs::create_dir(&catalog_dir).unwrap();
+    for entry in std::fs::read_dir(data("../../examples/rosters")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), catalog_dir.join(entry.file_name())).unwrap();
+    }
+    let by_folder = json(&enroll(&[
+        "plan",
+        foldered.path().to_str().unwrap(),
+        "--tenant",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        by_folder["errors"],
+        serde_json::json!([]),
+        "{}",
+        by_folder["errors"]
+    );
+    assert_eq!(by_folder["packages"].as_array().unwrap().len(), 62);
     sim.shutdown().await;
 }
 

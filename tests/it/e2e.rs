@@ -54,18 +54,18 @@ impl E2e {
         );
         config.prefix = prefix;
         config.visibility_timeout = Some(Duration::from_millis(200));
-        let mut env = vec![
-            ("ENROLL_TENANT_ID", sim.tenant_id().to_owned()),
-            ("ENROLL_CLIENT_ID", "enroll-sim-client".to_owned()),
-            ("ENROLL_CLIENT_SECRET", "enroll-sim-secret".to_owned()),
-            ("ENROLL_GRAPH_URL", format!("{}/v1.0", sim.base_url())),
-            ("ENROLL_AUTHORITY_URL", sim.base_url()),
-            ("ENROLL_INVITE_DOMAINS", "*".to_owned()),
-            ("ENROLL_GRAPH_RETRY_BASE_MS", "20".to_owned()),
-            ("ENROLL_GRAPH_MAX_ATTEMPTS", "10".to_owned()),
+        config.env = sim.client_settings();
+        let settings = [
+            ("ENROLL_INVITE_DOMAINS", "*"),
+            ("ENROLL_GRAPH_RETRY_BASE_MS", "20"),
+            ("ENROLL_GRAPH_MAX_ATTEMPTS", "10"),
         ];
-        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-        config.env = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        config.env.extend(
+            settings
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         let harness = Harness::start(config).await.unwrap();
         Self {
             sim,
@@ -91,14 +91,7 @@ impl E2e {
     }
 
     async fn settled(&self) -> TenantSnapshot {
-        for _ in 0..100 {
-            let state = self.sim.snapshot().await;
-            if !state.assignment_requests.iter().any(|r| r.is_open()) {
-                return state;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("requests never delivered");
+        self.sim.settled().await
     }
 
     /// Changes a fresh plan of the uploaded rosters would still make.

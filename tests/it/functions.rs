@@ -60,3 +60,75 @@ fn host_json_configures_the_custom_handler_and_queue_retries() {
         "bounded, within Consumption's 10 minutes"
     );
 }
+
+#[test]
+fn the_package_has_the_layout_the_host_expects() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("app.zip");
+    let status = std::process::Command::new(root().join("scripts/package"))
+        .args([
+            "--out",
+            zip.to_str().unwrap(),
+            "--handler",
+            env!("CARGO_BIN_EXE_handler"),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let listing = std::process::Command::new("python3")
+        .args(["-c", "import sys,zipfile\nfor i in zipfile.ZipFile(sys.argv[1]).infolist(): print(i.filename, oct(i.external_attr >> 16 & 0o777))", zip.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    assert!(listing.contains("host.json 0o644"), "{listing}");
+    assert!(
+        listing.contains("handler 0o755"),
+        "the handler must be executable: {listing}"
+    );
+    for function in FUNCTIONS {
+        assert!(
+            listing.contains(&format!("{}/function.json", function.name)),
+            "{listing}"
+        );
+    }
+    assert!(
+        !listing.contains("function_definitions/"),
+        "function folders sit at the zip root: {listing}"
+    );
+}
+
+/// The Bicep sets every app setting the handler needs to start (it stops at the first
+/// missing one, which in Azure would mean a function app that never runs).
+#[test]
+fn the_infrastructure_sets_what_the_handler_requires() {
+    let bicep = std::fs::read_to_string(root().join("infra/main.bicep")).unwrap();
+    for setting in [
+        "AzureWebJobsStorage__accountName",
+        "AzureWebJobsStorage__credential",
+        "ENROLL_TENANT_ID",
+        "ENROLL_INVITE_DOMAINS",
+        "ENROLL_SCHEDULE",
+        "ENROLL_MANAGED_IDENTITY_CLIENT_ID",
+    ] {
+        assert!(
+            bicep.contains(&format!("name: '{setting}'")),
+            "infra/main.bicep does not set {setting}"
+        );
+    }
+    let host = read_host_json(&root().join("host.json")).unwrap();
+    let tries = host.extensions.queues.unwrap().max_dequeue_count;
+    assert!(
+        bicep.contains(&format!(
+            "name: 'ENROLL_MAX_DEQUEUE_COUNT', value: '{tries}'"
+        )),
+        "ENROLL_MAX_DEQUEUE_COUNT must equal host.json's maxDequeueCount ({tries})"
+    );
+    assert_eq!(
+        enroll::steps::StepConfig::default().max_dequeue_count,
+        tries
+    );
+    assert!(
+        bicep.contains("name: 'custom'"),
+        "the Functions runtime must be custom"
+    );
+}

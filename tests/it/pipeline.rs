@@ -88,14 +88,7 @@ impl Setup {
 
     /// The tenant once every request is delivered.
     async fn settled(&self) -> TenantSnapshot {
-        for _ in 0..100 {
-            let state = self.sim.snapshot().await;
-            if !state.assignment_requests.iter().any(|r| r.is_open()) {
-                return state;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("requests never delivered");
+        self.sim.settled().await
     }
 
     /// Changes a fresh plan would still make, per roster.

@@ -176,7 +176,7 @@ async fn conditional_put_lets_exactly_one_concurrent_writer_win() {
         "application/json",
         PutCondition::IfMatch(first.clone()),
     );
-    let (r1, r2) = futures::join!(w1, w2);
+    let (r1, r2) = tokio::join!(w1, w2);
     let (winner, loser) = match (r1, r2) {
         (Ok(tag), Err(e)) => (("{\"n\":1}", tag), e),
         (Err(e), Ok(tag)) => (("{\"n\":2}", tag), e),
@@ -247,7 +247,7 @@ async fn concurrent_audit_appenders_lose_no_record() {
             Ok::<_, StoreError>(())
         }
     });
-    for r in futures::future::join_all(writers).await {
+    for r in futures_util::future::join_all(writers).await {
         r.unwrap();
     }
     let lines = store.read_audit(log).await.unwrap();

@@ -1,0 +1,254 @@
+// enroll: the Azure resources for the Functions app (Flex Consumption, custom handler).
+//
+// Deploy in two passes, because the blob trigger's Event Grid subscription needs the
+// `blobs_extension` system key, which exists only once the code is deployed:
+//   1. az deployment group create -g RG -f infra/main.bicep -p tenantId=... inviteDomains=...
+//   2. scripts/package, then deploy target/enroll-functions.zip (One Deploy)
+//   3. run step 1 again with -p subscribeRosterUploads=true
+// Grant Microsoft Graph application permissions to the managed identity separately (README,
+// "Deployment"): Bicep cannot grant Graph app roles without the Graph extension.
+
+@description('Azure region for every resource.')
+param location string = resourceGroup().location
+
+@description('Short lowercase prefix for resource names (3 to 11 letters or digits).')
+@minLength(3)
+@maxLength(11)
+param namePrefix string = 'enroll'
+
+@description('Entra tenant id or domain whose access packages are kept in line (ENROLL_TENANT_ID).')
+param tenantId string
+
+@description('E-mail domains guests may be invited from, comma-separated; * for any (ENROLL_INVITE_DOMAINS).')
+param inviteDomains string
+
+@description('Catalog searched for rosters not in a catalog folder (ENROLL_CATALOG); empty for all.')
+param catalog string = ''
+
+@description('NCRONTAB of the nightly reconcile, UTC (ENROLL_SCHEDULE).')
+param schedule string = '0 0 2 * * *'
+
+@description('Removals always allowed per package (ENROLL_MAX_REMOVALS).')
+param maxRemovals int = 10
+
+@description('Past maxRemovals, the share of members that may be removed, in percent (ENROLL_MAX_REMOVAL_PERCENT).')
+param maxRemovalPercent int = 20
+
+@description('Create the Event Grid subscription that triggers RosterUploaded (needs the deployed code).')
+param subscribeRosterUploads bool = false
+
+@description('Most instances the app may scale out to.')
+param maximumInstanceCount int = 40
+
+var suffix = uniqueString(resourceGroup().id, namePrefix)
+var storageName = take('${namePrefix}${suffix}', 24)
+var deploymentContainer = 'app-package'
+var roles = {
+  blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  tableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: '${namePrefix}-id-${suffix}'
+  location: location
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35:The Functions host and Event Grid reach the account over the public endpoint; access is by managed identity only (shared keys are off).
+  // checkov:skip=CKV_AZURE_59:As above: a private endpoint needs a virtual network, which Flex Consumption makes optional; the account takes no shared key or anonymous access.
+  // checkov:skip=CKV_AZURE_206:Rosters live in Git and reports are rebuilt every night; locally redundant storage is enough.
+  // checkov:skip=CKV_AZURE_43:The name is computed (prefix and uniqueString, lowercase letters and digits, at most 24), which the check cannot evaluate.
+  name: storageName
+  location: location
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 30
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: 30
+    }
+    isVersioningEnabled: true
+  }
+}
+
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+  for name in [ 'rosters', 'reports', 'audit', deploymentContainer ]: {
+    parent: blobService
+    name: name
+    properties: {
+      publicAccess: 'None'
+    }
+  }
+]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for role in items(roles): {
+    name: guid(storage.id, identity.id, role.value)
+    scope: storage
+    properties: {
+      principalId: identity.properties.principalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.value)
+    }
+  }
+]
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: '${namePrefix}-logs-${suffix}'
+  location: location
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 90
+  }
+}
+
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: '${namePrefix}-ai-${suffix}'
+  location: location
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logs.id
+    DisableLocalAuth: true
+  }
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225:Flex Consumption scales per event; zone redundancy is a choice of the region and plan, not needed for a nightly job that retries.
+  name: '${namePrefix}-plan-${suffix}'
+  location: location
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_17:Callers are the Functions host and Event Grid; there is no HTTP API to authenticate with client certificates yet.
+  // checkov:skip=CKV_AZURE_222:Event Grid delivers blob events to the public webhook of the blob trigger.
+  // checkov:skip=CKV_AZURE_212:Flex Consumption scales to zero by design; queued work waits for the next instance.
+  // checkov:skip=CKV_AZURE_213:The app serves no HTTP functions yet; the host checks the handler itself (GET / on the local port).
+  name: '${namePrefix}-func-${suffix}'
+  location: location
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainer}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: 512
+      }
+      runtime: {
+        name: 'custom'
+        version: '1.0'
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [
+        { name: 'AzureWebJobsStorage__accountName', value: storage.name }
+        { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+        { name: 'AzureWebJobsStorage__clientId', value: identity.properties.clientId }
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identity.properties.clientId};Authorization=AAD' }
+        { name: 'ENROLL_TENANT_ID', value: tenantId }
+        { name: 'ENROLL_MANAGED_IDENTITY_CLIENT_ID', value: identity.properties.clientId }
+        { name: 'ENROLL_INVITE_DOMAINS', value: inviteDomains }
+        { name: 'ENROLL_CATALOG', value: catalog }
+        { name: 'ENROLL_SCHEDULE', value: schedule }
+        { name: 'ENROLL_MAX_REMOVALS', value: string(maxRemovals) }
+        { name: 'ENROLL_MAX_REMOVAL_PERCENT', value: string(maxRemovalPercent) }
+        { name: 'ENROLL_MAX_DEQUEUE_COUNT', value: '5' }
+      ]
+    }
+  }
+  dependsOn: [
+    storageRoles
+  ]
+}
+
+resource rosterEvents 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = if (subscribeRosterUploads) {
+  name: '${namePrefix}-events-${suffix}'
+  location: location
+  properties: {
+    source: storage.id
+    topicType: 'Microsoft.Storage.StorageAccounts'
+  }
+}
+
+resource rosterUploads 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06-01-preview' = if (subscribeRosterUploads) {
+  parent: rosterEvents
+  name: 'roster-uploaded'
+  properties: {
+    destination: {
+      endpointType: 'WebHook'
+      properties: {
+        endpointUrl: 'https://${app.properties.defaultHostName}/runtime/webhooks/blobs?functionName=Host.Functions.RosterUploaded&code=${listKeys('${app.id}/host/default', '2024-04-01').systemKeys.blobs_extension}'
+      }
+    }
+    filter: {
+      includedEventTypes: [ 'Microsoft.Storage.BlobCreated' ]
+      subjectBeginsWith: '/blobServices/default/containers/rosters/'
+    }
+  }
+}
+
+@description('The Function App name, for deploying the package.')
+output functionAppName string = app.name
+
+@description('The storage account holding rosters, reports and the audit trail.')
+output storageAccountName string = storage.name
+
+@description('The managed identity to grant Microsoft Graph application permissions to.')
+output principalId string = identity.properties.principalId
