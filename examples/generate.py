@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the example tenant (examples/tenant.json) and rosters (examples/rosters/).
+"""Writes the example tenant (examples/tenant.json), rosters (examples/rosters/) and app role
+manifest with its mapping (examples/app-roles.json, examples/app-roles.mapping.json).
 
 Modelled on the real case: 20 projects x Approver/Contributor/Manager, plus Key Users and
-Read Only, a few hundred people from several companies. Deterministic (fixed seed), so the
+Read Only, a few hundred people from several companies, and the business application with
+one app role per package, each held by one group. Deterministic (fixed seed), so the
 committed files only change when this script does. Run: python3 examples/generate.py
 """
 import json
@@ -138,8 +140,80 @@ for index, package in enumerate(packages):
             "assignmentPolicy": {"id": admin_policy},
         })
 
+# The business application: one app role per package, each held by one group (APP-{value}),
+# the groups handed out by the packages. The tenant has drifted from the manifest a little.
+# A separate generator, so the people, packages and rosters above stay as they were.
+app_rng = random.Random(5)
+APP_ID = gid("application", "Contoso Projects")
+SP_ID = gid("service principal", "Contoso Projects")
+values = [f"{p}.{r}" for p in PROJECTS for r in ROLES] + ["KeyUser", "ReadOnly"]
+
+
+def app_role(value, id=None):
+    title = value.replace(".", " ")
+    role = {"allowedMemberTypes": ["User"], "description": f"{title} in Contoso Projects",
+            "displayName": title, "id": id or gid("role", value), "isEnabled": True,
+            "value": value}
+    return role
+
+
+manifest_roles = []
+for value in values:
+    role = app_role(value)
+    if value.startswith("Tango."):
+        del role["id"]  # new roles, written without an id: enroll derives one
+    manifest_roles.append(role)
+group_name = {value: f"APP-{value}" for value in values}
+group_name["KeyUser"] = "APP-KeyUsers"  # named by the mapping file, not the convention
+groups = [{"id": gid("group", name), "displayName": name, "securityEnabled": True,
+           "mailEnabled": False} for name in group_name.values()]
+groups.append({"id": gid("group", "Helpdesk"), "displayName": "Helpdesk",
+               "securityEnabled": True, "mailEnabled": False})
+# Drift: Tango's Approver and Contributor roles are new; Sierra.Manager still has its old
+# value; Legacy.Viewer is gone from the manifest.
+tenant_roles = []
+for value in values:
+    if value in ("Tango.Approver", "Tango.Contributor"):
+        continue
+    role = app_role(value)
+    if value == "Sierra.Manager":
+        role["value"], role["displayName"] = "Sierra.Lead", "Sierra Lead"
+    tenant_roles.append(dict(role, origin="Application"))
+tenant_roles.append(dict(app_role("Legacy.Viewer"), origin="Application"))
+app_role_assignments = []
+
+
+def hold(principal_id, principal_type, principal_name, value):
+    app_role_assignments.append({
+        "id": gid("app role assignment", principal_id, value).replace("-", "")[:43],
+        "appRoleId": gid("role", value), "principalId": principal_id,
+        "principalType": principal_type, "principalDisplayName": principal_name,
+        "resourceId": SP_ID, "resourceDisplayName": "Contoso Projects"})
+
+
+lacking = set(app_rng.sample([v for v in values if not v.startswith("Tango.")], 3))
+for value in values:
+    if value.startswith("Tango.") or value in lacking:
+        continue
+    hold(gid("group", group_name[value]), "Group", group_name[value], value)
+# A group holding a role that belongs to another group, one outside the mapping, a user.
+hold(gid("group", "APP-Bravo.Approver"), "Group", "APP-Bravo.Approver", "Bravo.Manager")
+hold(gid("group", "Helpdesk"), "Group", "Helpdesk", "ReadOnly")
+admin = next(u for u in users if u["userType"] == "Member")
+hold(admin["id"], "User", admin["displayName"], "KeyUser")
+
 tenant = {"catalogs": [catalog], "users": users, "accessPackages": packages,
-          "assignments": assignments, "assignmentRequests": []}
+          "assignments": assignments, "assignmentRequests": [],
+          "applications": [{"id": gid("application object", "Contoso Projects"), "appId": APP_ID,
+                            "displayName": "Contoso Projects", "appRoles": tenant_roles}],
+          "servicePrincipals": [{"id": SP_ID, "appId": APP_ID,
+                                 "displayName": "Contoso Projects", "appRoles": []}],
+          "groups": groups, "appRoleAssignments": app_role_assignments}
+(HERE / "app-roles.json").write_text(
+    json.dumps({"appId": APP_ID, "appRoles": manifest_roles}, indent=2) + "\n", encoding="utf-8")
+(HERE / "app-roles.mapping.json").write_text(json.dumps(
+    {"groupPattern": "APP-{value}", "roles": {"KeyUser": "APP-KeyUsers"}}, indent=2) + "\n",
+    encoding="utf-8")
 (HERE / "tenant.json").write_text(json.dumps(tenant, indent=2, ensure_ascii=False) + "\n",
                                   encoding="utf-8")
 
@@ -175,4 +249,4 @@ for index, (name, members) in enumerate(rosters.items()):
     (out / f"{name}.csv").write_bytes(data)
 
 print(f"{len(users)} users, {len(packages)} packages, {len(assignments)} assignments, "
-      f"{len(people)} people in rosters")
+      f"{len(people)} people in rosters; {len(manifest_roles)} app roles, {len(groups)} groups")

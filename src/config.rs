@@ -229,7 +229,23 @@ pub fn step_config(env: &Env, require_invite_domains: bool) -> Result<StepConfig
         actor: env
             .get("ENROLL_ACTOR")
             .map_or(defaults.actor, str::to_owned),
+        app_id: env.get("ENROLL_APP_ID").map(|id| id.trim().to_owned()),
+        group_pattern: group_pattern(env)?,
     })
+}
+
+/// `ENROLL_ROLE_GROUP_PATTERN`, which must hold `{value}`.
+fn group_pattern(env: &Env) -> Result<String, ConfigError> {
+    match env.get("ENROLL_ROLE_GROUP_PATTERN") {
+        None => Ok(crate::roles::DEFAULT_GROUP_PATTERN.to_owned()),
+        Some(pattern) if pattern.contains("{value}") => Ok(pattern.to_owned()),
+        Some(pattern) => Err(ConfigError::Invalid {
+            name: "ENROLL_ROLE_GROUP_PATTERN",
+            problem: format!(
+                "`{pattern}` has no `{{value}}`, so every app role would map to the same group"
+            ),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -307,6 +323,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.guards.max_removals, 3);
+        assert_eq!(config.group_pattern, "APP-{value}");
+        assert_eq!(config.app_id, None);
+        let roles = step_config(
+            &Env::from_pairs([
+                ("ENROLL_APP_ID", " c0ffee00-0000-4000-8000-000000000001 "),
+                ("ENROLL_ROLE_GROUP_PATTERN", "SG {value} users"),
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            roles.app_id.as_deref(),
+            Some("c0ffee00-0000-4000-8000-000000000001")
+        );
+        assert_eq!(roles.group_pattern, "SG {value} users");
         assert!(config.send_invitation_message);
         assert!(!config.invite_domains.allows("a@gmail.com"));
         for (name, value) in [
@@ -314,6 +345,7 @@ mod tests {
             ("ENROLL_INVITE_REDIRECT_URL", "http://x"),
             ("ENROLL_SEND_INVITATIONS", "maybe"),
             ("ENROLL_MAX_DEQUEUE_COUNT", "-1"),
+            ("ENROLL_ROLE_GROUP_PATTERN", "APP-Roles"),
         ] {
             let error = step_config(&Env::from_pairs([(name, value)]), false).unwrap_err();
             assert!(

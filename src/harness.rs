@@ -370,6 +370,19 @@ impl Harness {
         Ok(self.store.put_roster(name, bytes.into()).await?)
     }
 
+    /// Uploads an app role manifest or its mapping file, as a merge to the manifests
+    /// repository would.
+    ///
+    /// # Errors
+    /// [`HarnessError::Store`] when storage fails.
+    pub async fn upload_manifest(
+        &self,
+        name: &str,
+        bytes: impl Into<Vec<u8>>,
+    ) -> Result<ETag, HarnessError> {
+        Ok(self.store.put_manifest(name, bytes.into()).await?)
+    }
+
     /// Sends one invocation to the handler.
     pub async fn invoke(
         &mut self,

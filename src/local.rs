@@ -167,6 +167,10 @@ pub fn read_mapping(named: Option<&Path>, rosters: &Path) -> Result<Mapping, Loc
 pub struct LocalStorage {
     rosters: PathBuf,
     reports: PathBuf,
+    /// App role manifests: a folder of `*.json`, or one manifest file.
+    manifests: Option<PathBuf>,
+    /// A mapping file named explicitly for a single manifest (else `{stem}.mapping.json`).
+    manifest_mapping: Option<PathBuf>,
     audit: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
@@ -177,8 +181,23 @@ impl LocalStorage {
         Self {
             rosters: rosters.into(),
             reports: reports.into(),
+            manifests: None,
+            manifest_mapping: None,
             audit: std::sync::Arc::default(),
         }
+    }
+
+    /// Reads app role manifests from `manifests`: a folder (every `*.json` in it that is not
+    /// a `*.mapping.json`) or one manifest file. `mapping` names the mapping file of a single
+    /// manifest; without it, `{stem}.mapping.json` beside the manifest is used if present.
+    pub fn with_manifests(
+        mut self,
+        manifests: impl Into<PathBuf>,
+        mapping: Option<PathBuf>,
+    ) -> Self {
+        self.manifests = Some(manifests.into());
+        self.manifest_mapping = mapping;
+        self
     }
 
     /// The audit trail file.
@@ -186,7 +205,7 @@ impl LocalStorage {
         self.reports.join("audit.jsonl")
     }
 
-    /// Where a run's report for a roster goes (without extension).
+    /// Where a run's report for a roster goes (without extension: `.json` and `.md` are appended).
     pub fn report_path(&self, run_id: &str, roster: &str) -> PathBuf {
         self.reports
             .join(run_id)
@@ -238,6 +257,65 @@ impl crate::steps::Storage for LocalStorage {
             .collect())
     }
 
+    async fn manifest(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::steps::StoredRoster>, crate::steps::StorageError> {
+        let Some(root) = &self.manifests else {
+            return Ok(None);
+        };
+        if name.split(['/', '\\']).any(|part| part == "..") {
+            return Ok(None);
+        }
+        if !root.is_file() {
+            return read_optional(&root.join(name));
+        }
+        let file_name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == file_name {
+            read_optional(root)
+        } else if name == crate::roles::mapping_name_for(&file_name) {
+            match &self.manifest_mapping {
+                Some(mapping) => read_optional(mapping),
+                None => read_optional(&root.with_file_name(name)),
+            }
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn manifest_names(&self) -> Result<Vec<String>, crate::steps::StorageError> {
+        let Some(root) = &self.manifests else {
+            return Ok(Vec::new());
+        };
+        if root.is_file() {
+            return Ok(root
+                .file_name()
+                .map(|n| vec![n.to_string_lossy().into_owned()])
+                .unwrap_or_default());
+        }
+        let entries = match fs::read_dir(root) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => {
+                return Err(storage_error(
+                    format!("cannot read {}", root.display()),
+                    &error,
+                ));
+            }
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| crate::roles::is_manifest_name(name))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     async fn mapping(&self) -> Result<Option<Vec<u8>>, crate::steps::StorageError> {
         let path = if self.rosters.is_dir() {
             self.rosters.join(DEFAULT_MAPPING_FILE)
@@ -271,8 +349,14 @@ impl crate::steps::Storage for LocalStorage {
             fs::write(&path, bytes)
                 .map_err(|error| storage_error(format!("cannot write {}", path.display()), &error))
         };
-        write(base.with_extension("json"), json)?;
-        write(base.with_extension("md"), markdown.as_bytes())
+        // Appended, not `with_extension`: a name with a dot (`crm.v2`) must keep it.
+        let with = |extension: &str| {
+            let mut name = base.clone().into_os_string();
+            name.push(extension);
+            PathBuf::from(name)
+        };
+        write(with(".json"), json)?;
+        write(with(".md"), markdown.as_bytes())
     }
 
     async fn append_audit(
@@ -302,6 +386,23 @@ impl crate::steps::Storage for LocalStorage {
             .open(&path)
             .and_then(|mut file| file.write_all(lines.as_bytes()))
             .map_err(|error| storage_error(format!("cannot append to {}", path.display()), &error))
+    }
+}
+
+/// A file's bytes and content version, or `None` when it does not exist.
+fn read_optional(
+    path: &Path,
+) -> Result<Option<crate::steps::StoredRoster>, crate::steps::StorageError> {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let etag = content_version(&bytes);
+            Ok(Some(crate::steps::StoredRoster { bytes, etag }))
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(storage_error(
+            format!("cannot read {}", path.display()),
+            &error,
+        )),
     }
 }
 

@@ -43,9 +43,93 @@ enum Command {
         /// Only this catalog's access packages (display name or id).
         #[arg(long, env = "ENROLL_CATALOG")]
         catalog: Option<String>,
+        /// Also the application with this client id: its app roles, service principal,
+        /// app role assignments and groups (for `enroll roles plan` against the snapshot).
+        #[arg(long, env = "ENROLL_APP_ID")]
+        app_id: Option<String>,
+        /// Group naming convention, to include the groups a manifest would map by it.
+        #[arg(long, env = "ENROLL_ROLE_GROUP_PATTERN", default_value = enroll::roles::DEFAULT_GROUP_PATTERN)]
+        group_pattern: String,
     },
     /// Serve a simulated tenant (Microsoft Graph over HTTP) from a snapshot until Ctrl-C.
     Sim(SimArgs),
+    /// Keep an application's app roles and their groups in line with a manifest.
+    Roles {
+        #[command(subcommand)]
+        command: RolesCommand,
+    },
+    /// Write today's tenant as files: one roster per access package, the app role manifest
+    /// and its mapping, so that the first plan against the same tenant changes nothing.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RolesCommand {
+    /// Show what would change; exit 1 when the manifest or mapping is invalid or a role
+    /// removal is refused.
+    Plan(RolesArgs),
+    /// Make the application's roles and the group assignments match the manifest.
+    Apply(RolesApplyArgs),
+}
+
+#[derive(Debug, Args)]
+struct RolesArgs {
+    /// The app role manifest: the `appRoles` array, or an object with `appId` and `appRoles`.
+    manifest: PathBuf,
+    /// Mapping file (role value → group) [default: MANIFEST's `{stem}.mapping.json` if present].
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// `graph` for the real tenant (credentials from the environment), or a snapshot file,
+    /// which is served by an in-process simulated tenant.
+    #[arg(long, env = "ENROLL_TENANT")]
+    tenant: String,
+    /// The application's client id, for a manifest without `appId`.
+    #[arg(long, env = "ENROLL_APP_ID")]
+    app_id: Option<String>,
+    /// Group naming convention; `{value}` is the role's value. The mapping file's
+    /// `groupPattern` wins.
+    #[arg(long, env = "ENROLL_ROLE_GROUP_PATTERN", default_value = enroll::roles::DEFAULT_GROUP_PATTERN)]
+    group_pattern: String,
+    /// Remove roles the manifest dropped even while users, groups or applications hold them.
+    #[arg(long)]
+    allow_role_removals: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct RolesApplyArgs {
+    #[command(flatten)]
+    roles: RolesArgs,
+    /// Folder for the report (under the run id) and the audit trail.
+    #[arg(long, env = "ENROLL_REPORTS", default_value = "enroll-reports")]
+    reports: PathBuf,
+    /// With a snapshot: write the simulated tenant's final state here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// `graph` for the real tenant (credentials from the environment), or a snapshot file.
+    #[arg(long, env = "ENROLL_TENANT")]
+    tenant: String,
+    /// Folder to write into (created if missing; files of the same name are overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    /// Only this catalog's access packages (display name or id) [default: every catalog].
+    #[arg(long, env = "ENROLL_CATALOG")]
+    catalog: Option<String>,
+    /// The application whose app roles to export (client id); without it, rosters only.
+    #[arg(long, env = "ENROLL_APP_ID")]
+    app_id: Option<String>,
+    /// Group naming convention recorded in the mapping file.
+    #[arg(long, env = "ENROLL_ROLE_GROUP_PATTERN", default_value = enroll::roles::DEFAULT_GROUP_PATTERN)]
+    group_pattern: String,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -171,10 +255,27 @@ fn main() -> ExitCode {
         Command::Validate { paths, format } => validate(&paths, format),
         Command::Plan(args) => plan_rosters(&args),
         Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply(args))),
-        Command::Snapshot { out, catalog } => {
-            runtime().and_then(|rt| rt.block_on(snapshot(&out, catalog.as_deref())))
-        }
+        Command::Snapshot {
+            out,
+            catalog,
+            app_id,
+            group_pattern,
+        } => runtime().and_then(|rt| {
+            rt.block_on(snapshot(
+                &out,
+                catalog.as_deref(),
+                app_id.as_deref(),
+                &group_pattern,
+            ))
+        }),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(simulate(args))),
+        Command::Roles {
+            command: RolesCommand::Plan(args),
+        } => runtime().and_then(|rt| rt.block_on(roles_plan(&args))),
+        Command::Roles {
+            command: RolesCommand::Apply(args),
+        } => runtime().and_then(|rt| rt.block_on(roles_apply(&args))),
+        Command::Export(args) => runtime().and_then(|rt| rt.block_on(export(&args))),
     };
     match outcome {
         Ok(code) => code,
@@ -274,10 +375,25 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-async fn snapshot(out: &Path, catalog: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn snapshot(
+    out: &Path,
+    catalog: Option<&str>,
+    app_id: Option<&str>,
+    group_pattern: &str,
+) -> anyhow::Result<ExitCode> {
     let config = enroll::config::graph_config(&enroll::config::Env::from_process())?;
     let client = enroll::graph::GraphClient::new(config)?;
-    let snapshot = client.snapshot(catalog).await?;
+    let mut snapshot = client.snapshot(catalog).await?;
+    if let Some(app_id) = app_id {
+        let app = client.app_snapshot(app_id, group_pattern).await?;
+        if app.applications.is_empty() {
+            anyhow::bail!("no application has the client id {app_id}");
+        }
+        snapshot.applications = app.applications;
+        snapshot.service_principals = app.service_principals;
+        snapshot.groups = app.groups;
+        snapshot.app_role_assignments = app.app_role_assignments;
+    }
     let mut text = serde_json::to_string_pretty(&snapshot)?;
     text.push('\n');
     std::fs::write(out, text)
@@ -326,8 +442,7 @@ async fn simulate(args: SimArgs) -> anyhow::Result<ExitCode> {
 async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
 
-    use enroll::config::{Env, graph_config, step_config};
-    use enroll::graph::{Credential, GraphClient, GraphConfig, Secret};
+    use enroll::config::{Env, step_config};
     use enroll::local::LocalStorage;
     use enroll::runner::{RunOptions, run};
     use enroll::steps::World;
@@ -351,30 +466,11 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             "--invite-domains (or ENROLL_INVITE_DOMAINS) is required with --tenant graph: the e-mail domains guests may be invited from, `*` for any"
         ),
     };
-    let mut retry_delay = std::time::Duration::from_secs(2);
-    let (graph, sim) = if live {
-        (GraphClient::new(graph_config(&env)?)?, None)
-    } else {
-        let snapshot = enroll::sim::read_snapshot(Path::new(&args.tenant))?;
-        let sim_config = enroll::sim::SimConfig::default();
-        let sim = enroll::sim::start(sim_config.clone(), snapshot).await?;
-        let mut graph = GraphConfig::new(
-            sim_config.tenant_id.clone(),
-            Credential::ClientSecret {
-                client_id: sim_config.client_id.clone(),
-                secret: Secret::new(sim_config.client_secret.clone()),
-            },
-        );
-        graph.graph_base_url = format!("{}/v1.0", sim.base_url());
-        graph.authority_url = sim.base_url().to_owned();
-        retry_delay = std::time::Duration::from_millis(200);
-        eprintln!(
-            "simulated tenant from {} at {}",
-            args.tenant,
-            sim.base_url()
-        );
-        (GraphClient::new(graph)?, Some(sim))
-    };
+    let Tenant {
+        graph,
+        sim,
+        retry_delay,
+    } = connect(&args.tenant, &env).await?;
     let storage = LocalStorage::new(&args.rosters, &args.reports);
     let world = Arc::new(World::new(graph.clone(), storage.clone(), config.clone()));
     let options = RunOptions {
@@ -459,6 +555,283 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         ))?,
     }
     Ok(exit_code(exit_clean))
+}
+
+/// The tenant a command works on: Graph, or a snapshot served by an in-process simulator.
+struct Tenant {
+    graph: enroll::graph::GraphClient,
+    sim: Option<enroll::sim::SimHandle>,
+    /// Delay before the first retry of a failed step.
+    retry_delay: std::time::Duration,
+}
+
+/// `--tenant graph` (credentials from the environment) or a snapshot file.
+async fn connect(tenant: &str, env: &enroll::config::Env) -> anyhow::Result<Tenant> {
+    use enroll::graph::{Credential, GraphClient, GraphConfig, Secret};
+    if tenant == "graph" {
+        return Ok(Tenant {
+            graph: GraphClient::new(enroll::config::graph_config(env)?)?,
+            sim: None,
+            retry_delay: std::time::Duration::from_secs(2),
+        });
+    }
+    let snapshot = enroll::sim::read_snapshot(Path::new(tenant))?;
+    let sim_config = enroll::sim::SimConfig::default();
+    let sim = enroll::sim::start(sim_config.clone(), snapshot).await?;
+    let mut graph = GraphConfig::new(
+        sim_config.tenant_id.clone(),
+        Credential::ClientSecret {
+            client_id: sim_config.client_id.clone(),
+            secret: Secret::new(sim_config.client_secret.clone()),
+        },
+    );
+    graph.graph_base_url = format!("{}/v1.0", sim.base_url());
+    graph.authority_url = sim.base_url().to_owned();
+    eprintln!("simulated tenant from {tenant} at {}", sim.base_url());
+    Ok(Tenant {
+        graph: GraphClient::new(graph)?,
+        sim: Some(sim),
+        retry_delay: std::time::Duration::from_millis(200),
+    })
+}
+
+/// The world of a `roles` command: the manifest (and mapping) as storage, the settings.
+fn roles_world(
+    args: &RolesArgs,
+    graph: enroll::graph::GraphClient,
+    reports: &Path,
+) -> anyhow::Result<(enroll::steps::World<enroll::local::LocalStorage>, String)> {
+    if !args.manifest.is_file() {
+        anyhow::bail!(
+            "cannot read manifest {}: not a file",
+            args.manifest.display()
+        );
+    }
+    if let Some(mapping) = &args.mapping
+        && !mapping.is_file()
+    {
+        anyhow::bail!("cannot read mapping file {}: not a file", mapping.display());
+    }
+    if !args.group_pattern.contains("{value}") {
+        anyhow::bail!(
+            "--group-pattern `{}` has no `{{value}}`, so every app role would map to the same group",
+            args.group_pattern
+        );
+    }
+    let name = args
+        .manifest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = args
+        .manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let storage = enroll::local::LocalStorage::new(folder, reports)
+        .with_manifests(&args.manifest, args.mapping.clone());
+    let mut config = enroll::config::step_config(&enroll::config::Env::from_process(), false)?;
+    config.app_id.clone_from(&args.app_id);
+    config.group_pattern.clone_from(&args.group_pattern);
+    Ok((enroll::steps::World::new(graph, storage, config), name))
+}
+
+fn print_rejected(
+    manifest: &str,
+    version: &str,
+    errors: &[enroll::roles::RoleProblem],
+    format: Format,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Text => print(&enroll::roles::rejected_text(manifest, errors)),
+        Format::Json => print_json(&serde_json::json!({
+            "manifest": manifest,
+            "manifestVersion": version,
+            "errors": errors,
+        })),
+    }
+}
+
+async fn roles_plan(args: &RolesArgs) -> anyhow::Result<ExitCode> {
+    use enroll::steps::RolesRead;
+    let env = enroll::config::Env::from_process();
+    let tenant = connect(&args.tenant, &env).await?;
+    let (world, name) = roles_world(args, tenant.graph.clone(), Path::new("enroll-reports"))?;
+    let read = enroll::steps::plan_manifest(&world, &name, args.allow_role_removals).await;
+    if let Some(sim) = tenant.sim {
+        sim.shutdown().await;
+    }
+    match read? {
+        RolesRead::Missing => anyhow::bail!("cannot read manifest {}", args.manifest.display()),
+        RolesRead::Rejected { version, errors } => {
+            print_rejected(&name, &version, &errors, args.format)?;
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+        RolesRead::Planned(plan) => {
+            match args.format {
+                Format::Text => print(&enroll::roles::plan_text(&plan))?,
+                Format::Json => print_json(&plan)?,
+            }
+            Ok(exit_code(plan.is_clean()))
+        }
+    }
+}
+
+async fn roles_apply(args: &RolesApplyArgs) -> anyhow::Result<ExitCode> {
+    use enroll::steps::messages::{MapRolesMessage, Reason, VERSION};
+    use enroll::steps::{Attempt, RolesRead};
+    let env = enroll::config::Env::from_process();
+    let tenant = connect(&args.roles.tenant, &env).await?;
+    let (world, name) = roles_world(&args.roles, tenant.graph.clone(), &args.reports)?;
+    let message = MapRolesMessage {
+        v: VERSION,
+        run_id: enroll::steps::new_run_id(std::time::SystemTime::now()),
+        manifest: name.clone(),
+        etag: None,
+        reason: Reason::Cli,
+        allow_role_removals: args.roles.allow_role_removals,
+    };
+    // Tries as the queue would: a failure that can pass is tried again, planning anew.
+    let tries = world.config.max_dequeue_count.max(1);
+    let mut delay = tenant.retry_delay;
+    let mut number = 1;
+    let outcome = loop {
+        match enroll::steps::map_roles(&world, &message, Attempt::of(number, tries)).await {
+            Err(error) if error.is_retryable() && number < tries => {
+                eprintln!("try {number} of {tries}: {error}; trying again");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                number += 1;
+            }
+            other => break other,
+        }
+    }?;
+    let Some(plan) = outcome.plan else {
+        print_rejected(&name, "", &outcome.errors, args.roles.format)?;
+        if let Some(sim) = tenant.sim {
+            sim.shutdown().await;
+        }
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    // Did it take? Plan again: with Graph, lists may lag the writes for a moment.
+    let left =
+        match enroll::steps::plan_manifest(&world, &name, args.roles.allow_role_removals).await? {
+            RolesRead::Planned(after) => {
+                after.updates.len() + after.assign.len() + after.unassign.len()
+            }
+            _ => 0,
+        };
+    if let Some(sim) = tenant.sim {
+        if let Some(out) = &args.out {
+            let state = sim.snapshot().await;
+            std::fs::write(out, serde_json::to_string_pretty(&state)?)
+                .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
+        }
+        sim.shutdown().await;
+    }
+    let records = &outcome.output.audit;
+    let tally = |outcome: Outcome| {
+        records
+            .iter()
+            .filter(|r| r.outcome == outcome && r.action != Action::MapRoles)
+            .count()
+    };
+    let failed = tally(Outcome::Failed) + tally(Outcome::Retrying);
+    match args.roles.format {
+        Format::Json => print_json(&serde_json::json!({
+            "runId": message.run_id,
+            "plan": plan,
+            "results": records,
+            "changesLeft": left,
+        }))?,
+        Format::Text => {
+            let mut text = enroll::roles::plan_text(&plan);
+            text.push_str(&format!(
+                "done {}, already done {}, skipped {}, failed {}\n{}\nreport in {}, audit trail in {}\n",
+                tally(Outcome::Done),
+                tally(Outcome::AlreadyDone),
+                tally(Outcome::Skipped),
+                failed,
+                if left == 0 {
+                    "the application's roles and groups now match the manifest".to_owned()
+                } else {
+                    format!("{left} changes are still outstanding")
+                },
+                args.reports.join(&message.run_id).display(),
+                args.reports.join("audit.jsonl").display()
+            ));
+            print(&text)?;
+        }
+    }
+    Ok(exit_code(plan.is_clean() && failed == 0 && left == 0))
+}
+
+async fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    use enroll::export::{ExportOptions, export, read_tenant};
+    if !args.group_pattern.contains("{value}") {
+        anyhow::bail!(
+            "--group-pattern `{}` has no `{{value}}`",
+            args.group_pattern
+        );
+    }
+    let env = enroll::config::Env::from_process();
+    let tenant = connect(&args.tenant, &env).await?;
+    let read = read_tenant(
+        &tenant.graph,
+        args.catalog.as_deref(),
+        args.app_id.as_deref(),
+        &args.group_pattern,
+    )
+    .await;
+    if let Some(sim) = tenant.sim {
+        sim.shutdown().await;
+    }
+    let snapshot = read?;
+    let files = export(
+        &snapshot,
+        &ExportOptions {
+            app_id: args.app_id.clone(),
+            group_pattern: args.group_pattern.clone(),
+        },
+    );
+    for file in &files.files {
+        let path = args.out.join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", parent.display()))?;
+        }
+        std::fs::write(&path, &file.bytes)
+            .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
+    }
+    match args.format {
+        Format::Json => print_json(&serde_json::json!({
+            "out": args.out.display().to_string(),
+            "files": files.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            "rosters": files.rosters,
+            "people": files.people,
+            "roles": files.roles,
+            "warnings": files.warnings,
+        }))?,
+        Format::Text => {
+            let mut text = String::new();
+            for warning in &files.warnings {
+                text.push_str(&format!("warning: {warning}\n"));
+            }
+            text.push_str(&format!(
+                "wrote {} rosters ({} people){} to {}\n",
+                files.rosters,
+                files.people,
+                if args.app_id.is_some() {
+                    format!(", {} app roles with their mapping", files.roles)
+                } else {
+                    String::new()
+                },
+                args.out.display()
+            ));
+            print(&text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn summary_text(

@@ -20,8 +20,8 @@ use warp::reply::{Reply, Response};
 use super::protocol::{Invocation, InvocationResult};
 use super::{FUNCTIONS, FunctionSpec, Trigger};
 use crate::steps::messages::{
-    AssignPerson, ChangeMessage, InvitePerson, Reason, ReconcileMessage, RemovePerson, VERSION,
-    read_change, read_reconcile,
+    AssignPerson, ChangeMessage, InvitePerson, MapRolesMessage, Reason, ReconcileMessage,
+    RemovePerson, VERSION, read_change, read_map_roles, read_reconcile,
 };
 use crate::steps::{Attempt, StepError, StepOutput, Storage, World};
 
@@ -88,6 +88,10 @@ async fn invoke<S: Storage>(world: &World<S>, name: &str, body: &[u8]) -> Respon
         }
     };
     match spec.trigger {
+        Trigger::Blob {
+            container: "manifests",
+            ..
+        } => manifest_uploaded(spec, &invocation),
         Trigger::Blob { .. } => roster_uploaded(spec, &invocation),
         Trigger::Timer { .. } => scheduled(world, spec).await,
         Trigger::Queue { binding, .. } => queue_step(world, spec, &invocation, binding).await,
@@ -123,20 +127,57 @@ fn roster_uploaded(spec: &FunctionSpec, invocation: &Invocation) -> Response {
     json_reply(&result)
 }
 
+/// A manifest or its mapping file was written: map the manifest's roles.
+fn manifest_uploaded(spec: &FunctionSpec, invocation: &Invocation) -> Response {
+    let mut result = InvocationResult::default();
+    let Some(name) = invocation.metadata_text("name") else {
+        eprintln!("{}: the invocation has no `name` metadata", spec.name);
+        result.log("no blob name in the invocation metadata; nothing to do");
+        return json_reply(&result);
+    };
+    let Some(manifest) = crate::roles::manifest_of(&name) else {
+        result.log(format!(
+            "{name} is not an app role manifest (*.json) or mapping (*.mapping.json); ignored"
+        ));
+        return json_reply(&result);
+    };
+    // A mapping file's own ETag says nothing about the manifest's version.
+    let etag = (manifest == name).then(|| invocation.blob_etag()).flatten();
+    let message = MapRolesMessage {
+        v: VERSION,
+        run_id: crate::steps::new_run_id(std::time::SystemTime::now()),
+        manifest: manifest.clone(),
+        etag,
+        reason: Reason::Upload,
+        allow_role_removals: false,
+    };
+    result.log(format!(
+        "{name} uploaded: map-roles run {} for manifest {manifest}",
+        message.run_id
+    ));
+    result.push_messages("mapRoles", &[message]);
+    json_reply(&result)
+}
+
 async fn scheduled<S: Storage>(world: &World<S>, spec: &FunctionSpec) -> Response {
     let run_id = crate::steps::new_run_id((world.now)());
-    match crate::steps::reconcile_all(world, &run_id, Reason::Schedule).await {
-        Ok(messages) => {
-            let mut result = InvocationResult::default();
-            result.log(format!(
-                "nightly run {run_id}: {} rosters to reconcile",
-                messages.len()
-            ));
-            result.push_messages("reconcile", &messages);
-            json_reply(&result)
-        }
-        Err(error) => retry_later(spec.name, &error),
-    }
+    let reconciles = match crate::steps::reconcile_all(world, &run_id, Reason::Schedule).await {
+        Ok(messages) => messages,
+        Err(error) => return retry_later(spec.name, &error),
+    };
+    let manifests = match crate::steps::map_roles_all(world, &run_id, Reason::Schedule).await {
+        Ok(messages) => messages,
+        Err(error) => return retry_later(spec.name, &error),
+    };
+    let mut result = InvocationResult::default();
+    result.log(format!(
+        "nightly run {run_id}: {} rosters to reconcile, {} app role manifests to map",
+        reconciles.len(),
+        manifests.len()
+    ));
+    result.push_messages("reconcile", &reconciles);
+    result.push_messages("mapRoles", &manifests);
+    json_reply(&result)
 }
 
 /// Puts a step's follow-up messages and logs into the answer.
@@ -190,6 +231,12 @@ async fn queue_step<S: Storage>(
                 set_aside(&message, &outcome, &mut result);
                 outcome
             }
+            Err(error) => Err(StepError::from(error)),
+        },
+        "MapRoles" => match read_map_roles(&text) {
+            Ok(message) => crate::steps::map_roles(world, &message, attempt)
+                .await
+                .map(|o| o.output),
             Err(error) => Err(StepError::from(error)),
         },
         "Remove" => match read_change::<RemovePerson>(&text, "remove") {

@@ -19,6 +19,8 @@ pub mod queues {
     pub const ASSIGN: &str = "assign";
     /// Assignments to remove.
     pub const REMOVE: &str = "remove";
+    /// App role manifests to bring the tenant in line with.
+    pub const MAP_ROLES: &str = "map-roles";
     /// Where the host (and the handler, for messages it gives up on) sets messages aside.
     pub const RECONCILE_POISON: &str = "reconcile-poison";
     /// Poison queue of `invite`.
@@ -27,6 +29,8 @@ pub mod queues {
     pub const ASSIGN_POISON: &str = "assign-poison";
     /// Poison queue of `remove`.
     pub const REMOVE_POISON: &str = "remove-poison";
+    /// Poison queue of `map-roles`.
+    pub const MAP_ROLES_POISON: &str = "map-roles-poison";
 }
 
 /// What starts a function.
@@ -75,9 +79,20 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         outputs: &[("reconcile", queues::RECONCILE)],
     },
     FunctionSpec {
+        name: "ManifestUploaded",
+        trigger: Trigger::Blob {
+            binding: "manifest",
+            container: "manifests",
+        },
+        outputs: &[("mapRoles", queues::MAP_ROLES)],
+    },
+    FunctionSpec {
         name: "Scheduled",
         trigger: Trigger::Timer { binding: "tick" },
-        outputs: &[("reconcile", queues::RECONCILE)],
+        outputs: &[
+            ("reconcile", queues::RECONCILE),
+            ("mapRoles", queues::MAP_ROLES),
+        ],
     },
     FunctionSpec {
         name: "Plan",
@@ -118,6 +133,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             queue: queues::REMOVE,
         },
         outputs: &[("poison", queues::REMOVE_POISON)],
+    },
+    FunctionSpec {
+        name: "MapRoles",
+        trigger: Trigger::Queue {
+            binding: "message",
+            queue: queues::MAP_ROLES,
+        },
+        outputs: &[("poison", queues::MAP_ROLES_POISON)],
     },
 ];
 

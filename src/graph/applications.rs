@@ -5,7 +5,7 @@ use serde_json::json;
 use super::GraphClient;
 use super::error::GraphError;
 use super::odata::{encode_path_segment, quote, relative_url};
-use crate::tenant::{AppRole, AppRoleAssignment, Application, ServicePrincipal};
+use crate::tenant::{AppRole, AppRoleAssignment, Application, ServicePrincipal, TenantSnapshot};
 
 const APP_SELECT: &str = "id,appId,displayName,appRoles";
 
@@ -91,5 +91,68 @@ impl GraphClient {
             encode_path_segment(service_principal_id)
         ))
         .await
+    }
+
+    /// The part of a snapshot app role planning and export read: the application with
+    /// client id `app_id`, its service principal, who holds its roles, and the groups that
+    /// matter for mapping them (those holding a role, and every group named like one of
+    /// those or like a role's group by `group_pattern`, so that ambiguous names show).
+    ///
+    /// # Errors
+    ///
+    /// A read failed after retries.
+    pub async fn app_snapshot(
+        &self,
+        app_id: &str,
+        group_pattern: &str,
+    ) -> Result<TenantSnapshot, GraphError> {
+        let Some(application) = self.application_by_app_id(app_id).await? else {
+            return Ok(TenantSnapshot::default());
+        };
+        let service_principal = self.service_principal_by_app_id(app_id).await?;
+        let assignments = match &service_principal {
+            Some(sp) => {
+                self.app_role_assignments_of_service_principal(&sp.id)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let mut holder_ids: Vec<&str> = assignments
+            .iter()
+            .filter(|a| {
+                a.principal_type
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("Group"))
+            })
+            .map(|a| a.principal_id.as_str())
+            .collect();
+        holder_ids.sort_unstable();
+        holder_ids.dedup();
+        let mut groups = self.groups_by_id(&holder_ids).await?;
+        let mut names: Vec<String> = groups
+            .iter()
+            .filter_map(|g| g.display_name.clone())
+            .chain(
+                application
+                    .app_roles
+                    .iter()
+                    .filter_map(|r| r.value.as_deref())
+                    .map(|value| group_pattern.replace("{value}", value)),
+            )
+            .collect();
+        names.sort();
+        names.dedup();
+        for group in self.groups_by_display_name(&names).await? {
+            if !groups.iter().any(|g| g.id.eq_ignore_ascii_case(&group.id)) {
+                groups.push(group);
+            }
+        }
+        Ok(TenantSnapshot {
+            applications: vec![application],
+            service_principals: service_principal.into_iter().collect(),
+            groups,
+            app_role_assignments: assignments,
+            ..TenantSnapshot::default()
+        })
     }
 }

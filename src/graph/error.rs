@@ -330,6 +330,15 @@ impl GraphError {
         })
     }
 
+    /// An app roles update that would change or remove a role that is enabled
+    /// (`CannotDeleteOrUpdateEnabledEntitlement`): the roles changed since they were read,
+    /// e.g. by a concurrent run, so planning again from what Graph has now can succeed.
+    pub fn is_enabled_role_change(&self) -> bool {
+        self.status_error().is_some_and(|error| {
+            error.status == 400 && error.code_is(&["CannotDeleteOrUpdateEnabledEntitlement"])
+        })
+    }
+
     /// Any of the answers that mean the change is already in place, so a step may treat the
     /// call as done.
     pub fn is_already_done(&self) -> bool {
@@ -448,5 +457,14 @@ mod tests {
             vec!["DuplicateValue"]
         );
         assert!(!error.is_already_done());
+    }
+
+    #[test]
+    fn an_enabled_role_change_is_recognised() {
+        let error = status_error(
+            400,
+            r#"{"error":{"code":"CannotDeleteOrUpdateEnabledEntitlement","message":"Permission (scope or role) cannot be deleted or updated unless disabled first."}}"#,
+        );
+        assert!(error.is_enabled_role_change() && !error.is_retryable());
     }
 }

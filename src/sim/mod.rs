@@ -76,6 +76,11 @@ pub struct SimConfig {
     /// How long a newly invited user stays invisible to `$filter` queries and unknown to
     /// entitlement management, in milliseconds (Entra's replication delay). Default 0.
     pub consistency_delay_ms: u64,
+    /// How long a new app role assignment stays out of the `appRoleAssignedTo` and
+    /// `appRoleAssignments` lists, in milliseconds: Graph's lists may lag recent writes
+    /// (graph.md §4.4), while a second POST of the same assignment is refused at once.
+    /// Default 0.
+    pub app_role_assignment_lag_ms: u64,
     /// How long an assignment request takes from `submitted` to `delivered`, in
     /// milliseconds; it is `delivering` from half that time. The assignment appears (adminAdd)
     /// or expires (adminRemove) only when delivered. Default 0 (delivered on the next read).
@@ -102,6 +107,7 @@ impl Default for SimConfig {
             fault_rate: 0.0,
             drop_rate: 0.0,
             consistency_delay_ms: 0,
+            app_role_assignment_lag_ms: 0,
             delivery_delay_ms: 0,
             seed: 1,
             page_size: 100,

@@ -1658,6 +1658,7 @@ fn list_app_role_assignments(
         req,
         &directory_options("microsoft.graph.appRoleAssignment", None, true),
     )?;
+    let now = Instant::now();
     let items = state
         .tenant
         .app_role_assignments
@@ -1665,6 +1666,13 @@ fn list_app_role_assignments(
         .filter(|a| match scope {
             Scope::Principal(id) => a.principal_id.eq_ignore_ascii_case(id),
             Scope::Resource(id) => a.resource_id.eq_ignore_ascii_case(id),
+        })
+        // Lists lag recent writes.
+        .filter(|a| {
+            state
+                .app_role_assignment_created
+                .get(&a.id)
+                .is_none_or(|created| now.duration_since(*created) >= state.app_role_assignment_lag)
         })
         .map(app_role_assignment_json)
         .map(|a| project(a, &q, None, &[]))
@@ -1810,6 +1818,9 @@ fn post_app_role_assignment(state: &mut State, req: &Req, scope: Scope<'_>) -> R
         created_date_time: Some(clock::now_iso()),
     };
     let value = app_role_assignment_json(&assignment);
+    state
+        .app_role_assignment_created
+        .insert(assignment.id.clone(), now);
     state.tenant.app_role_assignments.push(assignment);
     Ok(created(entity(req, &context, value)))
 }

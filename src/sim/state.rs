@@ -20,6 +20,11 @@ pub(crate) struct State {
     /// Start times of the operations admitted in the last second.
     window: VecDeque<Instant>,
     pub(crate) consistency_delay: Duration,
+    /// How long a new app role assignment stays out of lists.
+    pub(crate) app_role_assignment_lag: Duration,
+    /// When each app role assignment made through the API was created (ids from the
+    /// snapshot are old enough to be listed).
+    pub(crate) app_role_assignment_created: HashMap<String, Instant>,
     pub(crate) delivery_delay: Duration,
     pub(crate) page_size: usize,
 }
@@ -32,6 +37,8 @@ impl State {
             tokens: HashMap::new(),
             window: VecDeque::new(),
             consistency_delay: Duration::from_millis(config.consistency_delay_ms),
+            app_role_assignment_lag: Duration::from_millis(config.app_role_assignment_lag_ms),
+            app_role_assignment_created: HashMap::new(),
             delivery_delay: Duration::from_millis(config.delivery_delay_ms),
             page_size: config.page_size,
         })

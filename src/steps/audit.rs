@@ -17,6 +17,14 @@ pub enum Action {
     Assign,
     /// An `adminRemove` request.
     Remove,
+    /// An app role manifest was planned (`roster` names the manifest).
+    MapRoles,
+    /// A `PATCH` of the application's app roles.
+    UpdateAppRoles,
+    /// A group was given its app role.
+    AssignAppRole,
+    /// A group's app role assignment was removed.
+    UnassignAppRole,
 }
 
 /// How it ended.
@@ -37,7 +45,8 @@ pub enum Outcome {
     Failed,
 }
 
-/// One line of the audit trail.
+/// One line of the audit trail. For app role records, `roster` and `rosterVersion` name the
+/// manifest and its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
@@ -65,6 +74,12 @@ pub struct AuditRecord {
     /// The assignment, for removals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment_id: Option<String>,
+    /// The group, for app role assignments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// The app role, for app role assignments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_role_id: Option<String>,
     /// How it ended.
     pub outcome: Outcome,
     /// Why, in a sentence.

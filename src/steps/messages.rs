@@ -48,6 +48,43 @@ pub struct ReconcileMessage {
     pub allow_removals: bool,
 }
 
+/// Queue `map-roles`: bring one application's app roles and group assignments in line
+/// with a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MapRolesMessage {
+    /// Format version.
+    pub v: u32,
+    /// The run this belongs to.
+    pub run_id: String,
+    /// Manifest blob name within the manifests container (`app.json`).
+    pub manifest: String,
+    /// The ETag of the blob that triggered this, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Why.
+    pub reason: Reason,
+    /// Whether the caller explicitly allowed removing roles that are still held.
+    #[serde(default)]
+    pub allow_role_removals: bool,
+}
+
+/// Reads a map-roles message.
+///
+/// # Errors
+/// [`MessageError`] when it is malformed or of another version.
+pub fn read_map_roles(text: &str) -> Result<MapRolesMessage, MessageError> {
+    let message: MapRolesMessage =
+        serde_json::from_str(text).map_err(|source| MessageError::Malformed {
+            kind: "map-roles",
+            source,
+        })?;
+    if message.v != VERSION {
+        return Err(MessageError::Version { found: message.v });
+    }
+    Ok(message)
+}
+
 /// Where a change message comes from: which roster version and package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,5 +1,6 @@
-//! The pipeline's steps: plan, invite, assign, remove. Each reads a message and the world
-//! and returns follow-up messages; adapters (Functions, CLI) only move messages.
+//! The pipeline's steps: plan, invite, assign, remove, and map-roles for app roles. Each
+//! reads a message and the world and returns follow-up messages; adapters (Functions, CLI)
+//! only move messages.
 //!
 //! Steps are level-triggered: before acting, each re-reads the current roster and the
 //! current tenant and acts only if the action is still right, so a message delivered twice,
@@ -10,10 +11,14 @@ pub mod audit;
 pub mod messages;
 mod people;
 mod reconcile;
+mod roles;
 pub mod world;
 
 pub use people::{Attempt, assign, invite, remove};
 pub use reconcile::{PlanOutcome, plan_roster, reconcile_all};
+pub use roles::{
+    RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,
+};
 pub use world::{StepConfig, Storage, StorageError, StoredRoster, World};
 
 use crate::graph::GraphError;
@@ -48,6 +53,15 @@ pub enum StepError {
         /// Their addresses, so a last attempt can set exactly them aside.
         emails: Vec<String>,
     },
+    /// Some app role changes could not be made yet (throttled, not yet replicated, a
+    /// fault); the rest were. Trying the message again plans anew and makes only those.
+    #[error("{count} app role change(s) must be tried again: {first}")]
+    ChangesToRetry {
+        /// How many.
+        count: usize,
+        /// The first, with its reason.
+        first: String,
+    },
 }
 
 impl StepError {
@@ -58,7 +72,7 @@ impl StepError {
             Self::Message(_) => false,
             Self::Storage(error) => error.retryable,
             Self::Graph(error) => error.is_retryable(),
-            Self::PeopleToRetry { .. } => true,
+            Self::PeopleToRetry { .. } | Self::ChangesToRetry { .. } => true,
         }
     }
 }

@@ -112,6 +112,8 @@ impl<'w, S: Storage> Ledger<'w, S> {
             email: Some(whom.email.to_owned()),
             user_id: whom.user_id.map(str::to_owned),
             assignment_id: whom.assignment_id.map(str::to_owned),
+            group_id: None,
+            app_role_id: None,
             outcome,
             detail: Some(detail.into()),
             request_id: request_id.map(str::to_owned),

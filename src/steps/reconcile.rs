@@ -157,6 +157,8 @@ pub async fn plan_roster<S: Storage>(
         email: None,
         user_id: None,
         assignment_id: None,
+        group_id: None,
+        app_role_id: None,
         outcome: outcome_kind,
         detail: Some(detail),
         request_id: None,

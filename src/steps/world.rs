@@ -20,7 +20,7 @@ pub fn report_name(roster: &str) -> String {
     stem.replace('/', "__")
 }
 
-/// A roster as stored, with its version.
+/// A roster (or manifest) as stored, with its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRoster {
     /// The file's bytes.
@@ -49,6 +49,16 @@ pub trait Storage: Send + Sync {
 
     /// The names of every roster (`*.csv`).
     fn roster_names(&self) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
+
+    /// One file of the app role manifests (a manifest, or a manifest's `*.mapping.json`);
+    /// `None` when it does not exist.
+    fn manifest(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<StoredRoster>, StorageError>> + Send;
+
+    /// The names of every app role manifest (`*.json`, not `*.mapping.json`).
+    fn manifest_names(&self) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
 
     /// The mapping file (`access-packages.json` beside the rosters), if there is one.
     fn mapping(&self) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send;
@@ -88,6 +98,10 @@ pub struct StepConfig {
     pub max_dequeue_count: u32,
     /// Who the audit trail names as acting (the app's identity).
     pub actor: String,
+    /// The application (client id) whose app roles a manifest without `appId` is for.
+    pub app_id: Option<String>,
+    /// The group naming convention for app roles (`{value}` is the role's value).
+    pub group_pattern: String,
 }
 
 impl Default for StepConfig {
@@ -101,6 +115,8 @@ impl Default for StepConfig {
             limits: Limits::default(),
             max_dequeue_count: 5,
             actor: "enroll".into(),
+            app_id: None,
+            group_pattern: crate::roles::DEFAULT_GROUP_PATTERN.into(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | what | where |
 //! | --- | --- |
 //! | rosters | `rosters/{name}` (the blob trigger's path) |
+//! | app role manifests | `manifests/{name}.json` and `manifests/{name}.mapping.json` |
 //! | reports | `reports/{run id}/{name}.json` and `.md` |
 //! | audit trail | append blobs in `audit/`, one JSON line per record |
 //! | steps | queues (`reconcile`, `invite`, ...), messages base64-encoded like the Functions host's default |
@@ -106,6 +107,8 @@ pub enum PutCondition {
 pub struct Layout {
     /// Rosters, one blob per access package (the blob trigger watches it).
     pub rosters: String,
+    /// App role manifests and their mapping files (the blob trigger watches it).
+    pub manifests: String,
     /// Reports, under `{run id}/`.
     pub reports: String,
     /// Audit append blobs.
@@ -116,6 +119,7 @@ impl Default for Layout {
     fn default() -> Self {
         Self {
             rosters: "rosters".to_owned(),
+            manifests: "manifests".to_owned(),
             reports: "reports".to_owned(),
             audit: "audit".to_owned(),
         }
@@ -123,10 +127,11 @@ impl Default for Layout {
 }
 
 impl Layout {
-    /// `{prefix}rosters`, `{prefix}reports`, `{prefix}audit`.
+    /// `{prefix}rosters`, `{prefix}manifests`, `{prefix}reports`, `{prefix}audit`.
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
             rosters: format!("{prefix}rosters"),
+            manifests: format!("{prefix}manifests"),
             reports: format!("{prefix}reports"),
             audit: format!("{prefix}audit"),
         }
@@ -438,7 +443,7 @@ impl Store {
         }
     }
 
-    /// Creates the rosters, reports and audit containers of the layout unless they exist.
+    /// Creates the rosters, manifests, reports and audit containers of the layout unless they exist.
     ///
     /// # Errors
     ///
@@ -446,6 +451,7 @@ impl Store {
     pub async fn ensure_containers(&self) -> Result<(), StoreError> {
         for c in [
             &self.layout.rosters,
+            &self.layout.manifests,
             &self.layout.reports,
             &self.layout.audit,
         ] {
@@ -626,6 +632,24 @@ impl Store {
             name,
             bytes,
             "text/csv",
+            PutCondition::Always,
+        )
+        .await
+    }
+
+    /// Uploads an app role manifest or mapping file (creating the container if needed) and
+    /// returns its ETag.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] for the blob.
+    pub async fn put_manifest(&self, name: &str, bytes: Vec<u8>) -> Result<ETag, StoreError> {
+        self.ensure_container(&self.layout.manifests).await?;
+        self.put_blob(
+            &self.layout.manifests,
+            name,
+            bytes,
+            "application/json",
             PutCondition::Always,
         )
         .await

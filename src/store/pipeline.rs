@@ -1,4 +1,5 @@
-//! The steps' storage in Azure Storage: rosters in the rosters container, reports under
+//! The steps' storage in Azure Storage: rosters in the rosters container, app role manifests
+//! (and their `*.mapping.json`) in the manifests container, reports under
 //! `reports/{run id}/`, and the audit trail in one append blob per day
 //! (`audit/{yyyy-mm-dd}.jsonl`, well below an append blob's 50,000 blocks).
 
@@ -36,6 +37,29 @@ impl crate::steps::Storage for Store {
                 .into_iter()
                 .map(|entry| entry.name)
                 .filter(|name| name.to_ascii_lowercase().ends_with(".csv"))
+                .collect()),
+            Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
+            Err(error) => Err(storage_error(&error)),
+        }
+    }
+
+    async fn manifest(&self, name: &str) -> Result<Option<StoredRoster>, StorageError> {
+        match self.get_blob(&self.layout().manifests, name, None).await {
+            Ok(blob) => Ok(Some(StoredRoster {
+                bytes: blob.bytes,
+                etag: blob.etag.as_str().to_owned(),
+            })),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(storage_error(&error)),
+        }
+    }
+
+    async fn manifest_names(&self) -> Result<Vec<String>, StorageError> {
+        match self.list_blobs(&self.layout().manifests, "").await {
+            Ok(entries) => Ok(entries
+                .into_iter()
+                .map(|entry| entry.name)
+                .filter(|name| crate::roles::is_manifest_name(name))
                 .collect()),
             Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
             Err(error) => Err(storage_error(&error)),

@@ -16,6 +16,8 @@ fn enroll(args: &[&str]) -> Output {
         .args(args)
         .env_remove("ENROLL_CATALOG")
         .env_remove("ENROLL_TENANT")
+        .env_remove("ENROLL_APP_ID")
+        .env_remove("ENROLL_ROLE_GROUP_PATTERN")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("enroll runs")
@@ -442,4 +444,259 @@ fn snapshot_without_credentials_says_what_to_set() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("ENROLL_TENANT_ID is not set"));
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn example_app_id() -> String {
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(data("../../examples/app-roles.json")).unwrap())
+            .unwrap();
+    manifest["appId"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn roles_plan_shows_the_examples_drift_and_exits_0() {
+    let output = enroll(&[
+        "roles",
+        "plan",
+        "examples/app-roles.json",
+        "--tenant",
+        "examples/tenant.json",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let plan = json(&output);
+    assert_eq!(plan["appRoles"]["add"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        plan["appRoles"]["change"][0]["previousValue"],
+        "Sierra.Lead"
+    );
+    assert_eq!(plan["appRoles"]["change"][0]["disableFirst"], true);
+    let steps: Vec<&str> = plan["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["disable", "update"]);
+    assert_eq!(plan["updates"][1]["appRoles"].as_array().unwrap().len(), 62);
+    assert_eq!(plan["unassign"].as_array().unwrap().len(), 1);
+    assert_eq!(plan["unmanaged"].as_array().unwrap().len(), 2);
+    let codes: Vec<&str> = plan["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["missing_id", "missing_id", "adopted_id"]);
+    let text = enroll(&[
+        "roles",
+        "plan",
+        "examples/app-roles.json",
+        "--tenant",
+        "examples/tenant.json",
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("~ change    Sierra.Lead -> Sierra.Manager")
+            && text.contains("disabled first"),
+        "{text}"
+    );
+}
+
+#[test]
+fn roles_plan_refuses_an_invalid_manifest_with_exit_1_and_places() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("bad.json");
+    std::fs::write(
+        &manifest,
+        "[\n  {\"value\": \"Has space\", \"allowedMemberTypes\": [\"User\"]},\n  {\"value\": \"x\"}\n]\n",
+    )
+    .unwrap();
+    let output = enroll(&[
+        "roles",
+        "plan",
+        manifest.to_str().unwrap(),
+        "--tenant",
+        "examples/tenant.json",
+        "--app-id",
+        &example_app_id(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = json(&output);
+    let errors: Vec<(u64, u64, &str)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["column"].as_u64().unwrap(),
+                e["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (2, 4, "value_has_spaces"),
+            (3, 3, "missing_allowed_member_types")
+        ]
+    );
+    let missing = enroll(&[
+        "roles",
+        "plan",
+        "nowhere.json",
+        "--tenant",
+        "examples/tenant.json",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("nowhere.json"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn roles_apply_brings_the_example_in_line_and_a_second_plan_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let after = dir.path().join("after.json");
+    let reports = dir.path().join("reports");
+    let output = enroll(&[
+        "roles",
+        "apply",
+        "examples/app-roles.json",
+        "--tenant",
+        "examples/tenant.json",
+        "--reports",
+        reports.to_str().unwrap(),
+        "--out",
+        after.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("done 9, already done 0, skipped 0, failed 0")
+            && text.contains("now match the manifest"),
+        "{text}"
+    );
+    let audit = std::fs::read_to_string(reports.join("audit.jsonl")).unwrap();
+    assert_eq!(audit.lines().count(), 10, "the plan and nine changes");
+    assert!(audit.contains("\"action\":\"updateAppRoles\""));
+    let again = enroll(&[
+        "roles",
+        "plan",
+        "examples/app-roles.json",
+        "--tenant",
+        after.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(again.status.code(), Some(0));
+    let plan = json(&again);
+    for list in ["updates", "assign", "unassign"] {
+        assert!(
+            plan[list].as_array().unwrap().is_empty(),
+            "{list}: {}",
+            plan[list]
+        );
+    }
+}
+
+/// An adopting tenant starts from what it has: export, then plan rosters and roles against
+/// the same tenant, and nothing changes.
+#[test]
+fn an_export_plans_without_changes_for_rosters_and_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    let app_id = example_app_id();
+    let output = enroll(&[
+        "export",
+        "--tenant",
+        "examples/tenant.json",
+        "--out",
+        out.to_str().unwrap(),
+        "--app-id",
+        &app_id,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let summary = json(&output);
+    assert_eq!(summary["rosters"], 62);
+    assert_eq!(summary["roles"], 61);
+    assert!(
+        summary["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("holds roles `Bravo.Approver` and `Bravo.Manager`")),
+        "{}",
+        summary["warnings"]
+    );
+    let roster = std::fs::read_to_string(out.join("Contoso Projects/Key Users.csv")).unwrap();
+    assert!(roster.starts_with("DisplayName;Email\n"), "{roster}");
+
+    let rosters = enroll(&[
+        "plan",
+        out.to_str().unwrap(),
+        "--tenant",
+        "examples/tenant.json",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(rosters.status.code(), Some(0), "{}", stderr(&rosters));
+    let plan = json(&rosters);
+    assert!(
+        plan["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        plan["errors"]
+    );
+    let packages = plan["packages"].as_array().unwrap();
+    assert_eq!(packages.len(), 62);
+    for package in packages {
+        for list in ["invite", "assign", "remove"] {
+            assert!(
+                package[list].as_array().unwrap().is_empty(),
+                "{} {list}: {}",
+                package["roster"],
+                package[list]
+            );
+        }
+    }
+    let unchanged: u64 = packages
+        .iter()
+        .map(|p| p["unchanged"].as_u64().unwrap())
+        .sum();
+    assert_eq!(unchanged, 750, "every assignment of the example");
+
+    let roles = enroll(&[
+        "roles",
+        "plan",
+        out.join("app-roles.json").to_str().unwrap(),
+        "--tenant",
+        "examples/tenant.json",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(roles.status.code(), Some(0), "{}", stderr(&roles));
+    let plan = json(&roles);
+    for list in ["updates", "assign", "unassign"] {
+        assert!(
+            plan[list].as_array().unwrap().is_empty(),
+            "{list}: {}",
+            plan[list]
+        );
+    }
+    assert_eq!(plan["appRoles"]["unchanged"], 61);
+    assert!(
+        plan["warnings"].as_array().unwrap().is_empty(),
+        "every id is written"
+    );
 }

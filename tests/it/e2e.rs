@@ -37,7 +37,15 @@ impl E2e {
     }
 
     async fn with_env(sim_config: SimConfig, extra: &[(&str, &str)]) -> Self {
-        let sim = start(sim_config, golden_tenant()).await.unwrap();
+        Self::with_tenant(sim_config, golden_tenant(), extra).await
+    }
+
+    async fn with_tenant(
+        sim_config: SimConfig,
+        tenant: TenantSnapshot,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let sim = start(sim_config, tenant).await.unwrap();
         let prefix = format!("e{:08x}-", fastrand::u32(..));
         let mut config = HarnessConfig::new(
             env!("CARGO_BIN_EXE_handler"),
@@ -456,6 +464,133 @@ async fn a_message_that_keeps_failing_ends_in_the_poison_queue_and_the_audit_say
                 && line.contains("\"outcome\":\"failed\"")
                 && line.contains("gave up after 5 tries")),
         "{audit:#?}"
+    );
+    e2e.assert_clean_protocol();
+}
+
+/// role id → the groups holding it.
+fn role_holders(tenant: &TenantSnapshot) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut holders: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for a in &tenant.app_role_assignments {
+        holders
+            .entry(a.app_role_id.clone())
+            .or_default()
+            .push(a.principal_id.clone());
+    }
+    holders
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_roles_from_an_uploaded_manifest_and_drift_repaired_by_the_nightly_timer() {
+    use crate::roles::{APP_OBJECT, graph_client, group_id, manifest, role_id, roles, tenant};
+    use enroll::graph::NewGroupAppRoleAssignment;
+
+    let mut e2e = E2e::with_tenant(SimConfig::default(), tenant(Vec::new(), Vec::new()), &[]).await;
+    e2e.harness
+        .upload_manifest("projects.json", manifest(&roles()))
+        .await
+        .unwrap();
+    e2e.run().await;
+    let state = e2e.sim.snapshot().await;
+    assert_eq!(state.applications[0].app_roles.len(), 62);
+    let holders = role_holders(&state);
+    assert_eq!(holders.len(), 62);
+    assert!((0..62).all(|n| holders[&role_id(n)] == vec![group_id(n)]));
+    let counters = e2e.harness.counters();
+    for function in ["ManifestUploaded", "MapRoles"] {
+        assert_eq!(
+            counters.invocations.get(function).copied(),
+            Some(1),
+            "{function}: {:?}",
+            counters.invocations
+        );
+    }
+
+    // Behind the system's back: a group loses its role, another gets a wrong one, and a
+    // role is renamed in the portal (disabled first, as Graph demands).
+    let graph = graph_client(&e2e.sim);
+    let gone = state
+        .app_role_assignments
+        .iter()
+        .find(|a| a.principal_id == group_id(7))
+        .unwrap();
+    let removed = graph
+        .remove_group_app_role_assignments(&[(group_id(7), gone.id.clone())])
+        .await;
+    assert!(removed[0].1.is_ok());
+    let wrong = graph
+        .add_group_app_role_assignments(&[NewGroupAppRoleAssignment {
+            principal_id: group_id(3),
+            resource_id: crate::roles::SP.into(),
+            app_role_id: role_id(4),
+        }])
+        .await;
+    assert!(wrong[0].1.is_ok());
+    let mut edited = roles();
+    edited[10].is_enabled = false;
+    graph.update_app_roles(APP_OBJECT, &edited).await.unwrap();
+    edited[10].value = Some("Portal.Edit".into());
+    graph.update_app_roles(APP_OBJECT, &edited).await.unwrap();
+    // An upload of something else in the container changes nothing by itself.
+    e2e.harness
+        .upload_manifest("notes.txt", b"not a manifest".to_vec())
+        .await
+        .unwrap();
+    e2e.run().await;
+    assert_ne!(
+        e2e.sim.snapshot().await.applications[0].app_roles[10]
+            .value
+            .as_deref(),
+        Some(roles()[10].value.as_deref().unwrap()),
+        "nothing ran before the timer"
+    );
+
+    e2e.harness.fire_timer("Scheduled").await.unwrap();
+    e2e.run().await;
+    let state = e2e.sim.snapshot().await;
+    let role = &state.applications[0].app_roles[10];
+    assert_eq!(
+        role.value,
+        roles()[10].value,
+        "the manifest's value is back"
+    );
+    assert!(role.is_enabled);
+    let holders = role_holders(&state);
+    assert!(
+        (0..62).all(|n| holders[&role_id(n)] == vec![group_id(n)]),
+        "every group holds exactly its role again: {holders:?}"
+    );
+    assert_eq!(state.app_role_assignments.len(), 62);
+    assert_eq!(
+        e2e.harness.counters().invocations.get("MapRoles").copied(),
+        Some(2)
+    );
+
+    // Uploading the mapping file maps its manifest: KeyUser moves to Helpdesk.
+    e2e.harness
+        .upload_manifest(
+            "projects.mapping.json",
+            r#"{"roles": {"KeyUser": "Helpdesk"}}"#.as_bytes().to_vec(),
+        )
+        .await
+        .unwrap();
+    e2e.run().await;
+    assert_eq!(
+        e2e.harness.counters().invocations.get("MapRoles").copied(),
+        Some(3)
+    );
+    let holders = role_holders(&e2e.sim.snapshot().await);
+    assert_eq!(
+        holders[&role_id(60)],
+        vec![group_id(60), crate::roles::guid(0x61, 1)],
+        "APP-KeyUser is outside the mapping now and keeps its role"
+    );
+    assert!(
+        e2e.harness
+            .peek("map-roles-poison")
+            .await
+            .unwrap()
+            .is_empty()
     );
     e2e.assert_clean_protocol();
 }

@@ -6,6 +6,7 @@ mod e2e;
 mod functions;
 mod graph;
 mod pipeline;
+mod roles;
 mod roster;
 mod sim;
 mod store;

@@ -1282,6 +1282,41 @@ async fn group_app_role_assignments_refuse_duplicates() {
 }
 
 #[tokio::test]
+async fn new_app_role_assignments_reach_lists_late_but_duplicates_are_refused_at_once() {
+    let config = SimConfig {
+        app_role_assignment_lag_ms: 150,
+        ..SimConfig::default()
+    };
+    let sim = Sim::start(config, tenant(1)).await;
+    let path = format!("/groups/{GROUP}/appRoleAssignments");
+    let body = json!({"principalId": GROUP, "resourceId": SP, "appRoleId": ROLE_READER});
+    let created = sim.post(&path, body.clone()).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert!(
+        sim.get(&path).await.values().is_empty(),
+        "the group's list lags the write"
+    );
+    let assigned_to = format!("/servicePrincipals/{SP}/appRoleAssignedTo");
+    assert_eq!(
+        sim.get(&assigned_to).await.values().len(),
+        1,
+        "only the assignment from the snapshot"
+    );
+    let again = sim.post(&path, body).await;
+    assert_graph_error(&again, 400, "Request_BadRequest");
+    assert_eq!(
+        again.message(),
+        "Permission being assigned already exists on the object."
+    );
+    eventually("the assignment to be listed", || async {
+        ids(sim.get(&path).await.values()) == vec![id.clone()]
+    })
+    .await;
+    assert_eq!(sim.get(&assigned_to).await.values().len(), 2);
+}
+
+#[tokio::test]
 async fn access_packages_of_a_catalog_come_with_their_policies() {
     let sim = Sim::start(SimConfig::default(), tenant(1)).await;
     let base = "/identityGovernance/entitlementManagement";

@@ -1,0 +1,422 @@
+//! App role plans as text for a terminal and as Markdown for the report store.
+
+use std::fmt::Write as _;
+
+use super::RoleProblem;
+use super::plan::{RolesPlan, UpdateStep};
+
+fn value(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or_default()
+}
+
+fn place(problem: &RoleProblem) -> String {
+    match (problem.line, problem.column) {
+        (Some(line), Some(column)) => format!("{}:{line}:{column}", problem.file),
+        _ => problem.file.clone(),
+    }
+}
+
+/// The plan as text: the application's roles, the updates, the group assignments, warnings.
+pub fn plan_text(plan: &RolesPlan) -> String {
+    let mut out = String::new();
+    let roles = &plan.app_roles;
+    let _ = writeln!(
+        out,
+        "{}  [appId {}, object {}]",
+        value(&plan.application.display_name),
+        plan.application.app_id,
+        plan.application.id
+    );
+    let _ = writeln!(
+        out,
+        "  manifest {} (version {})",
+        plan.manifest, plan.manifest_version
+    );
+    let _ = writeln!(
+        out,
+        "  app roles: add {} | change {} | remove {} | refused {} | unchanged {}",
+        roles.add.len(),
+        roles.change.len(),
+        roles.remove.len(),
+        roles.refused.len(),
+        roles.unchanged
+    );
+    for role in &roles.add {
+        let _ = writeln!(out, "  + add       {} (id {})", value(&role.value), role.id);
+    }
+    for change in &roles.change {
+        let from = change
+            .previous_value
+            .as_deref()
+            .map(|old| format!("{old} -> "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  ~ change    {from}{} (id {}): {}{}",
+            value(&change.role.value),
+            change.role.id,
+            change.changed.join(", "),
+            if change.disable_first {
+                "; disabled first"
+            } else {
+                ""
+            }
+        );
+    }
+    for removal in &roles.remove {
+        let _ = writeln!(
+            out,
+            "  - remove    {} (id {}){}{}",
+            value(&removal.role.value),
+            removal.role.id,
+            if removal.disable_first {
+                "; disabled first"
+            } else {
+                ""
+            },
+            if removal.assignments > 0 {
+                format!(
+                    "; held by {} assignment(s), removal allowed explicitly",
+                    removal.assignments
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    for refused in &roles.refused {
+        let _ = writeln!(
+            out,
+            "  ! refused   {} (id {}): not in the manifest but held by {} assignment(s); kept (--allow-role-removals removes it)",
+            value(&refused.role.value),
+            refused.role.id,
+            refused.assignments
+        );
+    }
+    for (number, update) in plan.updates.iter().enumerate() {
+        let step = match update.step {
+            UpdateStep::Disable => "disable",
+            UpdateStep::Update => "update",
+        };
+        let _ = writeln!(
+            out,
+            "  update {}: {step} ({} roles sent): {}",
+            number + 1,
+            update.app_roles.len(),
+            update.reason
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  groups: assign {} | unassign {} | unchanged {} | unmanaged {}",
+        plan.assign.len(),
+        plan.unassign.len(),
+        plan.unchanged_assignments,
+        plan.unmanaged.len()
+    );
+    for assign in &plan.assign {
+        let _ = writeln!(
+            out,
+            "  + assign    {} <- {} (group {})",
+            value(&assign.group_display_name),
+            assign.value,
+            assign.group_id
+        );
+    }
+    for unassign in &plan.unassign {
+        let _ = writeln!(
+            out,
+            "  - unassign  {} -/- {}: {}",
+            value(&unassign.group_display_name),
+            unassign.value,
+            unassign.reason
+        );
+    }
+    for left in &plan.unmanaged {
+        let _ = writeln!(
+            out,
+            "  ? unmanaged {} (assignment {}): {}",
+            left.principal_display_name
+                .as_deref()
+                .unwrap_or(&left.principal_id),
+            left.assignment_id,
+            left.reason
+        );
+    }
+    for warning in &plan.warnings {
+        let _ = writeln!(
+            out,
+            "  warning {}: {} [{}]",
+            place(warning),
+            warning.message,
+            warning.code
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{}{}",
+        if plan.has_changes() {
+            format!(
+                "{} app role update(s), {} group assignment(s) to create, {} to remove",
+                plan.updates.len(),
+                plan.assign.len(),
+                plan.unassign.len()
+            )
+        } else {
+            "no changes: the application's roles and groups match the manifest".to_owned()
+        },
+        if plan.allow_role_removals {
+            " (role removals allowed explicitly)"
+        } else {
+            ""
+        }
+    );
+    out
+}
+
+/// A manifest that was not applied, as text: every problem with its place.
+pub fn rejected_text(manifest: &str, problems: &[RoleProblem]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{manifest}: not applied, nothing changes; {} problem{}:",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for problem in problems {
+        let path = problem
+            .path
+            .as_deref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}{path}: {} [{}]",
+            place(problem),
+            problem.message,
+            problem.code
+        );
+    }
+    out
+}
+
+/// Text safe inside a Markdown table cell or list item.
+fn markdown_text(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The plan as Markdown, for people reading the report store.
+pub fn plan_markdown(plan: &RolesPlan) -> String {
+    let mut out = String::new();
+    let roles = &plan.app_roles;
+    let _ = writeln!(
+        out,
+        "# App roles of {}\n",
+        markdown_text(value(&plan.application.display_name))
+    );
+    let _ = writeln!(
+        out,
+        "Manifest `{}` (version `{}`), application `{}` (object `{}`), service principal `{}`.\n",
+        plan.manifest,
+        plan.manifest_version,
+        plan.application.app_id,
+        plan.application.id,
+        plan.service_principal_id.as_deref().unwrap_or("none")
+    );
+    if !plan.has_changes() {
+        let _ = writeln!(
+            out,
+            "**No changes**: the application's roles and groups match the manifest.\n"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| roles added | changed | removed | refused | unchanged | groups assigned | unassigned | unchanged | unmanaged |"
+    );
+    let _ = writeln!(
+        out,
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        roles.add.len(),
+        roles.change.len(),
+        roles.remove.len(),
+        roles.refused.len(),
+        roles.unchanged,
+        plan.assign.len(),
+        plan.unassign.len(),
+        plan.unchanged_assignments,
+        plan.unmanaged.len()
+    );
+    let mut section = |title: &str, lines: Vec<String>| {
+        if !lines.is_empty() {
+            let _ = writeln!(out, "## {title}\n");
+            for line in lines {
+                let _ = writeln!(out, "- {line}");
+            }
+            out.push('\n');
+        }
+    };
+    section(
+        "Roles added",
+        roles
+            .add
+            .iter()
+            .map(|r| format!("`{}` (id `{}`)", value(&r.value), r.id))
+            .collect(),
+    );
+    section(
+        "Roles changed",
+        roles
+            .change
+            .iter()
+            .map(|c| {
+                format!(
+                    "`{}`{} (id `{}`): {}{}",
+                    value(&c.role.value),
+                    c.previous_value
+                        .as_deref()
+                        .map(|old| format!(", was `{old}`"))
+                        .unwrap_or_default(),
+                    c.role.id,
+                    c.changed.join(", "),
+                    if c.disable_first {
+                        "; disabled first"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect(),
+    );
+    section(
+        "Roles removed",
+        roles
+            .remove
+            .iter()
+            .map(|r| {
+                format!(
+                    "`{}` (id `{}`), held by {} assignment(s)",
+                    value(&r.role.value),
+                    r.role.id,
+                    r.assignments
+                )
+            })
+            .collect(),
+    );
+    section(
+        "Removals refused",
+        roles
+            .refused
+            .iter()
+            .map(|r| {
+                format!(
+                    "`{}` (id `{}`) is not in the manifest but is held by {} assignment(s); it stays until they are gone or removals are allowed",
+                    value(&r.role.value),
+                    r.role.id,
+                    r.assignments
+                )
+            })
+            .collect(),
+    );
+    section(
+        "Updates, in order",
+        plan.updates
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}: {} roles sent; {}",
+                    match u.step {
+                        UpdateStep::Disable => "disable",
+                        UpdateStep::Update => "update",
+                    },
+                    u.app_roles.len(),
+                    markdown_text(&u.reason)
+                )
+            })
+            .collect(),
+    );
+    section(
+        "Groups given their role",
+        plan.assign
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} (`{}`) gets `{}`",
+                    markdown_text(value(&a.group_display_name)),
+                    a.group_id,
+                    a.value
+                )
+            })
+            .collect(),
+    );
+    section(
+        "Assignments removed",
+        plan.unassign
+            .iter()
+            .map(|u| {
+                format!(
+                    "`{}` from {}: {}",
+                    u.value,
+                    markdown_text(value(&u.group_display_name)),
+                    markdown_text(&u.reason)
+                )
+            })
+            .collect(),
+    );
+    section(
+        "Unmanaged assignments (left alone)",
+        plan.unmanaged
+            .iter()
+            .map(|u| {
+                format!(
+                    "{} (`{}`): {}",
+                    markdown_text(
+                        u.principal_display_name
+                            .as_deref()
+                            .unwrap_or(&u.principal_id)
+                    ),
+                    u.assignment_id,
+                    markdown_text(&u.reason)
+                )
+            })
+            .collect(),
+    );
+    section(
+        "Warnings",
+        plan.warnings
+            .iter()
+            .map(|w| format!("{}: {} `{}`", place(w), markdown_text(&w.message), w.code))
+            .collect(),
+    );
+    out
+}
+
+/// A manifest that was not applied, as Markdown.
+pub fn rejected_markdown(manifest: &str, version: &str, problems: &[RoleProblem]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {manifest}\n");
+    let _ = writeln!(
+        out,
+        "**Not applied: nothing was changed.** Manifest version `{version}` has {} problem{}:\n",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(out, "| file | line | column | code | problem |");
+    let _ = writeln!(out, "| --- | ---: | ---: | --- | --- |");
+    for problem in problems {
+        let n = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | `{}` | {} |",
+            markdown_text(&problem.file),
+            n(problem.line),
+            n(problem.column),
+            problem.code,
+            markdown_text(&problem.message)
+        );
+    }
+    out
+}
