@@ -34,7 +34,13 @@ param maxRemovals int = 10
 @description('Past maxRemovals, the share of members that may be removed, in percent (ENROLL_MAX_REMOVAL_PERCENT).')
 param maxRemovalPercent int = 20
 
-@description('Create the Event Grid subscription that triggers RosterUploaded (needs the deployed code).')
+@description('Application (client) id whose app roles the manifests describe, when a manifest names none (ENROLL_APP_ID).')
+param appId string = ''
+
+@description('Group naming convention for app roles; must hold {value} (ENROLL_ROLE_GROUP_PATTERN).')
+param roleGroupPattern string = 'APP-{value}'
+
+@description('Create the Event Grid subscriptions that trigger RosterUploaded and ManifestUploaded (needs the deployed code).')
 param subscribeRosterUploads bool = false
 
 @description('Most instances the app may scale out to.')
@@ -92,7 +98,7 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
 }
 
 resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
-  for name in [ 'rosters', 'reports', 'audit', deploymentContainer ]: {
+  for name in [ 'rosters', 'manifests', 'reports', 'audit', deploymentContainer ]: {
     parent: blobService
     name: name
     properties: {
@@ -210,6 +216,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'ENROLL_MAX_REMOVALS', value: string(maxRemovals) }
         { name: 'ENROLL_MAX_REMOVAL_PERCENT', value: string(maxRemovalPercent) }
         { name: 'ENROLL_MAX_DEQUEUE_COUNT', value: '5' }
+        { name: 'ENROLL_APP_ID', value: appId }
+        { name: 'ENROLL_ROLE_GROUP_PATTERN', value: roleGroupPattern }
       ]
     }
   }
@@ -227,22 +235,30 @@ resource rosterEvents 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = if
   }
 }
 
-resource rosterUploads 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06-01-preview' = if (subscribeRosterUploads) {
-  parent: rosterEvents
-  name: 'roster-uploaded'
-  properties: {
-    destination: {
-      endpointType: 'WebHook'
-      properties: {
-        endpointUrl: 'https://${app.properties.defaultHostName}/runtime/webhooks/blobs?functionName=Host.Functions.RosterUploaded&code=${listKeys('${app.id}/host/default', '2024-04-01').systemKeys.blobs_extension}'
+// One subscription per blob-triggered function: each container's uploads go to its function.
+var blobTriggers = [
+  { name: 'roster-uploaded', function: 'RosterUploaded', container: 'rosters' }
+  { name: 'manifest-uploaded', function: 'ManifestUploaded', container: 'manifests' }
+]
+
+resource uploads 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06-01-preview' = [
+  for trigger in blobTriggers: if (subscribeRosterUploads) {
+    parent: rosterEvents
+    name: trigger.name
+    properties: {
+      destination: {
+        endpointType: 'WebHook'
+        properties: {
+          endpointUrl: 'https://${app.properties.defaultHostName}/runtime/webhooks/blobs?functionName=Host.Functions.${trigger.function}&code=${listKeys('${app.id}/host/default', '2024-04-01').systemKeys.blobs_extension}'
+        }
+      }
+      filter: {
+        includedEventTypes: [ 'Microsoft.Storage.BlobCreated' ]
+        subjectBeginsWith: '/blobServices/default/containers/${trigger.container}/'
       }
     }
-    filter: {
-      includedEventTypes: [ 'Microsoft.Storage.BlobCreated' ]
-      subjectBeginsWith: '/blobServices/default/containers/rosters/'
-    }
   }
-}
+]
 
 @description('The Function App name, for deploying the package.')
 output functionAppName string = app.name
