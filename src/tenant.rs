@@ -179,11 +179,15 @@ pub struct Assignment {
 impl Assignment {
     /// Whether the assignment gives (or is about to give) access: delivering, partially delivered or delivered.
     pub fn is_active(&self) -> bool {
-        self.state.as_deref().is_some_and(|state| {
-            ["delivering", "partiallyDelivered", "delivered"]
+        // Graph sends the v1.0 enum spelling; other cases (older docs show `Delivered`) are
+        // accepted too, at the cost of a second look.
+        match self.state.as_deref() {
+            Some("delivered" | "delivering" | "partiallyDelivered") => true,
+            Some(state) => ["delivering", "partiallyDelivered", "delivered"]
                 .iter()
-                .any(|active| state.eq_ignore_ascii_case(active))
-        })
+                .any(|active| state.eq_ignore_ascii_case(active)),
+            None => false,
+        }
     }
 }
 
@@ -398,4 +402,29 @@ pub struct Invitation {
     /// The guest user (its `id` is the user object id to use everywhere else).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invited_user: Option<ObjectRef>,
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    #[test]
+    fn active_states_in_any_spelling() {
+        let with = |state: Option<&str>| Assignment {
+            state: state.map(str::to_owned),
+            ..Assignment::default()
+        };
+        for active in [
+            "delivered",
+            "Delivered",
+            "delivering",
+            "partiallyDelivered",
+            "PARTIALLYDELIVERED",
+        ] {
+            assert!(with(Some(active)).is_active(), "{active}");
+        }
+        for inactive in [Some("expired"), Some("deliveryFailed"), None] {
+            assert!(!with(inactive).is_active(), "{inactive:?}");
+        }
+    }
 }
