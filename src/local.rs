@@ -387,6 +387,38 @@ impl crate::steps::Storage for LocalStorage {
             .and_then(|mut file| file.write_all(lines.as_bytes()))
             .map_err(|error| storage_error(format!("cannot append to {}", path.display()), &error))
     }
+
+    async fn append_failures(
+        &self,
+        run_id: &str,
+        roster: &str,
+        jsonl: &str,
+        markdown: &str,
+    ) -> Result<(), crate::steps::StorageError> {
+        use std::io::Write as _;
+        let base = self.report_path(run_id, roster);
+        let _one_writer = self
+            .audit
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (extension, text) in [("failures.jsonl", jsonl), ("failures.md", markdown)] {
+            let path = base.with_extension(extension);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(|error| {
+                    storage_error(format!("cannot create {}", parent.display()), &error)
+                })?;
+            }
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut file| file.write_all(text.as_bytes()))
+                .map_err(|error| {
+                    storage_error(format!("cannot append to {}", path.display()), &error)
+                })?;
+        }
+        Ok(())
+    }
 }
 
 /// A file's bytes and content version, or `None` when it does not exist.

@@ -144,6 +144,23 @@ impl<'w, S: Storage> Ledger<'w, S> {
     /// Writes the records and turns people to retry into the step's error.
     async fn finish(self, mut output: StepOutput) -> Result<StepOutput, StepError> {
         self.world.storage.append_audit(&self.records).await?;
+        let failed: Vec<&AuditRecord> = self
+            .records
+            .iter()
+            .filter(|r| r.outcome == Outcome::Failed)
+            .collect();
+        if !failed.is_empty() {
+            let (jsonl, markdown) = super::world::failure_lines(&failed);
+            self.world
+                .storage
+                .append_failures(
+                    &self.context.run_id,
+                    &self.context.roster,
+                    &jsonl,
+                    &markdown,
+                )
+                .await?;
+        }
         output.audit = self.records;
         output.gave_up = self.gave_up;
         match self.retry.first() {

@@ -77,6 +77,39 @@ pub trait Storage: Send + Sync {
         &self,
         records: &[AuditRecord],
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Adds failures to a run's report for a roster, as they happen: `{report}.failures.jsonl`
+    /// for machines and `{report}.failures.md` for people (see [`failure_lines`]).
+    fn append_failures(
+        &self,
+        run_id: &str,
+        roster: &str,
+        jsonl: &str,
+        markdown: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
+
+/// The failed records as report lines: JSON lines, and Markdown list items.
+pub fn failure_lines(records: &[&AuditRecord]) -> (String, String) {
+    let mut jsonl = String::new();
+    let mut markdown = String::new();
+    for record in records {
+        jsonl.push_str(&serde_json::to_string(record).unwrap_or_default());
+        jsonl.push('\n');
+        let action = serde_json::to_value(record.action).unwrap_or_default();
+        markdown.push_str(&format!(
+            "- {} {} `{}`: {}\n",
+            record.time,
+            action.as_str().unwrap_or_default(),
+            record.email.as_deref().unwrap_or("-"),
+            record
+                .detail
+                .as_deref()
+                .unwrap_or_default()
+                .replace('\n', " ")
+        ));
+    }
+    (jsonl, markdown)
 }
 
 /// Settings for the steps.

@@ -760,18 +760,57 @@ impl Store {
         log: &str,
         records: &[T],
     ) -> Result<(), StoreError> {
-        let op = "append to";
-        let container = &self.layout.audit;
-        let resource = || Resource::blob(container, log);
-        if records.is_empty() {
-            return Ok(());
-        }
+        let resource = || Resource::blob(&self.layout.audit, log);
         let mut body = Vec::new();
         for r in records {
             serde_json::to_writer(&mut body, r).map_err(|e| {
-                StoreError::invalid(op, resource(), format!("record is not serialisable: {e}"))
+                StoreError::invalid(
+                    "append to",
+                    resource(),
+                    format!("record is not serialisable: {e}"),
+                )
             })?;
             body.push(b'\n');
+        }
+        let container = self.layout.audit.clone();
+        self.append_block(&container, log, body, "application/x-ndjson")
+            .await
+    }
+
+    /// Appends text (whole lines) to the append blob `{run_id}/{file}` in the reports
+    /// container, creating it if missing: a run's failures are added as they happen.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] for the report blob.
+    pub async fn append_report_lines(
+        &self,
+        run_id: &str,
+        file: &str,
+        text: &str,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        let name = report_blob_name(run_id, file).map_err(|m| {
+            StoreError::invalid("append to", Resource::blob(&self.layout.reports, file), m)
+        })?;
+        let container = self.layout.reports.clone();
+        self.append_block(&container, &name, text.as_bytes().to_vec(), content_type)
+            .await
+    }
+
+    /// Appends one block to an append blob, creating the blob (and its container) first if
+    /// needed.
+    async fn append_block(
+        &self,
+        container: &str,
+        log: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        let op = "append to";
+        let resource = || Resource::blob(container, log);
+        if body.is_empty() {
+            return Ok(());
         }
         const MAX_APPEND_BLOCK: usize = 4 * 1024 * 1024;
         if body.len() > MAX_APPEND_BLOCK {
@@ -800,7 +839,7 @@ impl Store {
         self.ensure_container(container).await?;
         let create = AppendBlobClientCreateOptions {
             if_none_match: Some(Etag::from("*")),
-            blob_content_type: Some("application/x-ndjson".to_owned()),
+            blob_content_type: Some(content_type.to_owned()),
             ..Default::default()
         };
         match client.create(Some(create)).await {

@@ -105,6 +105,29 @@ impl crate::steps::Storage for Store {
             .await
             .map_err(|error| storage_error(&error))
     }
+
+    async fn append_failures(
+        &self,
+        run_id: &str,
+        roster: &str,
+        jsonl: &str,
+        markdown: &str,
+    ) -> Result<(), StorageError> {
+        let name = report_name(roster);
+        for (file, text, kind) in [
+            (
+                format!("{name}.failures.jsonl"),
+                jsonl,
+                "application/x-ndjson",
+            ),
+            (format!("{name}.failures.md"), markdown, "text/markdown"),
+        ] {
+            self.append_report_lines(run_id, &file, text, kind)
+                .await
+                .map_err(|error| storage_error(&error))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -465,6 +465,18 @@ async fn a_message_that_keeps_failing_ends_in_the_poison_queue_and_the_audit_say
                 && line.contains("gave up after 5 tries")),
         "{audit:#?}"
     );
+    // The run's report shows it, next to the plan's report.
+    let store = e2e.harness.store();
+    let failures = store
+        .get_report_file("r-nobody", "Projects__Project Alpha - Manager.failures.md")
+        .await
+        .unwrap();
+    let failures = String::from_utf8(failures.bytes).unwrap();
+    assert!(
+        failures.contains("assign `nobody@elsewhere.org`: gave up after 5 tries"),
+        "{failures}"
+    );
+    assert!(!failures.contains("bob@fabrikam.com"), "{failures}");
     e2e.assert_clean_protocol();
 }
 
