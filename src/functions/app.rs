@@ -40,10 +40,24 @@ pub fn app<S: Storage + 'static>(
         .and(warp::path::end())
         .and(warp::body::content_length_limit(MAX_INVOCATION_BYTES))
         .and(warp::body::bytes())
+        .and(warp::header::optional::<String>(
+            "x-azure-functions-invocationid",
+        ))
         .and(warp::any().map(move || Arc::clone(&world)))
         .then(
-            |name: String, body: warp::hyper::body::Bytes, world: Arc<World<S>>| async move {
-                invoke(&world, &name, &body).await
+            |name: String,
+             body: warp::hyper::body::Bytes,
+             invocation_id: Option<String>,
+             world: Arc<World<S>>| async move {
+                let started = std::time::Instant::now();
+                let response = invoke(&world, &name, &body).await;
+                log_invocation(
+                    &name,
+                    invocation_id.as_deref(),
+                    &response,
+                    started.elapsed(),
+                );
+                response
             },
         );
     ready
@@ -60,6 +74,23 @@ pub fn app<S: Storage + 'static>(
             )
         })
         .unify()
+}
+
+/// One line per invocation on stdout, at the boundary: the host keeps the handler's output
+/// in its log stream (stderr lines count as errors, so failures are told there as well).
+fn log_invocation(
+    function: &str,
+    invocation_id: Option<&str>,
+    response: &Response,
+    took: std::time::Duration,
+) {
+    let line = serde_json::json!({
+        "function": function,
+        "invocationId": invocation_id,
+        "status": response.status().as_u16(),
+        "ms": (took.as_secs_f64() * 1e3 * 1000.0).round() / 1000.0,
+    });
+    println!("{line}");
 }
 
 fn json_reply(result: &InvocationResult) -> Response {

@@ -29,6 +29,8 @@ struct E2e {
     sim: SimHandle,
     harness: Harness,
     rosters: Vec<(String, String)>,
+    /// The handler's stdout and stderr.
+    log: tempfile::NamedTempFile,
 }
 
 impl E2e {
@@ -54,6 +56,8 @@ impl E2e {
         );
         config.prefix = prefix;
         config.visibility_timeout = Some(Duration::from_millis(200));
+        let log = tempfile::NamedTempFile::new().unwrap();
+        config.handler_log = Some(log.path().to_owned());
         config.env = sim.client_settings();
         let settings = [
             ("ENROLL_INVITE_DOMAINS", "*"),
@@ -71,6 +75,7 @@ impl E2e {
             sim,
             harness,
             rosters: Vec::new(),
+            log,
         }
     }
 
@@ -206,6 +211,23 @@ async fn first_upload_then_an_edit_reach_the_tenant() {
         e2e.report(ALPHA).await.contains("| 4 | 1 | 1 | 2 | 2 |"),
         "{}",
         e2e.report(ALPHA).await
+    );
+    // The handler logs one line per invocation, with its status and time.
+    let log = std::fs::read_to_string(e2e.log.path()).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["function"] == "Plan"
+            && l["status"] == 200
+            && l["ms"].is_number()
+            && l["invocationId"].is_string()),
+        "{log}"
+    );
+    assert!(
+        !log.contains("enroll-sim-secret"),
+        "no secret in the handler's output"
     );
     e2e.assert_clean_protocol();
 }
