@@ -42,8 +42,9 @@ fn read(path: &Path) -> Result<Vec<u8>, LocalError> {
 }
 
 fn is_csv(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"))
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(crate::roster::is_roster_name)
 }
 
 /// Every `*.csv` file at or below `path` (a file is taken as it is), sorted.

@@ -20,8 +20,8 @@ use warp::reply::{Reply, Response};
 use super::protocol::{Invocation, InvocationResult};
 use super::{FUNCTIONS, FunctionSpec, Trigger};
 use crate::steps::messages::{
-    AssignPerson, ChangeMessage, InvitePerson, MapRolesMessage, Reason, ReconcileMessage,
-    RemovePerson, VERSION, read_change, read_map_roles, read_reconcile,
+    AssignPerson, ChangeMessage, InvitePerson, MapRolesMessage, Reason, RemovePerson, VERSION,
+    read_change, read_map_roles, read_reconcile,
 };
 use crate::steps::{Attempt, StepError, StepOutput, Storage, World};
 
@@ -138,17 +138,13 @@ fn roster_uploaded(spec: &FunctionSpec, invocation: &Invocation) -> Response {
         result.log("no blob name in the invocation metadata; nothing to do");
         return json_reply(&result);
     };
-    if !name.to_ascii_lowercase().ends_with(".csv") {
+    let Some(message) = crate::steps::reconcile_for_upload(
+        &name,
+        invocation.blob_etag(),
+        std::time::SystemTime::now(),
+    ) else {
         result.log(format!("{name} is not a roster (*.csv); ignored"));
         return json_reply(&result);
-    }
-    let message = ReconcileMessage {
-        v: VERSION,
-        run_id: crate::steps::new_run_id(std::time::SystemTime::now()),
-        roster: name.clone(),
-        etag: invocation.blob_etag(),
-        reason: Reason::Upload,
-        allow_removals: false,
     };
     result.log(format!(
         "roster {name} uploaded: reconcile run {}",

@@ -18,6 +18,13 @@ use serde::Serialize;
 pub use decode::{DecodeError, TextEncoding, decode};
 pub use email::{MAX_EMAIL_LEN, check_email, email_key, email_key_borrowed};
 
+/// Whether a file or blob name is a roster: `*.csv`, in any case.
+pub fn is_roster_name(name: &str) -> bool {
+    name.len() > 4
+        && name.is_char_boundary(name.len() - 4)
+        && name[name.len() - 4..].eq_ignore_ascii_case(".csv")
+}
+
 /// Size limits for one roster file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -273,3 +273,12 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+#[test]
+fn roster_names_are_csv_files_in_any_case() {
+    assert!(is_roster_name("Projects/Key Users.csv"));
+    assert!(is_roster_name("Read Only.CSV"));
+    assert!(!is_roster_name("access-packages.json"));
+    assert!(!is_roster_name(".csv"));
+    assert!(!is_roster_name("Zoë.csvx"));
+}

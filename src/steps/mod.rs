@@ -15,7 +15,7 @@ mod roles;
 pub mod world;
 
 pub use people::{Attempt, assign, invite, remove};
-pub use reconcile::{PlanOutcome, plan_roster, reconcile_all};
+pub use reconcile::{PlanOutcome, plan_roster, reconcile_all, reconcile_for_upload};
 pub use roles::{
     RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,
 };

@@ -22,6 +22,23 @@ pub struct PlanOutcome {
     pub output: StepOutput,
 }
 
+/// The reconcile message for a blob written to the rosters container, or `None` when the
+/// blob is not a roster (the mapping file, for example).
+pub fn reconcile_for_upload(
+    name: &str,
+    etag: Option<String>,
+    now: std::time::SystemTime,
+) -> Option<ReconcileMessage> {
+    crate::roster::is_roster_name(name).then(|| ReconcileMessage {
+        v: VERSION,
+        run_id: super::new_run_id(now),
+        roster: name.to_owned(),
+        etag,
+        reason: Reason::Upload,
+        allow_removals: false,
+    })
+}
+
 /// One reconcile message per roster in storage (the nightly timer, or a full API run).
 ///
 /// # Errors

@@ -36,7 +36,7 @@ impl crate::steps::Storage for Store {
             Ok(entries) => Ok(entries
                 .into_iter()
                 .map(|entry| entry.name)
-                .filter(|name| name.to_ascii_lowercase().ends_with(".csv"))
+                .filter(|name| crate::roster::is_roster_name(name))
                 .collect()),
             Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
             Err(error) => Err(storage_error(&error)),
