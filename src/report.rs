@@ -248,15 +248,7 @@ pub fn package_markdown(plan: &PackagePlan) -> String {
         plan.remove.len(),
         plan.unchanged
     );
-    let mut section = |title: &str, lines: Vec<String>| {
-        if !lines.is_empty() {
-            let _ = writeln!(out, "## {title}\n");
-            for line in lines {
-                let _ = writeln!(out, "- {line}");
-            }
-            out.push('\n');
-        }
-    };
+    let mut section = |title: &str, lines: Vec<String>| markdown_section(&mut out, title, &lines);
     section(
         "Invite",
         plan.invite
@@ -288,13 +280,7 @@ pub fn package_markdown(plan: &PackagePlan) -> String {
 /// A roster that was not applied, as Markdown: every problem with its place.
 pub fn rejected_markdown(roster: &str, version: &str, errors: &[PlanError]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# {roster}\n");
-    let _ = writeln!(
-        out,
-        "**Not applied: nothing was changed.** Roster version `{version}` has {} problem{}:\n",
-        errors.len(),
-        if errors.len() == 1 { "" } else { "s" }
-    );
+    not_applied_heading(&mut out, roster, "Roster", version, errors.len());
     let _ = writeln!(out, "| line | column | code | problem |");
     let _ = writeln!(out, "| ---: | ---: | --- | --- |");
     for error in errors {
@@ -312,6 +298,35 @@ pub fn rejected_markdown(roster: &str, version: &str, errors: &[PlanError]) -> S
 }
 
 /// Text safe inside a Markdown table cell or list item.
-fn markdown_text(text: &str) -> String {
+pub(crate) fn markdown_text(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A Markdown section of list items; nothing when there are none.
+pub(crate) fn markdown_section(out: &mut String, title: &str, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## {title}\n");
+    for line in lines {
+        let _ = writeln!(out, "- {line}");
+    }
+    out.push('\n');
+}
+
+/// The opening of a report for a file that was not applied: its name, that nothing
+/// changed, and how many problems follow.
+pub(crate) fn not_applied_heading(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    version: &str,
+    problems: usize,
+) {
+    let _ = writeln!(out, "# {name}\n");
+    let _ = writeln!(
+        out,
+        "**Not applied: nothing was changed.** {kind} version `{version}` has {problems} problem{}:\n",
+        if problems == 1 { "" } else { "s" }
+    );
 }

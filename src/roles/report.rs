@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use crate::report::{markdown_section, markdown_text, not_applied_heading};
+
 use super::RoleProblem;
 use super::plan::{RolesPlan, UpdateStep};
 
@@ -200,11 +202,6 @@ pub fn rejected_text(manifest: &str, problems: &[RoleProblem]) -> String {
     out
 }
 
-/// Text safe inside a Markdown table cell or list item.
-fn markdown_text(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
-}
-
 /// The plan as Markdown, for people reading the report store.
 pub fn plan_markdown(plan: &RolesPlan) -> String {
     let mut out = String::new();
@@ -250,15 +247,7 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
         plan.unchanged_assignments,
         plan.unmanaged.len()
     );
-    let mut section = |title: &str, lines: Vec<String>| {
-        if !lines.is_empty() {
-            let _ = writeln!(out, "## {title}\n");
-            for line in lines {
-                let _ = writeln!(out, "- {line}");
-            }
-            out.push('\n');
-        }
-    };
+    let mut section = |title: &str, lines: Vec<String>| markdown_section(&mut out, title, &lines);
     section(
         "Roles added",
         roles
@@ -397,13 +386,7 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
 /// A manifest that was not applied, as Markdown.
 pub fn rejected_markdown(manifest: &str, version: &str, problems: &[RoleProblem]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# {manifest}\n");
-    let _ = writeln!(
-        out,
-        "**Not applied: nothing was changed.** Manifest version `{version}` has {} problem{}:\n",
-        problems.len(),
-        if problems.len() == 1 { "" } else { "s" }
-    );
+    not_applied_heading(&mut out, manifest, "Manifest", version, problems.len());
     let _ = writeln!(out, "| file | line | column | code | problem |");
     let _ = writeln!(out, "| --- | ---: | ---: | --- | --- |");
     for problem in problems {

@@ -208,6 +208,29 @@ impl AboutWhom for RemovePerson {
     }
 }
 
+/// Starts a step on a message: the ledger, and the roster as it is now. When the roster
+/// is gone or invalid, everyone is recorded as skipped and that finished output comes back
+/// instead, because no step may act for a roster that cannot be read.
+async fn open_ledger<'w, S: Storage, P: AboutWhom>(
+    world: &'w World<S>,
+    message: &'w ChangeMessage<P>,
+    action: Action,
+) -> Result<Result<(Ledger<'w, S>, CurrentRoster), StepOutput>, StepError> {
+    let mut ledger = Ledger::new(world, &message.context, action);
+    match current_roster(world, &message.context.roster).await? {
+        Ok(current) => {
+            ledger.version = current.etag.clone();
+            Ok(Ok((ledger, current)))
+        }
+        Err(reason) => {
+            for person in &message.people {
+                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
+            }
+            ledger.finish(StepOutput::default()).await.map(Err)
+        }
+    }
+}
+
 /// Invite: invites each person as a guest unless a user with that address exists, then
 /// hands everyone on to Assign.
 ///
@@ -218,18 +241,11 @@ pub async fn invite<S: Storage>(
     message: &ChangeMessage<InvitePerson>,
     attempt: Attempt,
 ) -> Result<StepOutput, StepError> {
-    let mut ledger = Ledger::new(world, &message.context, Action::Invite);
-    let mut output = StepOutput::default();
-    let current = match current_roster(world, &message.context.roster).await? {
-        Ok(current) => current,
-        Err(reason) => {
-            for person in &message.people {
-                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
-            }
-            return ledger.finish(output).await;
-        }
+    let (mut ledger, current) = match open_ledger(world, message, Action::Invite).await? {
+        Ok(opened) => opened,
+        Err(skipped) => return Ok(skipped),
     };
-    ledger.version = current.etag.clone();
+    let mut output = StepOutput::default();
     let mut wanted = Vec::new();
     for person in &message.people {
         let whom = Whom {
@@ -343,18 +359,11 @@ pub async fn assign<S: Storage>(
     attempt: Attempt,
 ) -> Result<StepOutput, StepError> {
     let context = &message.context;
-    let mut ledger = Ledger::new(world, context, Action::Assign);
-    let output = StepOutput::default();
-    let current = match current_roster(world, &context.roster).await? {
-        Ok(current) => current,
-        Err(reason) => {
-            for person in &message.people {
-                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
-            }
-            return ledger.finish(output).await;
-        }
+    let (mut ledger, current) = match open_ledger(world, message, Action::Assign).await? {
+        Ok(opened) => opened,
+        Err(skipped) => return Ok(skipped),
     };
-    ledger.version = current.etag.clone();
+    let output = StepOutput::default();
     let Some(policy) = context.assignment_policy_id.clone() else {
         for person in &message.people {
             ledger.record(
@@ -563,18 +572,11 @@ pub async fn remove<S: Storage>(
     attempt: Attempt,
 ) -> Result<StepOutput, StepError> {
     let context = &message.context;
-    let mut ledger = Ledger::new(world, context, Action::Remove);
-    let output = StepOutput::default();
-    let current = match current_roster(world, &context.roster).await? {
-        Ok(current) => current,
-        Err(reason) => {
-            for person in &message.people {
-                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
-            }
-            return ledger.finish(output).await;
-        }
+    let (mut ledger, current) = match open_ledger(world, message, Action::Remove).await? {
+        Ok(opened) => opened,
+        Err(skipped) => return Ok(skipped),
     };
-    ledger.version = current.etag.clone();
+    let output = StepOutput::default();
     // Everything the decision needs, fetched together: the holders (for every address they
     // are known by) one request each in parallel, and their assignments in one `$batch`.
     let user_ids: Vec<String> = message
