@@ -1327,49 +1327,69 @@ fn directory_options(type_name: &'static str, filter: Option<Allowed>, paged: bo
     }
 }
 
-fn list_applications(state: &State, req: &Req) -> Result<Resp, Resp> {
-    let q = parse_query(
-        req,
-        &directory_options(
-            "microsoft.graph.application",
-            Some(APPLICATION_FILTER),
-            true,
-        ),
-    )?;
-    let items = state
-        .tenant
-        .applications
-        .iter()
-        .map(application_json)
-        .filter(|a| q.filter.as_ref().is_none_or(|f| filter::matches(f, a)))
-        .map(|a| project(a, &q, None, &[]))
+/// A directory collection (`/applications`, `/groups`, ...): the query checked against what
+/// Graph supports for it, filtered, projected by `$select` and paged.
+fn list_directory(
+    state: &State,
+    req: &Req,
+    type_name: &'static str,
+    filter_rules: Allowed,
+    entity_set: &str,
+    items: impl Iterator<Item = Value>,
+) -> Result<Resp, Resp> {
+    let q = parse_query(req, &directory_options(type_name, Some(filter_rules), true))?;
+    let items = items
+        .filter(|item| q.filter.as_ref().is_none_or(|f| filter::matches(f, item)))
+        .map(|item| project(item, &q, None, &[]))
         .collect();
     Ok(collection(
         req,
         &q,
         Family::Directory,
-        "applications",
+        entity_set,
         items,
         state.page_size,
     ))
 }
 
-fn get_application(state: &State, req: &Req, id: &str) -> Result<Resp, Resp> {
-    let q = parse_query(
+/// One directory object by id, projected by `$select`, or Graph's 404.
+fn get_directory(
+    req: &Req,
+    type_name: &'static str,
+    entity_set: &str,
+    id: &str,
+    found: Option<Value>,
+) -> Result<Resp, Resp> {
+    let q = parse_query(req, &directory_options(type_name, None, false))?;
+    let item = found.ok_or_else(|| Family::Directory.not_found(id))?;
+    Ok(entity(req, entity_set, project(item, &q, None, &[])))
+}
+
+fn list_applications(state: &State, req: &Req) -> Result<Resp, Resp> {
+    let items = state.tenant.applications.iter().map(application_json);
+    list_directory(
+        state,
         req,
-        &directory_options("microsoft.graph.application", None, false),
-    )?;
-    let app = state
+        "microsoft.graph.application",
+        APPLICATION_FILTER,
+        "applications",
+        items,
+    )
+}
+
+fn get_application(state: &State, req: &Req, id: &str) -> Result<Resp, Resp> {
+    let found = state
         .tenant
         .applications
         .iter()
-        .find(|a| a.id.eq_ignore_ascii_case(id))
-        .ok_or_else(|| Family::Directory.not_found(id))?;
-    Ok(entity(
+        .find(|a| a.id.eq_ignore_ascii_case(id));
+    get_directory(
         req,
+        "microsoft.graph.application",
         "applications",
-        project(application_json(app), &q, None, &[]),
-    ))
+        id,
+        found.map(application_json),
+    )
 }
 
 /// Characters Graph allows in an app role's `value` besides letters and digits.
@@ -1540,49 +1560,35 @@ const SP_FILTER: Allowed = Allowed {
 };
 
 fn list_service_principals(state: &State, req: &Req) -> Result<Resp, Resp> {
-    let q = parse_query(
-        req,
-        &directory_options("microsoft.graph.servicePrincipal", Some(SP_FILTER), true),
-    )?;
     let items = state
         .tenant
         .service_principals
         .iter()
-        .map(|sp| service_principal_json(sp, &state.tenant.sp_roles(sp)))
-        .filter(|s| q.filter.as_ref().is_none_or(|f| filter::matches(f, s)))
-        .map(|s| project(s, &q, None, &[]))
-        .collect();
-    Ok(collection(
+        .map(|sp| service_principal_json(sp, &state.tenant.sp_roles(sp)));
+    list_directory(
+        state,
         req,
-        &q,
-        Family::Directory,
+        "microsoft.graph.servicePrincipal",
+        SP_FILTER,
         "servicePrincipals",
         items,
-        state.page_size,
-    ))
+    )
 }
 
 fn get_service_principal(state: &State, req: &Req, id: &str) -> Result<Resp, Resp> {
-    let q = parse_query(
-        req,
-        &directory_options("microsoft.graph.servicePrincipal", None, false),
-    )?;
-    let sp = state
+    let found = state
         .tenant
         .service_principals
         .iter()
-        .find(|s| s.id.eq_ignore_ascii_case(id))
-        .ok_or_else(|| Family::Directory.not_found(id))?;
-    Ok(entity(
+        .find(|s| s.id.eq_ignore_ascii_case(id));
+    let json = found.map(|sp| service_principal_json(sp, &state.tenant.sp_roles(sp)));
+    get_directory(
         req,
+        "microsoft.graph.servicePrincipal",
         "servicePrincipals",
-        project(
-            service_principal_json(sp, &state.tenant.sp_roles(sp)),
-            &q,
-            None,
-            &[],
-        ),
-    ))
+        id,
+        json,
+    )
 }
 
 // ----- groups and app role assignments --------------------------------------------------------
@@ -1599,44 +1605,30 @@ const GROUP_FILTER: Allowed = Allowed {
 };
 
 fn list_groups(state: &State, req: &Req) -> Result<Resp, Resp> {
-    let q = parse_query(
+    let items = state.tenant.groups.iter().map(group_json);
+    list_directory(
+        state,
         req,
-        &directory_options("microsoft.graph.group", Some(GROUP_FILTER), true),
-    )?;
-    let items = state
-        .tenant
-        .groups
-        .iter()
-        .map(group_json)
-        .filter(|g| q.filter.as_ref().is_none_or(|f| filter::matches(f, g)))
-        .map(|g| project(g, &q, None, &[]))
-        .collect();
-    Ok(collection(
-        req,
-        &q,
-        Family::Directory,
+        "microsoft.graph.group",
+        GROUP_FILTER,
         "groups",
         items,
-        state.page_size,
-    ))
+    )
 }
 
 fn get_group(state: &State, req: &Req, id: &str) -> Result<Resp, Resp> {
-    let q = parse_query(
-        req,
-        &directory_options("microsoft.graph.group", None, false),
-    )?;
-    let group = state
+    let found = state
         .tenant
         .groups
         .iter()
-        .find(|g| g.id.eq_ignore_ascii_case(id))
-        .ok_or_else(|| Family::Directory.not_found(id))?;
-    Ok(entity(
+        .find(|g| g.id.eq_ignore_ascii_case(id));
+    get_directory(
         req,
+        "microsoft.graph.group",
         "groups",
-        project(group_json(group), &q, None, &[]),
-    ))
+        id,
+        found.map(group_json),
+    )
 }
 
 /// Which side of app role assignments a URL addresses.
