@@ -23,6 +23,22 @@ fn enroll(args: &[&str]) -> Output {
         .expect("enroll runs")
 }
 
+/// The (line, column, code) of each problem in a JSON report.
+fn places(problems: &Value) -> Vec<(u64, u64, &str)> {
+    problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["column"].as_u64().unwrap(),
+                e["code"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
         panic!(
@@ -57,18 +73,7 @@ fn validate_reports_every_problem_as_json_and_exits_1() {
         .unwrap();
     assert_eq!(strange["valid"], false);
     assert_eq!(strange["rows"], 6);
-    let errors: Vec<(u64, u64, &str)> = strange["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["line"].as_u64().unwrap(),
-                e["column"].as_u64().unwrap(),
-                e["code"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let errors = places(&strange["errors"]);
     assert_eq!(
         errors,
         [
@@ -530,18 +535,7 @@ fn roles_plan_refuses_an_invalid_manifest_with_exit_1_and_places() {
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let report = json(&output);
-    let errors: Vec<(u64, u64, &str)> = report["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["line"].as_u64().unwrap(),
-                e["column"].as_u64().unwrap(),
-                e["code"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let errors = places(&report["errors"]);
     assert_eq!(
         errors,
         [
