@@ -7,17 +7,17 @@
 //! baseline; Graph operations no more than ⌈emails/15⌉ lookups + one per change, plus
 //! paging; under `throttle_rps` every change made once, in about the time the throttle
 //! allows. Timings are printed, never asserted; that every change landed exactly once is
-//! asserted. Run: `cargo bench --bench graph`.
+//! asserted. Run: `scripts/bench graph`.
 
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use enroll::graph::{Credential, GraphClient, GraphConfig, GraphStats, NewAssignment, Secret};
-use enroll::sim::{Counters, SimConfig, SimHandle, start};
-use enroll::tenant::{
+use enroll_core::tenant::{
     AccessPackage, Assignment, AssignmentPolicy, Catalog, ObjectRef, Subject, TenantSnapshot, User,
 };
+use enroll_graph::{Credential, GraphClient, GraphConfig, GraphStats, NewAssignment, Secret};
+use enroll_sim::{Counters, SimConfig, SimHandle, start};
 use serde_json::{Value, json};
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;

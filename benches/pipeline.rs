@@ -8,18 +8,19 @@
 //! and its peak memory (VmHWM; goal: under 30 MiB). Printed, never asserted.
 //!
 //! Needs Azurite: run `./scripts/bench` (it starts and stops Azurite), or set
-//! `ENROLL_TEST_STORAGE` yourself and run `cargo bench --bench pipeline`.
+//! `ENROLL_TEST_STORAGE` yourself, build the binaries (`cargo build --release --workspace`)
+//! and run `cargo bench -p enroll-tests --bench pipeline`.
 
 use std::error::Error;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use enroll::harness::{Harness, HarnessConfig};
-use enroll::local::read_rosters;
-use enroll::plan::{PlanOptions, plan};
-use enroll::roster::Limits;
-use enroll::sim::{SimConfig, SimHandle, start};
-use enroll::tenant::TenantSnapshot;
+use enroll_core::plan::{PlanOptions, plan};
+use enroll_core::roster::Limits;
+use enroll_core::tenant::TenantSnapshot;
+use enroll_harness::{Harness, HarnessConfig};
+use enroll_sim::{SimConfig, SimHandle, start};
+use enroll_store::local::read_rosters;
 use serde_json::{Map, Value, json};
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;
@@ -47,7 +48,7 @@ async fn changes_left(sim: &SimHandle, rosters: &Path) -> BenchResult<usize> {
 
 async fn harness(sim: &SimHandle, storage: &str, log: &Path) -> BenchResult<Harness> {
     let mut config = HarnessConfig::new(
-        env!("CARGO_BIN_EXE_handler"),
+        enroll_harness::workspace_binary("handler")?,
         env!("CARGO_MANIFEST_DIR"),
         storage,
     );
@@ -136,7 +137,7 @@ async fn main() -> BenchResult<()> {
         let started = Instant::now();
         let answer = harness.invoke("RosterUploaded", data, metadata).await;
         own.push(started.elapsed());
-        if let enroll::harness::Invoked::Failed(reason) = answer {
+        if let enroll_harness::Invoked::Failed(reason) = answer {
             return Err(format!("RosterUploaded failed: {reason}").into());
         }
     }

@@ -1,14 +1,14 @@
 //! Prints how fast rosters are validated and planned (figures, not assertions).
 //!
 //! Goals (issue 2): validating a 200,000-row roster above 1 million rows per second on one
-//! core; planning 100 packages × 2,000 people below 100 ms. Run: `cargo bench --bench roster_plan`.
+//! core; planning 100 packages × 2,000 people below 100 ms. Run: `cargo bench -p enroll-tests --bench roster_plan`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use enroll::plan::{PlanOptions, RosterSource, plan};
-use enroll::roster::{Limits, parse};
-use enroll::tenant::{
+use enroll_core::plan::{PlanOptions, RosterSource, plan};
+use enroll_core::roster::{Limits, parse};
+use enroll_core::tenant::{
     AccessPackage, Assignment, AssignmentPolicy, Catalog, ObjectRef, Subject, TenantSnapshot, User,
 };
 
@@ -120,7 +120,7 @@ fn bench_plan() {
         });
     }
     let (index_best, _) = measure(|| {
-        black_box(enroll::plan::TenantIndex::new(black_box(&tenant)));
+        black_box(enroll_core::plan::TenantIndex::new(black_box(&tenant)));
     });
     println!(
         "  of which indexing the tenant: best {:.1} ms",

@@ -12,7 +12,7 @@ fn data(path: &str) -> PathBuf {
 }
 
 fn enroll(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_enroll"))
+    Command::new(crate::enroll_binary())
         .args(args)
         .env_remove("ENROLL_CATALOG")
         .env_remove("ENROLL_TENANT")
@@ -129,7 +129,7 @@ fn golden_plan(extra: &[&str]) -> Output {
 }
 
 /// Golden test: the plan for a small tenant, reviewed like code when it changes.
-/// Regenerate with `UPDATE_GOLDEN=1 cargo test --test it golden`.
+/// Regenerate with `UPDATE_GOLDEN=1 cargo test -p enroll-tests --test it golden`.
 #[test]
 fn golden_plan_matches_the_reviewed_file() {
     let output = golden_plan(&[]);
@@ -348,10 +348,10 @@ fn a_broken_snapshot_is_a_usage_error_naming_the_file() {
 /// and planning against that snapshot gives the same plan as against the original.
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshot_from_graph_plans_like_the_original() {
-    let original: enroll::tenant::TenantSnapshot =
+    let original: enroll_core::tenant::TenantSnapshot =
         serde_json::from_slice(&std::fs::read(data("../../examples/tenant.json")).unwrap())
             .unwrap();
-    let sim = enroll::sim::start(enroll::sim::SimConfig::default(), original)
+    let sim = enroll_sim::start(enroll_sim::SimConfig::default(), original)
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -359,7 +359,7 @@ async fn snapshot_from_graph_plans_like_the_original() {
     let base = sim.base_url().to_owned();
     let out_arg = out.to_str().unwrap().to_owned();
     let written = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_enroll"))
+        Command::new(crate::enroll_binary())
             .args([
                 "snapshot",
                 "--out",
@@ -442,7 +442,7 @@ async fn snapshot_from_graph_plans_like_the_original() {
 
 #[test]
 fn snapshot_without_credentials_says_what_to_set() {
-    let output = Command::new(env!("CARGO_BIN_EXE_enroll"))
+    let output = Command::new(crate::enroll_binary())
         .args(["snapshot", "--out", "/dev/null"])
         .env_clear()
         .output()

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use enroll::harness::{Harness, HarnessConfig};
-use enroll::plan::{PlanOptions, RosterSource, plan};
-use enroll::roster::{Limits, content_version, parse};
-use enroll::sim::{SimConfig, SimHandle, start};
-use enroll::tenant::TenantSnapshot;
+use enroll_core::plan::{PlanOptions, RosterSource, plan};
+use enroll_core::roster::{Limits, content_version, parse};
+use enroll_core::tenant::TenantSnapshot;
+use enroll_harness::{Harness, HarnessConfig};
+use enroll_sim::{SimConfig, SimHandle, start};
 
 const ALPHA: &str = "Projects/Project Alpha - Manager.csv";
 const KEY_USERS: &str = "Projects/Key Users.csv";
@@ -50,7 +50,7 @@ impl E2e {
         let sim = start(sim_config, tenant).await.unwrap();
         let prefix = format!("e{:08x}-", fastrand::u32(..));
         let mut config = HarnessConfig::new(
-            env!("CARGO_BIN_EXE_handler"),
+            crate::handler_binary(),
             env!("CARGO_MANIFEST_DIR"),
             storage(),
         );
@@ -125,7 +125,7 @@ impl E2e {
         let store = self.harness.store();
         let container = store.layout().reports.clone();
         let current = store.get_roster(roster, None).await.unwrap().etag;
-        let name = enroll::store::pipeline::report_name(roster);
+        let name = enroll_store::pipeline::report_name(roster);
         for entry in store.list_blobs(&container, "").await.unwrap() {
             if !entry.name.ends_with(&format!("/{name}.json")) {
                 continue;
@@ -472,7 +472,7 @@ async fn a_message_that_keeps_failing_ends_in_the_poison_queue_and_the_audit_say
         4,
         "tries 1-4 asked for a retry; the last set the person aside"
     );
-    let day = &enroll::steps::audit::rfc3339(std::time::SystemTime::now())[..10];
+    let day = &enroll_core::audit::rfc3339(std::time::SystemTime::now())[..10];
     let audit = e2e
         .harness
         .store()
@@ -517,7 +517,7 @@ fn role_holders(tenant: &TenantSnapshot) -> std::collections::BTreeMap<String, V
 #[tokio::test(flavor = "multi_thread")]
 async fn app_roles_from_an_uploaded_manifest_and_drift_repaired_by_the_nightly_timer() {
     use crate::roles::{APP_OBJECT, graph_client, group_id, manifest, role_id, roles, tenant};
-    use enroll::graph::NewGroupAppRoleAssignment;
+    use enroll_graph::NewGroupAppRoleAssignment;
 
     let mut e2e = E2e::with_tenant(SimConfig::default(), tenant(Vec::new(), Vec::new()), &[]).await;
     e2e.harness

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use enroll::functions::definitions::{parse_timespan, read_function_definitions, read_host_json};
-use enroll::functions::{FUNCTIONS, check_definitions};
+use enroll_handler::definitions::{parse_timespan, read_function_definitions, read_host_json};
+use enroll_handler::{FUNCTIONS, check_definitions};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -70,7 +70,7 @@ fn the_package_has_the_layout_the_host_expects() {
             "--out",
             zip.to_str().unwrap(),
             "--handler",
-            env!("CARGO_BIN_EXE_handler"),
+            crate::handler_binary().to_str().unwrap(),
         ])
         .status()
         .unwrap();
@@ -123,10 +123,7 @@ fn the_infrastructure_sets_what_the_handler_requires() {
         )),
         "ENROLL_MAX_DEQUEUE_COUNT must equal host.json's maxDequeueCount ({tries})"
     );
-    assert_eq!(
-        enroll::steps::StepConfig::default().max_dequeue_count,
-        tries
-    );
+    assert_eq!(enroll_steps::StepConfig::default().max_dequeue_count, tries);
     assert!(
         bicep.contains("name: 'custom'"),
         "the Functions runtime must be custom"

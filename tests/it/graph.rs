@@ -4,15 +4,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use enroll::graph::{
-    Credential, GraphClient, GraphConfig, GraphError, NewAssignment, NewGroupAppRoleAssignment,
-    NewInvitation, RetryPolicy, Secret,
-};
-use enroll::sim::{SimConfig, SimHandle, start};
-use enroll::tenant::{
+use enroll_core::tenant::{
     AccessPackage, AppRole, Application, AssignmentPolicy, Catalog, Group, ServicePrincipal,
     TenantSnapshot, User,
 };
+use enroll_graph::{
+    Credential, GraphClient, GraphConfig, GraphError, NewAssignment, NewGroupAppRoleAssignment,
+    NewInvitation, RetryPolicy, Secret,
+};
+use enroll_sim::{SimConfig, SimHandle, start};
 
 const CERT: &str = include_str!("../data/auth/test-cert.pem");
 const KEY: &str = include_str!("../data/auth/test-key.pem");

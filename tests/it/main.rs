@@ -10,3 +10,13 @@ mod roles;
 mod roster;
 mod sim;
 mod store;
+
+/// The workspace's `enroll` binary (built by `cargo test --workspace`).
+fn enroll_binary() -> std::path::PathBuf {
+    enroll_harness::workspace_binary("enroll").unwrap()
+}
+
+/// The workspace's `handler` binary (built by `cargo test --workspace`).
+fn handler_binary() -> std::path::PathBuf {
+    enroll_harness::workspace_binary("handler").unwrap()
+}

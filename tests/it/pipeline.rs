@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use enroll::graph::{Credential, GraphClient, GraphConfig, RetryPolicy, Secret};
-use enroll::local::LocalStorage;
-use enroll::plan::{PlanOptions, plan};
-use enroll::runner::{RunOptions, RunSummary, run};
-use enroll::sim::{SimConfig, SimHandle, start};
-use enroll::steps::audit::{Action, Outcome};
-use enroll::steps::messages::{ChangeContext, ChangeMessage, RemovePerson, VERSION};
-use enroll::steps::{Attempt, StepConfig, World};
-use enroll::tenant::TenantSnapshot;
+use enroll_core::audit::{Action, Outcome};
+use enroll_core::messages::{ChangeContext, ChangeMessage, RemovePerson, VERSION};
+use enroll_core::plan::{PlanOptions, plan};
+use enroll_core::tenant::TenantSnapshot;
+use enroll_graph::{Credential, GraphClient, GraphConfig, RetryPolicy, Secret};
+use enroll_sim::{SimConfig, SimHandle, start};
+use enroll_steps::runner::{RunOptions, RunSummary, run};
+use enroll_steps::{Attempt, StepConfig, World};
+use enroll_store::local::LocalStorage;
 
 fn golden_tenant() -> TenantSnapshot {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/tenant.json");
@@ -94,7 +94,8 @@ impl Setup {
     /// Changes a fresh plan would still make, per roster.
     async fn changes_left(&self) -> usize {
         let tenant = self.settled().await;
-        let sources = enroll::local::read_rosters(self.rosters.path(), Default::default()).unwrap();
+        let sources =
+            enroll_store::local::read_rosters(self.rosters.path(), Default::default()).unwrap();
         let result = plan(&sources, &tenant, &PlanOptions::default());
         assert!(result.errors.is_empty(), "{:?}", result.errors);
         for package in result.packages.iter().filter(|p| p.has_changes()) {
@@ -301,7 +302,7 @@ async fn a_late_remove_for_someone_put_back_does_nothing_and_a_duplicate_does_no
         "Projects/Project Alpha - Manager.csv",
         "Dee;DEE@contoso.com\n",
     );
-    let output = enroll::steps::remove(&world, &remove_dee("r"), first)
+    let output = enroll_steps::remove(&world, &remove_dee("r"), first)
         .await
         .unwrap();
     assert_eq!(output.audit[0].outcome, Outcome::Skipped);
@@ -311,12 +312,12 @@ async fn a_late_remove_for_someone_put_back_does_nothing_and_a_duplicate_does_no
         "Projects/Project Alpha - Manager.csv",
         "Ann;ann@contoso.com\n",
     );
-    let once = enroll::steps::remove(&world, &remove_dee("r"), first)
+    let once = enroll_steps::remove(&world, &remove_dee("r"), first)
         .await
         .unwrap();
     assert_eq!(once.audit[0].outcome, Outcome::Done);
     setup.settled().await;
-    let twice = enroll::steps::remove(&world, &remove_dee("r"), first)
+    let twice = enroll_steps::remove(&world, &remove_dee("r"), first)
         .await
         .unwrap();
     assert_eq!(twice.audit[0].outcome, Outcome::AlreadyDone);
@@ -339,7 +340,7 @@ async fn a_roster_broken_after_the_plan_removes_nobody() {
         "Projects/Project Alpha - Manager.csv",
         "Ann;ann@contoso.com\nbroken\n",
     );
-    let output = enroll::steps::remove(&setup.world(), &remove_dee("r"), Attempt::of(1, 5))
+    let output = enroll_steps::remove(&setup.world(), &remove_dee("r"), Attempt::of(1, 5))
         .await
         .unwrap();
     assert_eq!(output.audit[0].outcome, Outcome::Skipped);

@@ -6,16 +6,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use enroll::graph::{Credential, GraphClient, GraphConfig, RetryPolicy, Secret};
-use enroll::local::LocalStorage;
-use enroll::roles::{RolesPlan, UpdateStep, derived_role_id};
-use enroll::sim::{SimConfig, SimHandle, start};
-use enroll::steps::audit::{Action, AuditRecord, Outcome};
-use enroll::steps::messages::{MapRolesMessage, Reason, VERSION};
-use enroll::steps::{Attempt, RolesOutcome, StepConfig, StepError, World, map_roles};
-use enroll::tenant::{
+use enroll_core::audit::{Action, AuditRecord, Outcome};
+use enroll_core::messages::{MapRolesMessage, Reason, VERSION};
+use enroll_core::roles::{RolesPlan, UpdateStep, derived_role_id};
+use enroll_core::tenant::{
     AppRole, AppRoleAssignment, Application, Group, ServicePrincipal, TenantSnapshot, User,
 };
+use enroll_graph::{Credential, GraphClient, GraphConfig, RetryPolicy, Secret};
+use enroll_sim::{SimConfig, SimHandle, start};
+use enroll_steps::{Attempt, RolesOutcome, StepConfig, StepError, World, map_roles};
+use enroll_store::local::LocalStorage;
 
 pub(crate) const APP_ID: &str = "3f8e2a10-5c4d-4b6e-9a7f-1e2d3c4b5a60";
 pub(crate) const APP_OBJECT: &str = "9d0c1b2a-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
@@ -216,11 +216,11 @@ impl Setup {
     }
 
     async fn map_dry(&self) -> Option<RolesPlan> {
-        match enroll::steps::plan_manifest(&self.world(), "projects.json", false)
+        match enroll_steps::plan_manifest(&self.world(), "projects.json", false)
             .await
             .unwrap()
         {
-            enroll::steps::RolesRead::Planned(plan) => Some(*plan),
+            enroll_steps::RolesRead::Planned(plan) => Some(*plan),
             other => {
                 eprintln!("not planned: {other:?}");
                 None
@@ -560,7 +560,7 @@ async fn a_run_that_meets_roles_changed_since_it_read_them_is_tried_again_not_gi
         r#"{"roles": {"Alpha.Approval": "APP-Alpha.Approver"}}"#,
     );
     let world = setup.world();
-    let stale = enroll::steps::plan_manifest(&world, "projects.json", false)
+    let stale = enroll_steps::plan_manifest(&world, "projects.json", false)
         .await
         .unwrap();
     setup.map("other", false).await.unwrap();
@@ -573,7 +573,7 @@ async fn a_run_that_meets_roles_changed_since_it_read_them_is_tried_again_not_gi
         allow_role_removals: false,
     };
     let late =
-        enroll::steps::apply_roles_plan(&world, &message, Attempt::of(1, 8), stale.clone()).await;
+        enroll_steps::apply_roles_plan(&world, &message, Attempt::of(1, 8), stale.clone()).await;
     match late {
         Err(error @ StepError::ChangesToRetry { .. }) => assert!(error.is_retryable()),
         other => panic!("expected a retry, got {other:?}"),
@@ -591,13 +591,13 @@ async fn a_run_that_meets_roles_changed_since_it_read_them_is_tried_again_not_gi
     // as failed for good instead.
     let again = setup.map("late", false).await.unwrap();
     assert!(!again.plan.unwrap().has_changes());
-    let last = enroll::steps::apply_roles_plan(&world, &message, Attempt::of(8, 8), stale).await;
+    let last = enroll_steps::apply_roles_plan(&world, &message, Attempt::of(8, 8), stale).await;
     assert!(matches!(last, Err(StepError::Graph(_))), "{last:?}");
 }
 
 #[test]
 fn golden_roles_plan_matches_the_reviewed_file() {
-    use enroll::roles::{
+    use enroll_core::roles::{
         ParsedMapping, RolesOptions, RolesTenant, parse_manifest, parse_mapping, plan_roles,
         role_targets,
     };
@@ -639,9 +639,9 @@ fn golden_roles_plan_matches_the_reviewed_file() {
 /// and the roles against the same tenant, and nothing changes.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_export_of_an_awkward_tenant_plans_without_changes() {
-    use enroll::export::{ExportOptions, export, read_tenant};
-    use enroll::plan::{PlanOptions, plan};
-    use enroll::tenant::{AccessPackage, Assignment, ObjectRef, Subject};
+    use enroll_cli::export::{ExportOptions, export, read_tenant};
+    use enroll_core::plan::{PlanOptions, plan};
+    use enroll_core::tenant::{AccessPackage, Assignment, ObjectRef, Subject};
 
     let golden: TenantSnapshot = serde_json::from_slice(
         &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/tenant.json"))
@@ -665,7 +665,7 @@ async fn an_export_of_an_awkward_tenant_plans_without_changes() {
     }); // a mapped group whose name another group shares
     let projects = golden.catalogs[0].clone();
     let finance = golden.catalogs[1].clone();
-    let package = |id: &str, name: &str, catalog: &enroll::tenant::Catalog| AccessPackage {
+    let package = |id: &str, name: &str, catalog: &enroll_core::tenant::Catalog| AccessPackage {
         id: id.into(),
         display_name: name.into(),
         catalog: Some(catalog.clone()),
@@ -725,9 +725,9 @@ async fn an_export_of_an_awkward_tenant_plans_without_changes() {
 
     // Rosters: every package planned, nothing to change.
     let now = sim.snapshot().await;
-    let sources = enroll::local::read_rosters(dir.path(), Default::default()).unwrap();
+    let sources = enroll_store::local::read_rosters(dir.path(), Default::default()).unwrap();
     let options = PlanOptions {
-        mapping: enroll::local::read_mapping(None, dir.path()).unwrap(),
+        mapping: enroll_store::local::read_mapping(None, dir.path()).unwrap(),
         ..PlanOptions::default()
     };
     let rosters = plan(&sources, &now, &options);
@@ -748,10 +748,10 @@ async fn an_export_of_an_awkward_tenant_plans_without_changes() {
         LocalStorage::new(dir.path(), dir.path()).with_manifests(dir.path(), None),
         StepConfig::default(),
     );
-    let planned = enroll::steps::plan_manifest(&world, "app-roles.json", false)
+    let planned = enroll_steps::plan_manifest(&world, "app-roles.json", false)
         .await
         .unwrap();
-    let enroll::steps::RolesRead::Planned(plan) = planned else {
+    let enroll_steps::RolesRead::Planned(plan) = planned else {
         panic!("not planned: {planned:?}");
     };
     assert!(!plan.has_changes(), "{plan:#?}");

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use enroll::roster::{Limits, Roster, TextEncoding, parse};
+use enroll_core::roster::{Limits, Roster, TextEncoding, parse};
 
 fn fixture(name: &str) -> Roster {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

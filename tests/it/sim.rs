@@ -9,11 +9,11 @@ mod conformance;
 
 use std::time::{Duration, Instant};
 
-use enroll::sim::{SimConfig, SimHandle, start};
-use enroll::tenant::{
+use enroll_core::tenant::{
     AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentPolicy, Catalog,
     Group, ObjectRef, ServicePrincipal, Subject, TenantSnapshot, User,
 };
+use enroll_sim::{SimConfig, SimHandle, start};
 use serde_json::{Value, json};
 
 pub(crate) const PACKAGE: &str = "a914b616-e04e-476b-aa37-91038f0b165b";

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use enroll::store::{
+use enroll_store::{
     AccountKey, Layout, MessageEncoding, PutCondition, Resource, StorageConfig, Store, StoreError,
     StoreOptions,
 };
@@ -313,7 +313,7 @@ async fn receive_one(
     store: &Store,
     queue: &str,
     visibility: Duration,
-) -> enroll::store::ReceivedMessage {
+) -> enroll_store::ReceivedMessage {
     for _ in 0..50 {
         let mut got = store.receive_messages(queue, 1, visibility).await.unwrap();
         if let Some(m) = got.pop() {

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use enroll::sim::SimConfig;
-use enroll::tenant::{
+use enroll_core::tenant::{
     AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentPolicy,
     AssignmentRequest, Catalog, Group, ObjectRef, RequestedAssignment, ServicePrincipal, Subject,
     TenantSnapshot, User,
 };
+use enroll_sim::SimConfig;
 use serde_json::{Value, json};
 
 use super::{Answer, Sim, reader_role};
@@ -842,7 +842,7 @@ async fn responses_use_only_schema_properties_with_their_types() {
 #[test]
 fn the_simulators_property_lists_match_the_schema_extract() {
     let spec = spec();
-    for type_name in enroll::sim::schema::TYPES {
+    for type_name in enroll_sim::schema::TYPES {
         let mut extracted: Vec<&str> = spec.schemas[*type_name]["properties"]
             .as_object()
             .unwrap()
@@ -850,7 +850,7 @@ fn the_simulators_property_lists_match_the_schema_extract() {
             .map(String::as_str)
             .collect();
         extracted.sort_unstable();
-        let mut listed = enroll::sim::schema::properties(type_name).unwrap().to_vec();
+        let mut listed = enroll_sim::schema::properties(type_name).unwrap().to_vec();
         listed.sort_unstable();
         assert_eq!(listed, extracted, "{type_name}");
     }

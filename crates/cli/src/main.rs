@@ -1,0 +1,946 @@
+//! The `enroll` command line: validate and plan rosters.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use enroll_core::audit::{Action, Outcome};
+use enroll_core::plan::{Guards, InviteDomains, PlanOptions, plan};
+use enroll_core::report::{FileReport, ValidationReport, plan_text};
+use enroll_core::roster::Limits;
+use enroll_store::local::{self, LocalError};
+
+/// Keeps Entra ID access packages in line with CSV rosters.
+#[derive(Debug, Parser)]
+#[command(name = "enroll", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check roster files; exit 0 when all are valid, 1 when any is invalid, 2 on usage or I/O errors.
+    Validate {
+        /// Roster files, or folders searched for *.csv.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show what would change in the tenant; exit 1 when a roster is invalid or a package is blocked.
+    Plan(PlanArgs),
+    /// Make the tenant match the rosters: plan, invite, assign and remove, in one process.
+    Apply(ApplyArgs),
+    /// Write the tenant's state from Microsoft Graph as a snapshot, for offline planning.
+    Snapshot {
+        /// Where to write the snapshot (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only this catalog's access packages (display name or id).
+        #[arg(long, env = "ENROLL_CATALOG")]
+        catalog: Option<String>,
+        /// Also the application with this client id: its app roles, service principal,
+        /// app role assignments and groups (for `enroll roles plan` against the snapshot).
+        #[arg(long, env = "ENROLL_APP_ID")]
+        app_id: Option<String>,
+        /// Group naming convention, to include the groups a manifest would map by it.
+        #[arg(long, env = "ENROLL_ROLE_GROUP_PATTERN", default_value = enroll_core::roles::DEFAULT_GROUP_PATTERN)]
+        group_pattern: String,
+    },
+    /// Serve a simulated tenant (Microsoft Graph over HTTP) from a snapshot until Ctrl-C.
+    Sim(SimArgs),
+    /// Keep an application's app roles and their groups in line with a manifest.
+    Roles {
+        #[command(subcommand)]
+        command: RolesCommand,
+    },
+    /// Write today's tenant as files: one roster per access package, the app role manifest
+    /// and its mapping, so that the first plan against the same tenant changes nothing.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RolesCommand {
+    /// Show what would change; exit 1 when the manifest or mapping is invalid or a role
+    /// removal is refused.
+    Plan(RolesArgs),
+    /// Make the application's roles and the group assignments match the manifest.
+    Apply(RolesApplyArgs),
+}
+
+#[derive(Debug, Args)]
+struct RolesArgs {
+    /// The app role manifest: the `appRoles` array, or an object with `appId` and `appRoles`.
+    manifest: PathBuf,
+    /// Mapping file (role value → group) [default: MANIFEST's `{stem}.mapping.json` if present].
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// `graph` for the real tenant (credentials from the environment), or a snapshot file,
+    /// which is served by an in-process simulated tenant.
+    #[arg(long, env = "ENROLL_TENANT")]
+    tenant: String,
+    /// The application's client id, for a manifest without `appId`.
+    #[arg(long, env = "ENROLL_APP_ID")]
+    app_id: Option<String>,
+    /// Group naming convention; `{value}` is the role's value. The mapping file's
+    /// `groupPattern` wins.
+    #[arg(long, env = "ENROLL_ROLE_GROUP_PATTERN", default_value = enroll_core::roles::DEFAULT_GROUP_PATTERN)]
+    group_pattern: String,
+    /// Remove roles the manifest dropped even while users, groups or applications hold them.
+    #[arg(long)]
+    allow_role_removals: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct RolesApplyArgs {
+    #[command(flatten)]
+    roles: RolesArgs,
+    /// Folder for the report (under the run id) and the audit trail.
+    #[arg(long, env = "ENROLL_REPORTS", default_value = "enroll-reports")]
+    reports: PathBuf,
+    /// With a snapshot: write the simulated tenant's final state here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// `graph` for the real tenant (credentials from the environment), or a snapshot file.
+    #[arg(long, env = "ENROLL_TENANT")]
+    tenant: String,
+    /// Folder to write into (created if missing; files of the same name are overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    /// Only this catalog's access packages (display name or id) [default: every catalog].
+    #[arg(long, env = "ENROLL_CATALOG")]
+    catalog: Option<String>,
+    /// The application whose app roles to export (client id); without it, rosters only.
+    #[arg(long, env = "ENROLL_APP_ID")]
+    app_id: Option<String>,
+    /// Group naming convention recorded in the mapping file.
+    #[arg(long, env = "ENROLL_ROLE_GROUP_PATTERN", default_value = enroll_core::roles::DEFAULT_GROUP_PATTERN)]
+    group_pattern: String,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// Folder of rosters (or one roster file).
+    rosters: PathBuf,
+    /// `graph` for the real tenant (credentials from the environment), or a snapshot file,
+    /// which is served by an in-process simulated tenant.
+    #[arg(long, env = "ENROLL_TENANT")]
+    tenant: String,
+    /// Stop after the plan.
+    #[arg(long)]
+    dry_run: bool,
+    /// Let plans through that the removal guard or the empty-roster rule would block.
+    #[arg(long)]
+    allow_removals: bool,
+    /// Catalog searched for rosters not in a catalog folder (display name or id).
+    #[arg(long, env = "ENROLL_CATALOG")]
+    catalog: Option<String>,
+    /// Removals always allowed per package.
+    #[arg(long, env = "ENROLL_MAX_REMOVALS", default_value_t = 10)]
+    max_removals: usize,
+    /// Past --max-removals, the share of current members that may be removed, in percent.
+    #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
+    max_removal_percent: f64,
+    /// Domains people may be invited from, comma-separated; `*` for any. Required with
+    /// `--tenant graph`; any domain against a snapshot.
+    #[arg(long, env = "ENROLL_INVITE_DOMAINS")]
+    invite_domains: Option<String>,
+    /// Folder for reports (one per roster under the run id) and the audit trail.
+    #[arg(long, env = "ENROLL_REPORTS", default_value = "enroll-reports")]
+    reports: PathBuf,
+    /// With a snapshot: write the simulated tenant's final state here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// Port on 127.0.0.1 (0 picks a free one; the port is printed).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The tenant to serve (a snapshot).
+    #[arg(long)]
+    tenant: PathBuf,
+    /// Client id the token endpoint accepts.
+    #[arg(long, default_value = "enroll-sim-client")]
+    client_id: String,
+    /// Client secret the token endpoint accepts.
+    #[arg(long, default_value = "enroll-sim-secret")]
+    client_secret: String,
+    /// Added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Graph operations per second before answers are 429 with Retry-After.
+    #[arg(long)]
+    throttle_rps: Option<u32>,
+    /// Share of requests answered with a random 500, 503 or 504 (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Share of connections dropped without an answer (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+    /// How long a new guest stays invisible to queries and entitlement management, in ms.
+    #[arg(long, default_value_t = 0)]
+    consistency_delay_ms: u64,
+    /// How long an assignment request takes to be delivered, in ms.
+    #[arg(long, default_value_t = 0)]
+    delivery_delay_ms: u64,
+    /// Seed for every random choice, so a run can be replayed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the tenant's final state here on exit.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// Folder of rosters (or one roster file).
+    rosters: PathBuf,
+    /// Tenant snapshot (JSON in Graph's shapes, as `enroll snapshot` writes it).
+    #[arg(long, env = "ENROLL_TENANT")]
+    tenant: PathBuf,
+    /// Catalog searched for rosters not in a catalog folder (display name or id).
+    #[arg(long, env = "ENROLL_CATALOG")]
+    catalog: Option<String>,
+    /// Mapping file pinning rosters to package ids [default: ROSTERS/access-packages.json if present].
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// Let plans through that the removal guard or the empty-roster rule would block.
+    #[arg(long)]
+    allow_removals: bool,
+    /// Removals always allowed per package.
+    #[arg(long, env = "ENROLL_MAX_REMOVALS", default_value_t = 10)]
+    max_removals: usize,
+    /// Past --max-removals, the share of current members that may be removed, in percent.
+    #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
+    max_removal_percent: f64,
+    /// Domains people may be invited from, comma-separated; `*` for any.
+    #[arg(long, env = "ENROLL_INVITE_DOMAINS", default_value = "*")]
+    invite_domains: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+const EXIT_INVALID: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Validate { paths, format } => validate(&paths, format),
+        Command::Plan(args) => plan_rosters(&args),
+        Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply(args))),
+        Command::Snapshot {
+            out,
+            catalog,
+            app_id,
+            group_pattern,
+        } => runtime().and_then(|rt| {
+            rt.block_on(snapshot(
+                &out,
+                catalog.as_deref(),
+                app_id.as_deref(),
+                &group_pattern,
+            ))
+        }),
+        Command::Sim(args) => runtime().and_then(|rt| rt.block_on(simulate(args))),
+        Command::Roles {
+            command: RolesCommand::Plan(args),
+        } => runtime().and_then(|rt| rt.block_on(roles_plan(&args))),
+        Command::Roles {
+            command: RolesCommand::Apply(args),
+        } => runtime().and_then(|rt| rt.block_on(roles_apply(&args))),
+        Command::Export(args) => runtime().and_then(|rt| rt.block_on(export(&args))),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("enroll: {error:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    print(&text)
+}
+
+fn validate(paths: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for root in paths {
+        for path in local::find_csv_files(root)? {
+            let name = path.display().to_string();
+            let (roster, _) = local::read_roster(&path, &name, Limits::default())?;
+            files.push(FileReport::from(&roster));
+        }
+    }
+    if files.is_empty() {
+        anyhow::bail!("no *.csv files found in {}", display_all(paths));
+    }
+    let report = ValidationReport { files };
+    match format {
+        Format::Text => print(&report.to_text())?,
+        Format::Json => print_json(&report)?,
+    }
+    Ok(exit_code(report.all_valid()))
+}
+
+fn display_all(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn exit_code(clean: bool) -> ExitCode {
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    }
+}
+
+fn plan_options(args: &PlanArgs, rosters: &Path) -> Result<PlanOptions, LocalError> {
+    Ok(PlanOptions {
+        guards: Guards {
+            max_removals: args.max_removals,
+            max_removal_percent: args.max_removal_percent,
+            allow_removals: args.allow_removals,
+        },
+        mapping: local::read_mapping(args.mapping.as_deref(), rosters)?,
+        catalog: args.catalog.clone(),
+        invite_domains: InviteDomains::parse(&args.invite_domains),
+    })
+}
+
+fn plan_rosters(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    if !(0.0..=100.0).contains(&args.max_removal_percent) {
+        anyhow::bail!(
+            "--max-removal-percent must be between 0 and 100, not {}",
+            args.max_removal_percent
+        );
+    }
+    let tenant = local::read_snapshot(&args.tenant)?;
+    let sources = local::read_rosters(&args.rosters, Limits::default())?;
+    if sources.is_empty() {
+        anyhow::bail!("no *.csv files found in {}", args.rosters.display());
+    }
+    let options = plan_options(args, &args.rosters)?;
+    let plan = plan(&sources, &tenant, &options);
+    match args.format {
+        Format::Text => print(&plan_text(&plan))?,
+        Format::Json => print_json(&plan)?,
+    }
+    Ok(exit_code(plan.is_clean()))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn snapshot(
+    out: &Path,
+    catalog: Option<&str>,
+    app_id: Option<&str>,
+    group_pattern: &str,
+) -> anyhow::Result<ExitCode> {
+    let config = enroll_steps::config::graph_config(&enroll_steps::config::Env::from_process())?;
+    let client = enroll_graph::GraphClient::new(config)?;
+    let mut snapshot = client.snapshot(catalog).await?;
+    if let Some(app_id) = app_id {
+        let app = client.app_snapshot(app_id, group_pattern).await?;
+        if app.applications.is_empty() {
+            anyhow::bail!("no application has the client id {app_id}");
+        }
+        snapshot.applications = app.applications;
+        snapshot.service_principals = app.service_principals;
+        snapshot.groups = app.groups;
+        snapshot.app_role_assignments = app.app_role_assignments;
+    }
+    let mut text = serde_json::to_string_pretty(&snapshot)?;
+    text.push('\n');
+    std::fs::write(out, text)
+        .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
+    eprintln!(
+        "wrote {}: {} users, {} access packages, {} assignments",
+        out.display(),
+        snapshot.users.len(),
+        snapshot.access_packages.len(),
+        snapshot.assignments.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn simulate(args: SimArgs) -> anyhow::Result<ExitCode> {
+    for (name, share) in [
+        ("--fault-rate", args.fault_rate),
+        ("--drop-rate", args.drop_rate),
+    ] {
+        if !(0.0..=1.0).contains(&share) {
+            anyhow::bail!("{name} must be between 0 and 1, not {share}");
+        }
+    }
+    let snapshot = enroll_sim::read_snapshot(&args.tenant)?;
+    let config = enroll_sim::SimConfig {
+        port: args.port,
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        latency_ms: args.latency_ms,
+        throttle_rps: args.throttle_rps,
+        fault_rate: args.fault_rate,
+        drop_rate: args.drop_rate,
+        consistency_delay_ms: args.consistency_delay_ms,
+        delivery_delay_ms: args.delivery_delay_ms,
+        seed: args.seed,
+        ..enroll_sim::SimConfig::default()
+    };
+    let last = enroll_sim::run_until_ctrl_c(config, snapshot).await?;
+    if let Some(out) = args.out {
+        std::fs::write(&out, serde_json::to_string_pretty(&last)?)
+            .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+
+    use enroll_steps::World;
+    use enroll_steps::config::{Env, step_config};
+    use enroll_steps::runner::{RunOptions, run};
+    use enroll_store::local::LocalStorage;
+
+    if !(0.0..=100.0).contains(&args.max_removal_percent) {
+        anyhow::bail!(
+            "--max-removal-percent must be between 0 and 100, not {}",
+            args.max_removal_percent
+        );
+    }
+    let env = Env::from_process();
+    let live = args.tenant == "graph";
+    let mut config = step_config(&env, false)?;
+    config.guards.max_removals = args.max_removals;
+    config.guards.max_removal_percent = args.max_removal_percent;
+    config.catalog = args.catalog.clone();
+    config.invite_domains = match (&args.invite_domains, live) {
+        (Some(list), _) => InviteDomains::parse(list),
+        (None, false) => InviteDomains::Any,
+        (None, true) => anyhow::bail!(
+            "--invite-domains (or ENROLL_INVITE_DOMAINS) is required with --tenant graph: the e-mail domains guests may be invited from, `*` for any"
+        ),
+    };
+    let Tenant {
+        graph,
+        sim,
+        retry_delay,
+    } = connect(&args.tenant, &env).await?;
+    let storage = LocalStorage::new(&args.rosters, &args.reports);
+    let world = Arc::new(World::new(graph.clone(), storage.clone(), config.clone()));
+    let options = RunOptions {
+        run_id: enroll_steps::new_run_id(std::time::SystemTime::now()),
+        dry_run: args.dry_run,
+        allow_removals: args.allow_removals,
+        retry_delay,
+        ..RunOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let summary = run(world, &options, |p| {
+        if show {
+            eprint!(
+                "\r\x1b[Kplanned {}/{} | messages {}/{} | retrying {}",
+                p.planned.0, p.planned.1, p.messages.0, p.messages.1, p.retrying
+            );
+        }
+    })
+    .await?;
+    if show {
+        eprintln!();
+    }
+    let elapsed = started.elapsed();
+    let mut exit_clean = summary.errors.is_empty()
+        && summary.failures.is_empty()
+        && summary.plans.iter().all(|p| p.blocked.is_none());
+    let mut converged = None;
+    if let Some(sim) = sim {
+        if !args.dry_run {
+            let after = sim.settled().await;
+            let sources = local::read_rosters(&args.rosters, Limits::default())?;
+            let options = PlanOptions {
+                guards: Guards {
+                    allow_removals: args.allow_removals,
+                    ..config.guards
+                },
+                mapping: local::read_mapping(None, &args.rosters)?,
+                catalog: config.catalog.clone(),
+                invite_domains: config.invite_domains.clone(),
+            };
+            let check = plan(&sources, &after, &options);
+            let left: usize = check
+                .packages
+                .iter()
+                .filter(|p| p.blocked.is_none())
+                .map(|p| p.invite.len() + p.assign.len() + p.remove.len())
+                .sum();
+            converged = Some(left);
+            if let Some(out) = &args.out {
+                std::fs::write(out, serde_json::to_string_pretty(&after)?)
+                    .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
+            }
+            exit_clean &= left == 0;
+        }
+        sim.shutdown().await;
+    }
+    let stats = graph.stats();
+    match args.format {
+        Format::Json => print_json(&serde_json::json!({
+            "runId": summary.run_id,
+            "dryRun": args.dry_run,
+            "packages": summary.plans,
+            "errors": summary.errors,
+            "failures": summary.failures.iter().map(|f| serde_json::json!({"queue": f.queue, "roster": f.roster, "people": f.people, "error": f.error})).collect::<Vec<_>>(),
+            "done": {
+                "invited": summary.count(Action::Invite, Outcome::Done),
+                "assigned": summary.count(Action::Assign, Outcome::Done),
+                "removed": summary.count(Action::Remove, Outcome::Done),
+            },
+            "changesLeft": converged,
+            "graph": {"httpRequests": stats.http_requests, "operations": stats.operations, "retries": stats.retries, "throttled": stats.throttled},
+            "seconds": elapsed.as_secs_f64(),
+        }))?,
+        Format::Text => print(&summary_text(
+            &summary,
+            &storage,
+            args.dry_run,
+            converged,
+            stats,
+            elapsed,
+        ))?,
+    }
+    Ok(exit_code(exit_clean))
+}
+
+/// The tenant a command works on: Graph, or a snapshot served by an in-process simulator.
+struct Tenant {
+    graph: enroll_graph::GraphClient,
+    sim: Option<enroll_sim::SimHandle>,
+    /// Delay before the first retry of a failed step.
+    retry_delay: std::time::Duration,
+}
+
+/// `--tenant graph` (credentials from the environment) or a snapshot file.
+async fn connect(tenant: &str, env: &enroll_steps::config::Env) -> anyhow::Result<Tenant> {
+    use enroll_graph::{Credential, GraphClient, GraphConfig, Secret};
+    if tenant == "graph" {
+        return Ok(Tenant {
+            graph: GraphClient::new(enroll_steps::config::graph_config(env)?)?,
+            sim: None,
+            retry_delay: std::time::Duration::from_secs(2),
+        });
+    }
+    let snapshot = enroll_sim::read_snapshot(Path::new(tenant))?;
+    let sim_config = enroll_sim::SimConfig::default();
+    let sim = enroll_sim::start(sim_config.clone(), snapshot).await?;
+    let mut graph = GraphConfig::new(
+        sim_config.tenant_id.clone(),
+        Credential::ClientSecret {
+            client_id: sim_config.client_id.clone(),
+            secret: Secret::new(sim_config.client_secret.clone()),
+        },
+    );
+    graph.graph_base_url = format!("{}/v1.0", sim.base_url());
+    graph.authority_url = sim.base_url().to_owned();
+    eprintln!("simulated tenant from {tenant} at {}", sim.base_url());
+    Ok(Tenant {
+        graph: GraphClient::new(graph)?,
+        sim: Some(sim),
+        retry_delay: std::time::Duration::from_millis(200),
+    })
+}
+
+/// The world of a `roles` command: the manifest (and mapping) as storage, the settings.
+fn roles_world(
+    args: &RolesArgs,
+    graph: enroll_graph::GraphClient,
+    reports: &Path,
+) -> anyhow::Result<(
+    enroll_steps::World<enroll_store::local::LocalStorage>,
+    String,
+)> {
+    if !args.manifest.is_file() {
+        anyhow::bail!(
+            "cannot read manifest {}: not a file",
+            args.manifest.display()
+        );
+    }
+    if let Some(mapping) = &args.mapping
+        && !mapping.is_file()
+    {
+        anyhow::bail!("cannot read mapping file {}: not a file", mapping.display());
+    }
+    if !args.group_pattern.contains("{value}") {
+        anyhow::bail!(
+            "--group-pattern `{}` has no `{{value}}`, so every app role would map to the same group",
+            args.group_pattern
+        );
+    }
+    let name = args
+        .manifest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = args
+        .manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let storage = enroll_store::local::LocalStorage::new(folder, reports)
+        .with_manifests(&args.manifest, args.mapping.clone());
+    let mut config =
+        enroll_steps::config::step_config(&enroll_steps::config::Env::from_process(), false)?;
+    config.app_id.clone_from(&args.app_id);
+    config.group_pattern.clone_from(&args.group_pattern);
+    Ok((enroll_steps::World::new(graph, storage, config), name))
+}
+
+fn print_rejected(
+    manifest: &str,
+    version: &str,
+    errors: &[enroll_core::roles::RoleProblem],
+    format: Format,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Text => print(&enroll_core::roles::rejected_text(manifest, errors)),
+        Format::Json => print_json(&serde_json::json!({
+            "manifest": manifest,
+            "manifestVersion": version,
+            "errors": errors,
+        })),
+    }
+}
+
+async fn roles_plan(args: &RolesArgs) -> anyhow::Result<ExitCode> {
+    use enroll_steps::RolesRead;
+    let env = enroll_steps::config::Env::from_process();
+    let tenant = connect(&args.tenant, &env).await?;
+    let (world, name) = roles_world(args, tenant.graph.clone(), Path::new("enroll-reports"))?;
+    let read = enroll_steps::plan_manifest(&world, &name, args.allow_role_removals).await;
+    if let Some(sim) = tenant.sim {
+        sim.shutdown().await;
+    }
+    match read? {
+        RolesRead::Missing => anyhow::bail!("cannot read manifest {}", args.manifest.display()),
+        RolesRead::Rejected { version, errors } => {
+            print_rejected(&name, &version, &errors, args.format)?;
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+        RolesRead::Planned(plan) => {
+            match args.format {
+                Format::Text => print(&enroll_core::roles::plan_text(&plan))?,
+                Format::Json => print_json(&plan)?,
+            }
+            Ok(exit_code(plan.is_clean()))
+        }
+    }
+}
+
+async fn roles_apply(args: &RolesApplyArgs) -> anyhow::Result<ExitCode> {
+    use enroll_core::messages::{MapRolesMessage, Reason, VERSION};
+    use enroll_steps::{Attempt, RolesRead};
+    let env = enroll_steps::config::Env::from_process();
+    let tenant = connect(&args.roles.tenant, &env).await?;
+    let (world, name) = roles_world(&args.roles, tenant.graph.clone(), &args.reports)?;
+    let message = MapRolesMessage {
+        v: VERSION,
+        run_id: enroll_steps::new_run_id(std::time::SystemTime::now()),
+        manifest: name.clone(),
+        etag: None,
+        reason: Reason::Cli,
+        allow_role_removals: args.roles.allow_role_removals,
+    };
+    // Tries as the queue would: a failure that can pass is tried again, planning anew.
+    let tries = world.config.max_dequeue_count.max(1);
+    let mut delay = tenant.retry_delay;
+    let mut number = 1;
+    let outcome = loop {
+        match enroll_steps::map_roles(&world, &message, Attempt::of(number, tries)).await {
+            Err(error) if error.is_retryable() && number < tries => {
+                eprintln!("try {number} of {tries}: {error}; trying again");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                number += 1;
+            }
+            other => break other,
+        }
+    }?;
+    let Some(plan) = outcome.plan else {
+        print_rejected(&name, "", &outcome.errors, args.roles.format)?;
+        if let Some(sim) = tenant.sim {
+            sim.shutdown().await;
+        }
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    // Did it take? Plan again: with Graph, lists may lag the writes for a moment.
+    let left =
+        match enroll_steps::plan_manifest(&world, &name, args.roles.allow_role_removals).await? {
+            RolesRead::Planned(after) => {
+                after.updates.len() + after.assign.len() + after.unassign.len()
+            }
+            _ => 0,
+        };
+    if let Some(sim) = tenant.sim {
+        if let Some(out) = &args.out {
+            let state = sim.snapshot().await;
+            std::fs::write(out, serde_json::to_string_pretty(&state)?)
+                .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
+        }
+        sim.shutdown().await;
+    }
+    let records = &outcome.output.audit;
+    let tally = |outcome: Outcome| {
+        records
+            .iter()
+            .filter(|r| r.outcome == outcome && r.action != Action::MapRoles)
+            .count()
+    };
+    let failed = tally(Outcome::Failed) + tally(Outcome::Retrying);
+    match args.roles.format {
+        Format::Json => print_json(&serde_json::json!({
+            "runId": message.run_id,
+            "plan": plan,
+            "results": records,
+            "changesLeft": left,
+        }))?,
+        Format::Text => {
+            let mut text = enroll_core::roles::plan_text(&plan);
+            text.push_str(&format!(
+                "done {}, already done {}, skipped {}, failed {}\n{}\nreport in {}, audit trail in {}\n",
+                tally(Outcome::Done),
+                tally(Outcome::AlreadyDone),
+                tally(Outcome::Skipped),
+                failed,
+                if left == 0 {
+                    "the application's roles and groups now match the manifest".to_owned()
+                } else {
+                    format!("{left} changes are still outstanding")
+                },
+                args.reports.join(&message.run_id).display(),
+                args.reports.join("audit.jsonl").display()
+            ));
+            print(&text)?;
+        }
+    }
+    Ok(exit_code(plan.is_clean() && failed == 0 && left == 0))
+}
+
+async fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    use enroll_cli::export::{ExportOptions, export, read_tenant};
+    if !args.group_pattern.contains("{value}") {
+        anyhow::bail!(
+            "--group-pattern `{}` has no `{{value}}`",
+            args.group_pattern
+        );
+    }
+    let env = enroll_steps::config::Env::from_process();
+    let tenant = connect(&args.tenant, &env).await?;
+    let read = read_tenant(
+        &tenant.graph,
+        args.catalog.as_deref(),
+        args.app_id.as_deref(),
+        &args.group_pattern,
+    )
+    .await;
+    if let Some(sim) = tenant.sim {
+        sim.shutdown().await;
+    }
+    let snapshot = read?;
+    let files = export(
+        &snapshot,
+        &ExportOptions {
+            app_id: args.app_id.clone(),
+            group_pattern: args.group_pattern.clone(),
+        },
+    );
+    for file in &files.files {
+        let path = args.out.join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", parent.display()))?;
+        }
+        std::fs::write(&path, &file.bytes)
+            .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
+    }
+    match args.format {
+        Format::Json => print_json(&serde_json::json!({
+            "out": args.out.display().to_string(),
+            "files": files.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            "rosters": files.rosters,
+            "people": files.people,
+            "roles": files.roles,
+            "warnings": files.warnings,
+        }))?,
+        Format::Text => {
+            let mut text = String::new();
+            for warning in &files.warnings {
+                text.push_str(&format!("warning: {warning}\n"));
+            }
+            text.push_str(&format!(
+                "wrote {} rosters ({} people){} to {}\n",
+                files.rosters,
+                files.people,
+                if args.app_id.is_some() {
+                    format!(", {} app roles with their mapping", files.roles)
+                } else {
+                    String::new()
+                },
+                args.out.display()
+            ));
+            print(&text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary_text(
+    summary: &enroll_steps::runner::RunSummary,
+    storage: &enroll_store::local::LocalStorage,
+    dry_run: bool,
+    converged: Option<usize>,
+    stats: enroll_graph::GraphStats,
+    elapsed: std::time::Duration,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let width = summary
+        .plans
+        .iter()
+        .map(|p| p.access_package.display_name.chars().count())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>7} {:>7} {:>7} {:>9}  status",
+        "package", "invite", "assign", "remove", "unchanged"
+    );
+    for plan in &summary.plans {
+        let done = |action| {
+            summary
+                .outcomes
+                .iter()
+                .filter(|((r, a, o), _)| *r == plan.roster && *a == action && *o == Outcome::Done)
+                .map(|(_, n)| n)
+                .sum::<usize>()
+        };
+        let status = match (plan.blocked, dry_run) {
+            (Some(reason), _) => format!(
+                "BLOCKED {}",
+                serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            (None, true) => "planned".into(),
+            (None, false) if plan.has_changes() => format!(
+                "done {}/{}/{}",
+                done(Action::Invite),
+                done(Action::Assign),
+                done(Action::Remove)
+            ),
+            (None, false) => "in line".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>7} {:>7} {:>7} {:>9}  {status}",
+            plan.access_package.display_name,
+            plan.invite.len(),
+            plan.assign.len(),
+            plan.remove.len(),
+            plan.unchanged
+        );
+    }
+    for error in &summary.errors {
+        let _ = writeln!(
+            out,
+            "not applied: {}: {} [{}]",
+            error.roster, error.message, error.code
+        );
+    }
+    for failure in &summary.failures {
+        let _ = writeln!(
+            out,
+            "FAILED ({} queue, {} people): {}: {}",
+            failure.queue, failure.people, failure.roster, failure.error
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{} packages; invited {}, assigned {}, removed {}; {} blocked, {} roster errors, {} failed messages",
+        summary.plans.len(),
+        summary.count(Action::Invite, Outcome::Done),
+        summary.count(Action::Assign, Outcome::Done),
+        summary.count(Action::Remove, Outcome::Done),
+        summary.plans.iter().filter(|p| p.blocked.is_some()).count(),
+        summary.errors.len(),
+        summary.failures.len()
+    );
+    if let Some(left) = converged {
+        if left == 0 {
+            let _ = writeln!(out, "the tenant now matches the rosters");
+        } else {
+            let _ = writeln!(out, "{left} changes are still outstanding");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{:.1} s, {} Graph requests ({} operations, {} retries); reports in {}, audit trail in {}",
+        elapsed.as_secs_f64(),
+        stats.http_requests,
+        stats.operations,
+        stats.retries,
+        storage
+            .report_path(&summary.run_id, "")
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        storage.audit_path().display()
+    );
+    out
+}

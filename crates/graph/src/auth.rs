@@ -1,0 +1,585 @@
+//! App-only authentication: client secret, client certificate (signed client assertion) and
+//! managed identity as App Service and Azure Functions expose it. Tokens are cached and
+//! renewed ahead of expiry. Secrets and tokens never reach `Debug`, errors or logs.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::{digest, rand::SystemRandom, signature};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::error::GraphError;
+use super::odata::encode_query_value;
+
+/// A secret string whose `Debug` and `Display` say only that it is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+/// How the client proves who it is (graph.md §7).
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// Client credentials with a client secret.
+    ClientSecret {
+        /// The application (client) id.
+        client_id: String,
+        /// The client secret.
+        secret: Secret,
+    },
+    /// Client credentials with a certificate: a client assertion JWT signed RS256.
+    Certificate {
+        /// The application (client) id.
+        client_id: String,
+        /// The certificate in PEM (the one uploaded to the app's keyCredentials).
+        certificate_pem: String,
+        /// Its RSA private key in PEM (PKCS#8 or PKCS#1).
+        private_key_pem: Secret,
+    },
+    /// Managed identity through the App Service / Functions endpoint
+    /// (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, api-version 2019-08-01).
+    ManagedIdentity {
+        /// `IDENTITY_ENDPOINT`.
+        endpoint: String,
+        /// `IDENTITY_HEADER`, sent as `X-IDENTITY-HEADER`.
+        header: Secret,
+        /// Client id of a user-assigned identity; `None` for the system-assigned one.
+        client_id: Option<String>,
+    },
+}
+
+impl Credential {
+    /// The managed identity the platform describes in `IDENTITY_ENDPOINT` and
+    /// `IDENTITY_HEADER`, if both are set; `client_id` picks a user-assigned identity.
+    pub fn managed_identity_from_env(client_id: Option<String>) -> Option<Credential> {
+        let endpoint = std::env::var("IDENTITY_ENDPOINT").ok()?;
+        let header = std::env::var("IDENTITY_HEADER").ok()?;
+        Some(Credential::ManagedIdentity {
+            endpoint,
+            header: Secret::new(header),
+            client_id,
+        })
+    }
+}
+
+/// An access token with its expiry.
+#[derive(Clone)]
+pub(crate) struct AccessToken {
+    pub(crate) value: Secret,
+    pub(crate) renew_at: Instant,
+}
+
+/// A certificate credential ready to sign: the key pair and the thumbprint.
+struct CertificateSigner {
+    key: signature::RsaKeyPair,
+    x5t: String,
+}
+
+/// Where tokens come from, and the cached one.
+pub(crate) struct TokenSource {
+    http: reqwest::Client,
+    credential: Credential,
+    signer: Option<CertificateSigner>,
+    authority_url: String,
+    tenant_id: String,
+    resource: String,
+    cached: Mutex<Option<AccessToken>>,
+    pub(crate) requests: std::sync::atomic::AtomicU64,
+}
+
+/// What the token endpoints answer; `expires_in` and `expires_on` come as numbers or strings.
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    expires_on: Option<serde_json::Value>,
+}
+
+/// The error JSON of the Microsoft identity platform.
+#[derive(Deserialize, Default)]
+struct TokenError {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+fn number(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(number) => number.as_u64(),
+        serde_json::Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl TokenSource {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        credential: Credential,
+        authority_url: &str,
+        tenant_id: &str,
+        resource: &str,
+    ) -> Result<Self, GraphError> {
+        let signer = match &credential {
+            Credential::Certificate {
+                certificate_pem,
+                private_key_pem,
+                ..
+            } => Some(CertificateSigner::from_pem(
+                certificate_pem.as_bytes(),
+                private_key_pem.expose().as_bytes(),
+            )?),
+            _ => None,
+        };
+        Ok(TokenSource {
+            http,
+            credential,
+            signer,
+            authority_url: authority_url.trim_end_matches('/').to_owned(),
+            tenant_id: tenant_id.to_owned(),
+            resource: resource.trim_end_matches('/').to_owned(),
+            cached: Mutex::new(None),
+            requests: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn token_endpoint(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.authority_url, self.tenant_id
+        )
+    }
+
+    /// A valid token: the cached one, or a new one when it is close to expiry. Concurrent
+    /// callers wait for the one fetch instead of each asking.
+    pub(crate) async fn token(&self) -> Result<Secret, GraphError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(token) = cached.as_ref()
+            && Instant::now() < token.renew_at
+        {
+            return Ok(token.value.clone());
+        }
+        let token = self.fetch().await?;
+        let value = token.value.clone();
+        *cached = Some(token);
+        Ok(value)
+    }
+
+    /// Drops the cached token if it is `rejected` (Graph answered 401 to it), so the next call
+    /// fetches a fresh one; a token another task already renewed is kept.
+    pub(crate) async fn invalidate(&self, rejected: &Secret) {
+        let mut cached = self.cached.lock().await;
+        if cached
+            .as_ref()
+            .is_some_and(|token| &token.value == rejected)
+        {
+            *cached = None;
+        }
+    }
+
+    async fn fetch(&self) -> Result<AccessToken, GraphError> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (endpoint, request) = match &self.credential {
+            Credential::ClientSecret { client_id, secret } => {
+                let endpoint = self.token_endpoint();
+                let body = form(&[
+                    ("client_id", client_id),
+                    ("scope", &format!("{}/.default", self.resource)),
+                    ("client_secret", secret.expose()),
+                    ("grant_type", "client_credentials"),
+                ]);
+                let request = self.form_post(&endpoint, body);
+                (endpoint, request)
+            }
+            Credential::Certificate { client_id, .. } => {
+                let endpoint = self.token_endpoint();
+                let signer = self
+                    .signer
+                    .as_ref()
+                    .ok_or_else(|| GraphError::Config("certificate not loaded".into()))?;
+                let assertion = signer.assertion(client_id, &endpoint, SystemTime::now())?;
+                let body = form(&[
+                    ("client_id", client_id),
+                    ("scope", &format!("{}/.default", self.resource)),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                    ("grant_type", "client_credentials"),
+                ]);
+                let request = self.form_post(&endpoint, body);
+                (endpoint, request)
+            }
+            Credential::ManagedIdentity {
+                endpoint,
+                header,
+                client_id,
+            } => {
+                let mut url = format!(
+                    "{endpoint}{}resource={}&api-version=2019-08-01",
+                    if endpoint.contains('?') { '&' } else { '?' },
+                    encode_query_value(&self.resource)
+                );
+                if let Some(client_id) = client_id {
+                    url.push_str("&client_id=");
+                    url.push_str(&encode_query_value(client_id));
+                }
+                let request = self
+                    .http
+                    .get(url)
+                    .header("X-IDENTITY-HEADER", header.expose());
+                (endpoint.clone(), request)
+            }
+        };
+        let auth_error = |reason: String, retryable: bool| GraphError::Auth {
+            endpoint: endpoint.clone(),
+            reason,
+            retryable,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|error| auth_error(error.without_url().to_string(), true))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| auth_error(error.without_url().to_string(), true))?;
+        if !status.is_success() {
+            let error: TokenError = serde_json::from_slice(&body).unwrap_or_default();
+            let reason = format!(
+                "HTTP {}: {}: {}",
+                status.as_u16(),
+                error.error.unwrap_or_default(),
+                error.error_description.unwrap_or_default()
+            );
+            let retryable = status.as_u16() == 429 || status.is_server_error();
+            return Err(auth_error(reason, retryable));
+        }
+        let token: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|error| auth_error(format!("unreadable token response: {error}"), false))?;
+        let lifetime = token_lifetime(&token, SystemTime::now())
+            .ok_or_else(|| auth_error("token response gives no expiry".into(), false))?;
+        Ok(AccessToken {
+            value: Secret::new(token.access_token),
+            renew_at: Instant::now() + lifetime.saturating_sub(renewal_margin(lifetime)),
+        })
+    }
+
+    fn form_post(&self, endpoint: &str, body: String) -> reqwest::RequestBuilder {
+        self.http
+            .post(endpoint)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+}
+
+/// How long a token lives: `expires_in` seconds, else `expires_on` epoch seconds.
+fn token_lifetime(token: &TokenResponse, now: SystemTime) -> Option<Duration> {
+    if let Some(seconds) = token.expires_in.as_ref().and_then(number) {
+        return Some(Duration::from_secs(seconds));
+    }
+    let expires_on = UNIX_EPOCH + Duration::from_secs(token.expires_on.as_ref().and_then(number)?);
+    Some(expires_on.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Renew five minutes before expiry, or at four fifths of a shorter lifetime.
+pub(crate) fn renewal_margin(lifetime: Duration) -> Duration {
+    (lifetime / 5).min(Duration::from_secs(300))
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name}={}", form_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `application/x-www-form-urlencoded` value encoding.
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'*') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Base64url without padding (RFC 7515 §2).
+pub(crate) fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let sextets = [(n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63];
+        for sextet in sextets.iter().take(chunk.len() + 1) {
+            out.push(char::from(ALPHABET[*sextet as usize]));
+        }
+    }
+    out
+}
+
+/// A random version-4 GUID, for `jti` and `client-request-id`.
+pub(crate) fn new_guid() -> String {
+    let mut bytes = [0u8; 16];
+    fastrand::fill(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+impl CertificateSigner {
+    fn from_pem(certificate_pem: &[u8], private_key_pem: &[u8]) -> Result<Self, GraphError> {
+        let certificate = CertificateDer::from_pem_slice(certificate_pem).map_err(|error| {
+            GraphError::Config(format!("cannot read the certificate PEM: {error}"))
+        })?;
+        // The key's bytes are secret: name the problem, never the content.
+        let key_der = PrivateKeyDer::from_pem_slice(private_key_pem).map_err(|_| {
+            GraphError::Config(
+                "cannot read the private key PEM (PKCS#8 or PKCS#1 RSA expected)".into(),
+            )
+        })?;
+        let key = match &key_der {
+            PrivateKeyDer::Pkcs8(der) => signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()),
+            PrivateKeyDer::Pkcs1(der) => signature::RsaKeyPair::from_der(der.secret_pkcs1_der()),
+            _ => {
+                return Err(GraphError::Config(
+                    "the private key is not an RSA key (RS256 needs RSA)".into(),
+                ));
+            }
+        }
+        .map_err(|error| {
+            GraphError::Config(format!("the private key is not usable for RS256: {error}"))
+        })?;
+        let thumbprint = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, certificate.as_ref());
+        Ok(CertificateSigner {
+            key,
+            x5t: base64url(thumbprint.as_ref()),
+        })
+    }
+
+    /// The signed client assertion for `client_id` at `audience` (the token endpoint), valid
+    /// from `now` for five minutes (graph.md §7.2: `exp` at most ten minutes after `nbf`).
+    fn assertion(
+        &self,
+        client_id: &str,
+        audience: &str,
+        now: SystemTime,
+    ) -> Result<String, GraphError> {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs())
+            .unwrap_or(0);
+        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": self.x5t});
+        let claims = serde_json::json!({
+            "aud": audience,
+            "iss": client_id,
+            "sub": client_id,
+            "jti": new_guid(),
+            "nbf": now,
+            "iat": now,
+            "exp": now + 300,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            base64url(header.to_string().as_bytes()),
+            base64url(claims.to_string().as_bytes())
+        );
+        let mut signature = vec![0; self.key.public_modulus_len()];
+        self.key
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| GraphError::Config("cannot sign the client assertion".into()))?;
+        Ok(format!("{signing_input}.{}", base64url(&signature)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use aws_lc_rs::signature::KeyPair;
+
+    const CERT: &str = include_str!("../../../tests/data/auth/test-cert.pem");
+    const KEY: &str = include_str!("../../../tests/data/auth/test-key.pem");
+
+    fn decode_base64url(text: &str) -> Vec<u8> {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut bits = 0u32;
+        let mut count = 0;
+        let mut out = Vec::new();
+        for c in text.bytes() {
+            let value = alphabet.iter().position(|&a| a == c).unwrap() as u32;
+            bits = (bits << 6) | value;
+            count += 6;
+            if count >= 8 {
+                count -= 8;
+                out.push((bits >> count) as u8);
+                bits &= (1 << count) - 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn base64url_matches_rfc4648_vectors() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(b"foob"), "Zm9vYg");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn client_assertion_has_the_documented_shape_and_verifies() {
+        let signer = CertificateSigner::from_pem(CERT.as_bytes(), KEY.as_bytes()).unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let audience = "https://login.microsoftonline.com/tenant/oauth2/v2.0/token";
+        let jwt = signer.assertion("client-1", audience, now).unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header: serde_json::Value =
+            serde_json::from_slice(&decode_base64url(parts[0])).unwrap();
+        assert_eq!(header["alg"], "RS256");
+        // x5t is the SHA-1 of the certificate's DER, 20 bytes.
+        let x5t = decode_base64url(header["x5t"].as_str().unwrap());
+        let der = CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap();
+        assert_eq!(
+            x5t,
+            digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der.as_ref()).as_ref()
+        );
+        let claims: serde_json::Value =
+            serde_json::from_slice(&decode_base64url(parts[1])).unwrap();
+        assert_eq!(claims["aud"], audience);
+        assert_eq!(claims["iss"], "client-1");
+        assert_eq!(claims["sub"], "client-1");
+        assert_eq!(claims["nbf"], 1_700_000_000u64);
+        assert!(claims["exp"].as_u64().unwrap() <= 1_700_000_000 + 600);
+        assert_eq!(claims["jti"].as_str().unwrap().len(), 36);
+        // The signature verifies with the key's public half.
+        let public = signer.key.public_key();
+        let verifier = signature::UnparsedPublicKey::new(
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            public.as_ref(),
+        );
+        verifier
+            .verify(
+                format!("{}.{}", parts[0], parts[1]).as_bytes(),
+                &decode_base64url(parts[2]),
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn a_bad_key_error_does_not_quote_the_key() {
+        let garbage = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n-----END PRIVATE KEY-----\n";
+        let error = CertificateSigner::from_pem(CERT.as_bytes(), garbage.as_bytes())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!error.contains("c2VjcmV0"), "{error}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let credential = Credential::ClientSecret {
+            client_id: "app".into(),
+            secret: Secret::new("hunter2-very-secret"),
+        };
+        let text = format!("{credential:?}");
+        assert!(text.contains("app") && !text.contains("hunter2"), "{text}");
+        let credential = Credential::Certificate {
+            client_id: "app".into(),
+            certificate_pem: CERT.into(),
+            private_key_pem: Secret::new(KEY),
+        };
+        assert!(!format!("{credential:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn lifetime_from_expires_in_or_epoch_string() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let token: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"t","expires_in":3599}"#).unwrap();
+        assert_eq!(token_lifetime(&token, now), Some(Duration::from_secs(3599)));
+        let token: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"t","expires_in":"3599"}"#).unwrap();
+        assert_eq!(token_lifetime(&token, now), Some(Duration::from_secs(3599)));
+        let token: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"t","expires_on":"4600"}"#).unwrap();
+        assert_eq!(token_lifetime(&token, now), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            renewal_margin(Duration::from_secs(3599)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            renewal_margin(Duration::from_secs(10)),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn guids_look_like_guids() {
+        let guid = new_guid();
+        assert_eq!(guid.len(), 36);
+        assert_eq!(guid.as_bytes()[14], b'4');
+        assert_ne!(guid, new_guid());
+    }
+}

@@ -1,0 +1,73 @@
+//! The tenant snapshot, built straight from Graph's answers.
+
+use super::GraphClient;
+use super::error::GraphError;
+use enroll_core::tenant::TenantSnapshot;
+
+impl GraphClient {
+    /// Reads the tenant as the planner sees it: users, catalogs, the access packages (of
+    /// `catalog`, given by id or display name, or of every catalog) with their policies, the
+    /// delivered assignments of those packages and the open assignment requests for them.
+    ///
+    /// # Errors
+    ///
+    /// A read failed after retries, or no catalog has the id or name `catalog`.
+    pub async fn snapshot(&self, catalog: Option<&str>) -> Result<TenantSnapshot, GraphError> {
+        let catalogs = self.catalogs().await?;
+        let catalog_id = match catalog {
+            None => None,
+            Some(wanted) => {
+                let matching: Vec<_> = catalogs
+                    .iter()
+                    .filter(|c| c.id == wanted || c.display_name.as_deref() == Some(wanted))
+                    .collect();
+                match matching.as_slice() {
+                    [one] => Some(one.id.clone()),
+                    [] => {
+                        return Err(GraphError::Config(format!(
+                            "no access package catalog is named {wanted:?}"
+                        )));
+                    }
+                    _ => {
+                        return Err(GraphError::Config(format!(
+                            "{} access package catalogs are named {wanted:?}; give the catalog id",
+                            matching.len()
+                        )));
+                    }
+                }
+            }
+        };
+        let access_packages = self.access_packages(catalog_id.as_deref()).await?;
+        // One package's assignments after another would take a round trip each; the
+        // client's own limit keeps the parallel reads within Graph's.
+        let mut reads = tokio::task::JoinSet::new();
+        for package in &access_packages {
+            let client = self.clone();
+            let id = package.id.clone();
+            reads.spawn(async move { client.assignments(&id).await });
+        }
+        let mut assignments = Vec::new();
+        while let Some(read) = reads.join_next().await {
+            let read = read.map_err(|error| {
+                GraphError::Config(format!("an assignment read stopped: {error}"))
+            })?;
+            assignments.extend(read?);
+        }
+        assignments.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut assignment_requests = self.open_assignment_requests().await?;
+        assignment_requests.retain(|request| {
+            request
+                .access_package_id()
+                .is_none_or(|id| access_packages.iter().any(|package| package.id == id))
+        });
+        let users = self.users().await?;
+        Ok(TenantSnapshot {
+            users,
+            access_packages,
+            assignments,
+            assignment_requests,
+            catalogs,
+            ..TenantSnapshot::default()
+        })
+    }
+}

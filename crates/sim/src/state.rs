@@ -1,0 +1,159 @@
+//! Mutable simulator state: the tenant, the seeded random generator, issued tokens and the
+//! throttle window. Time-driven changes (request delivery) are applied lazily by
+//! [`State::advance`] before every operation, so no background task is needed and a run
+//! depends only on the order of requests and the clock.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::SimConfig;
+use super::clock;
+use super::entities::{AssignmentRec, SubjectRec, Tenant};
+use enroll_core::tenant::TenantSnapshot;
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) rng: fastrand::Rng,
+    pub(crate) tenant: Tenant,
+    /// Issued access tokens and when they expire.
+    pub(crate) tokens: HashMap<String, Instant>,
+    /// Start times of the operations admitted in the last second.
+    window: VecDeque<Instant>,
+    pub(crate) consistency_delay: Duration,
+    /// How long a new app role assignment stays out of lists.
+    pub(crate) app_role_assignment_lag: Duration,
+    /// When each app role assignment made through the API was created (ids from the
+    /// snapshot are old enough to be listed).
+    pub(crate) app_role_assignment_created: HashMap<String, Instant>,
+    pub(crate) delivery_delay: Duration,
+    pub(crate) page_size: usize,
+}
+
+impl State {
+    pub(crate) fn new(config: &SimConfig, snapshot: TenantSnapshot) -> Result<Self, String> {
+        Ok(Self {
+            rng: fastrand::Rng::with_seed(config.seed),
+            tenant: Tenant::from_snapshot(&snapshot, Instant::now())?,
+            tokens: HashMap::new(),
+            window: VecDeque::new(),
+            consistency_delay: Duration::from_millis(config.consistency_delay_ms),
+            app_role_assignment_lag: Duration::from_millis(config.app_role_assignment_lag_ms),
+            app_role_assignment_created: HashMap::new(),
+            delivery_delay: Duration::from_millis(config.delivery_delay_ms),
+            page_size: config.page_size,
+        })
+    }
+
+    /// A random GUID in Graph's lower-case form.
+    pub(crate) fn new_guid(&mut self) -> String {
+        let n = self.rng.u128(..);
+        let hex = format!("{n:032x}");
+        format!(
+            "{}-{}-4{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[13..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    }
+
+    /// An opaque id like Graph's app role assignment ids (43 base64url characters).
+    pub(crate) fn new_opaque_id(&mut self) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        (0..43)
+            .map(|_| char::from(ALPHABET[self.rng.usize(0..ALPHABET.len())]))
+            .collect()
+    }
+
+    /// Admits one operation, or says how long to wait when `rps` operations already ran in
+    /// the last second.
+    pub(crate) fn throttle(&mut self, rps: Option<u32>) -> Option<Duration> {
+        let rps = rps? as usize;
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        while self
+            .window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= second)
+        {
+            self.window.pop_front();
+        }
+        if self.window.len() >= rps.max(1) {
+            let oldest = self.window.front().copied().unwrap_or(now);
+            return Some(second.saturating_sub(now.duration_since(oldest)));
+        }
+        self.window.push_back(now);
+        None
+    }
+
+    /// Moves assignment requests along `submitted → delivering → delivered` by elapsed time;
+    /// a delivered adminAdd creates its assignment, a delivered adminRemove expires it.
+    pub(crate) fn advance(&mut self) {
+        let now = Instant::now();
+        let half = self.delivery_delay / 2;
+        let mut delivered = Vec::new();
+        for (i, r) in self.tenant.requests.iter_mut().enumerate() {
+            if !r.is_open() {
+                continue;
+            }
+            let elapsed = now.duration_since(r.submitted_at);
+            if elapsed >= self.delivery_delay {
+                delivered.push(i);
+            } else if elapsed >= half && r.state == "submitted" {
+                r.state = "delivering".to_owned();
+            }
+        }
+        for i in delivered {
+            self.deliver(i);
+        }
+    }
+
+    fn deliver(&mut self, index: usize) {
+        let completed = clock::now_iso();
+        let new_id = self.new_guid();
+        let subject_id = self.new_guid();
+        let tenant = &mut self.tenant;
+        let Some(request) = tenant.requests.get(index).cloned() else {
+            return;
+        };
+        if request.request_type.eq_ignore_ascii_case("adminRemove") {
+            if let Some(a) = tenant
+                .assignments
+                .iter_mut()
+                .find(|a| Some(&a.id) == request.assignment_id.as_ref())
+            {
+                a.state = "expired".to_owned();
+                a.expired = Some(completed.clone());
+            }
+        } else {
+            let user = request
+                .target_object_id
+                .as_deref()
+                .and_then(|id| tenant.user_by_key(id));
+            let target = SubjectRec {
+                id: subject_id,
+                object_id: request.target_object_id.clone(),
+                email: user.and_then(|u| u.mail.clone()),
+                principal_name: user.map(|u| u.upn.clone()),
+                display_name: user.and_then(|u| u.display_name.clone()),
+            };
+            tenant.assignments.push(AssignmentRec {
+                id: new_id.clone(),
+                state: "delivered".to_owned(),
+                target,
+                package_id: request.package_id.clone(),
+                policy_id: request.policy_id.clone(),
+                start: Some(completed.clone()),
+                expired: None,
+            });
+        }
+        if let Some(r) = tenant.requests.get_mut(index) {
+            r.state = "delivered".to_owned();
+            r.completed = Some(completed);
+            if r.assignment_id.is_none() {
+                r.assignment_id = Some(new_id);
+            }
+        }
+    }
+}

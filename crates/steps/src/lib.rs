@@ -1,0 +1,100 @@
+//! The pipeline's steps: plan, invite, assign, remove, and map-roles for app roles. Each
+//! reads a message and the world and returns follow-up messages; adapters (Functions, CLI)
+//! only move messages.
+//!
+//! May depend on `enroll-core`, `enroll-graph` and `enroll-store`; never on an adapter
+//! (handler, CLI, Lambda) or on the simulated tenant.
+//!
+//! Steps are level-triggered: before acting, each re-reads the current roster and the
+//! current tenant and acts only if the action is still right, so a message delivered twice,
+//! late or out of order leaves the tenant right. A step returns `Err` only when trying the
+//! whole message again can help; everything it did before that is idempotent.
+
+pub mod config;
+mod people;
+mod reconcile;
+mod roles;
+pub mod runner;
+pub mod world;
+
+pub use enroll_core::{audit, messages};
+pub use enroll_store::{Storage, StorageError, StoredRoster};
+pub use people::{Attempt, assign, invite, remove};
+pub use reconcile::{PlanOutcome, plan_roster, reconcile_all, reconcile_for_upload};
+pub use roles::{
+    RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,
+};
+pub use world::{StepConfig, World};
+
+use enroll_graph::GraphError;
+use messages::MessageError;
+
+/// A run id that sorts by time and is unique enough for one tenant: `20261127T060111Z-3f2a`.
+pub fn new_run_id(now: std::time::SystemTime) -> String {
+    let stamp = audit::rfc3339(now).replace(['-', ':'], "");
+    format!("{stamp}-{:04x}", fastrand::u16(..))
+}
+
+/// Why a step failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The message cannot be read; trying again cannot help.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// Graph failed for the whole message (a lookup every person needs).
+    #[error("Microsoft Graph: {0}")]
+    Graph(#[from] GraphError),
+    /// Some people could not be handled yet (not yet visible after an invitation, throttled
+    /// past the retry budget, a fault); the rest were.
+    #[error("{count} of the message's people must be tried again: {first}")]
+    PeopleToRetry {
+        /// How many.
+        count: usize,
+        /// The first reason.
+        first: String,
+        /// Their addresses, so a last attempt can set exactly them aside.
+        emails: Vec<String>,
+    },
+    /// Some app role changes could not be made yet (throttled, not yet replicated, a
+    /// fault); the rest were. Trying the message again plans anew and makes only those.
+    #[error("{count} app role change(s) must be tried again: {first}")]
+    ChangesToRetry {
+        /// How many.
+        count: usize,
+        /// The first, with its reason.
+        first: String,
+    },
+}
+
+impl StepError {
+    /// Whether delivering the message again can help (the queue retries it) or not (it is
+    /// recorded and dropped).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Message(_) => false,
+            Self::Storage(error) => error.retryable,
+            Self::Graph(error) => error.is_retryable(),
+            Self::PeopleToRetry { .. } | Self::ChangesToRetry { .. } => true,
+        }
+    }
+}
+
+/// What a step produced: follow-up messages and log lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepOutput {
+    /// Messages for queue `invite`.
+    pub invite: Vec<messages::ChangeMessage<messages::InvitePerson>>,
+    /// Messages for queue `assign`.
+    pub assign: Vec<messages::ChangeMessage<messages::AssignPerson>>,
+    /// Messages for queue `remove`.
+    pub remove: Vec<messages::ChangeMessage<messages::RemovePerson>>,
+    /// Lines for the invocation log (no secrets, no personal data beyond e-mails in rosters).
+    pub logs: Vec<String>,
+    /// The audit records the step wrote.
+    pub audit: Vec<audit::AuditRecord>,
+    /// People given up on after the last try; adapters set them aside in the poison queue.
+    pub gave_up: Vec<String>,
+}

@@ -1,0 +1,662 @@
+//! The per-person steps: Invite, Assign and Remove. Each re-reads the current roster and
+//! the tenant before acting (level-triggered), handles every person on their own, and
+//! records every decision in the audit trail.
+
+use std::collections::{BTreeMap, HashSet};
+
+use enroll_core::plan::guest_upn_email;
+use enroll_core::roster::{email_key, parse};
+use enroll_core::tenant::User;
+use enroll_graph::{GraphError, NewAssignment, NewInvitation};
+
+use super::{StepError, StepOutput, Storage, World};
+use enroll_core::audit::{Action, AuditRecord, Outcome, rfc3339};
+use enroll_core::messages::{
+    AssignPerson, ChangeContext, ChangeMessage, InvitePerson, RemovePerson, chunked,
+};
+
+/// Which delivery of a queue message this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 on the first delivery.
+    pub number: u32,
+    /// Whether the queue will give up after this one.
+    pub last: bool,
+}
+
+impl Attempt {
+    /// The attempt given a dequeue count and the most tries the queue makes.
+    pub fn of(dequeue_count: u32, max_dequeue_count: u32) -> Self {
+        Self {
+            number: dequeue_count,
+            last: dequeue_count >= max_dequeue_count,
+        }
+    }
+}
+
+/// The roster as it is now: its version and every address in it, compared without case.
+struct CurrentRoster {
+    etag: String,
+    keys: HashSet<String>,
+}
+
+/// Reads the roster again; `Err(reason)` when it is gone or invalid, in which case no step
+/// may act on its behalf (a broken roster must never turn into a change).
+async fn current_roster<S: Storage>(
+    world: &World<S>,
+    name: &str,
+) -> Result<Result<CurrentRoster, String>, StepError> {
+    let Some(stored) = world.storage.roster(name).await? else {
+        return Ok(Err(format!("roster {name} no longer exists")));
+    };
+    let roster = parse(name, &stored.bytes, world.config.limits);
+    if !roster.is_valid() {
+        return Ok(Err(format!(
+            "roster {name} is now invalid ({} problem(s)); nothing is changed until it is fixed",
+            roster.errors.len()
+        )));
+    }
+    Ok(Ok(CurrentRoster {
+        etag: stored.etag,
+        keys: roster.people.iter().map(|p| p.email_key()).collect(),
+    }))
+}
+
+/// Collects audit records and people to try again while a step works through its people.
+struct Ledger<'w, S> {
+    world: &'w World<S>,
+    context: &'w ChangeContext,
+    action: Action,
+    version: String,
+    records: Vec<AuditRecord>,
+    retry: Vec<(String, String)>,
+    gave_up: Vec<String>,
+}
+
+/// Who a record is about.
+#[derive(Default)]
+struct Whom<'a> {
+    email: &'a str,
+    user_id: Option<&'a str>,
+    assignment_id: Option<&'a str>,
+}
+
+impl<'w, S: Storage> Ledger<'w, S> {
+    fn new(world: &'w World<S>, context: &'w ChangeContext, action: Action) -> Self {
+        Self {
+            world,
+            context,
+            action,
+            version: context.etag.clone(),
+            records: Vec::new(),
+            retry: Vec::new(),
+            gave_up: Vec::new(),
+        }
+    }
+
+    fn record(
+        &mut self,
+        whom: Whom<'_>,
+        outcome: Outcome,
+        detail: impl Into<String>,
+        request_id: Option<&str>,
+    ) {
+        self.records.push(AuditRecord {
+            time: rfc3339((self.world.now)()),
+            actor: self.world.config.actor.clone(),
+            run_id: self.context.run_id.clone(),
+            roster: self.context.roster.clone(),
+            roster_version: self.version.clone(),
+            access_package_id: Some(self.context.access_package_id.clone()),
+            action: self.action,
+            email: Some(whom.email.to_owned()),
+            user_id: whom.user_id.map(str::to_owned),
+            assignment_id: whom.assignment_id.map(str::to_owned),
+            group_id: None,
+            app_role_id: None,
+            outcome,
+            detail: Some(detail.into()),
+            request_id: request_id.map(str::to_owned),
+        });
+    }
+
+    /// Records a Graph failure: retried later when that can help, failed for good otherwise.
+    fn failure(&mut self, whom: Whom<'_>, error: &GraphError, attempt: Attempt) {
+        let retry = error.is_retryable() && !attempt.last;
+        let outcome = if retry {
+            Outcome::Retrying
+        } else {
+            Outcome::Failed
+        };
+        let detail = if error.is_retryable() && attempt.last {
+            format!("gave up after {} tries: {error}", attempt.number)
+        } else {
+            error.to_string()
+        };
+        if retry {
+            self.retry.push((whom.email.to_owned(), error.to_string()));
+        } else if error.is_retryable() {
+            self.gave_up.push(whom.email.to_owned());
+        }
+        self.record(whom, outcome, detail, error.request_id());
+    }
+
+    /// Writes the records and turns people to retry into the step's error.
+    async fn finish(self, mut output: StepOutput) -> Result<StepOutput, StepError> {
+        self.world.storage.append_audit(&self.records).await?;
+        let failed: Vec<&AuditRecord> = self
+            .records
+            .iter()
+            .filter(|r| r.outcome == Outcome::Failed)
+            .collect();
+        if !failed.is_empty() {
+            let (jsonl, markdown) = enroll_core::report::failure_lines(&failed);
+            self.world
+                .storage
+                .append_failures(
+                    &self.context.run_id,
+                    &self.context.roster,
+                    &jsonl,
+                    &markdown,
+                )
+                .await?;
+        }
+        output.audit = self.records;
+        output.gave_up = self.gave_up;
+        match self.retry.first() {
+            None => Ok(output),
+            Some((email, reason)) => Err(StepError::PeopleToRetry {
+                count: self.retry.len(),
+                first: format!("{email}: {reason}"),
+                emails: self.retry.iter().map(|(email, _)| email.clone()).collect(),
+            }),
+        }
+    }
+}
+
+/// Who an audit record is about, from a person in a change message.
+trait AboutWhom {
+    fn whom(&self) -> Whom<'_>;
+}
+
+impl AboutWhom for InvitePerson {
+    fn whom(&self) -> Whom<'_> {
+        Whom {
+            email: &self.email,
+            ..Whom::default()
+        }
+    }
+}
+
+impl AboutWhom for AssignPerson {
+    fn whom(&self) -> Whom<'_> {
+        Whom {
+            email: &self.email,
+            user_id: self.user_id.as_deref(),
+            ..Whom::default()
+        }
+    }
+}
+
+impl AboutWhom for RemovePerson {
+    fn whom(&self) -> Whom<'_> {
+        Whom {
+            email: &self.email,
+            user_id: self.user_id.as_deref(),
+            assignment_id: Some(&self.assignment_id),
+        }
+    }
+}
+
+/// Starts a step on a message: the ledger, and the roster as it is now. When the roster
+/// is gone or invalid, everyone is recorded as skipped and that finished output comes back
+/// instead, because no step may act for a roster that cannot be read.
+async fn open_ledger<'w, S: Storage, P: AboutWhom>(
+    world: &'w World<S>,
+    message: &'w ChangeMessage<P>,
+    action: Action,
+) -> Result<Result<(Ledger<'w, S>, CurrentRoster), StepOutput>, StepError> {
+    let mut ledger = Ledger::new(world, &message.context, action);
+    match current_roster(world, &message.context.roster).await? {
+        Ok(current) => {
+            ledger.version = current.etag.clone();
+            Ok(Ok((ledger, current)))
+        }
+        Err(reason) => {
+            for person in &message.people {
+                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
+            }
+            ledger.finish(StepOutput::default()).await.map(Err)
+        }
+    }
+}
+
+/// Invite: invites each person as a guest unless a user with that address exists, then
+/// hands everyone on to Assign.
+///
+/// # Errors
+/// [`StepError`] when the whole message must be tried again.
+pub async fn invite<S: Storage>(
+    world: &World<S>,
+    message: &ChangeMessage<InvitePerson>,
+    attempt: Attempt,
+) -> Result<StepOutput, StepError> {
+    let (mut ledger, current) = match open_ledger(world, message, Action::Invite).await? {
+        Ok(opened) => opened,
+        Err(skipped) => return Ok(skipped),
+    };
+    let mut output = StepOutput::default();
+    let mut wanted = Vec::new();
+    for person in &message.people {
+        let whom = Whom {
+            email: &person.email,
+            ..Whom::default()
+        };
+        if !current.keys.contains(&email_key(&person.email)) {
+            ledger.record(whom, Outcome::Skipped, "no longer in the roster", None);
+        } else if !world.config.invite_domains.allows(&person.email) {
+            ledger.record(
+                whom,
+                Outcome::Skipped,
+                "its domain is not one invitations may go to (ENROLL_INVITE_DOMAINS)",
+                None,
+            );
+        } else {
+            wanted.push(person);
+        }
+    }
+    let emails: Vec<&str> = wanted.iter().map(|p| p.email.as_str()).collect();
+    let existing = world.graph.users_by_email(&emails).await?;
+    let mut next = Vec::new();
+    let mut invitations = Vec::new();
+    for person in wanted {
+        match existing.get(&person.email.to_ascii_lowercase()) {
+            Some(user) => {
+                ledger.record(
+                    Whom {
+                        email: &person.email,
+                        user_id: Some(&user.id),
+                        ..Whom::default()
+                    },
+                    Outcome::AlreadyDone,
+                    "a user with this address exists; not invited again",
+                    None,
+                );
+                next.push(AssignPerson {
+                    email: person.email.clone(),
+                    user_id: Some(user.id.clone()),
+                });
+            }
+            None => invitations.push(NewInvitation {
+                invited_user_email_address: person.email.clone(),
+                invite_redirect_url: world.config.invite_redirect_url.clone(),
+                invited_user_display_name: Some(person.display_name.clone())
+                    .filter(|n| !n.is_empty()),
+                send_invitation_message: world.config.send_invitation_message,
+            }),
+        }
+    }
+    for (email, result) in world.graph.invite(&invitations).await {
+        match result {
+            Ok(invitation) => {
+                let user_id = invitation.invited_user.map(|user| user.id);
+                ledger.record(
+                    Whom {
+                        email: &email,
+                        user_id: user_id.as_deref(),
+                        ..Whom::default()
+                    },
+                    Outcome::Done,
+                    format!("invited (invitation {})", invitation.id),
+                    None,
+                );
+                next.push(AssignPerson { email, user_id });
+            }
+            Err(error) if error.is_existing_user_invitation() => {
+                ledger.record(
+                    Whom {
+                        email: &email,
+                        ..Whom::default()
+                    },
+                    Outcome::AlreadyDone,
+                    "already a user of the tenant",
+                    error.request_id(),
+                );
+                next.push(AssignPerson {
+                    email,
+                    user_id: None,
+                });
+            }
+            Err(error) => ledger.failure(
+                Whom {
+                    email: &email,
+                    ..Whom::default()
+                },
+                &error,
+                attempt,
+            ),
+        }
+    }
+    output.assign = chunked(&message.context, next);
+    output.logs.push(format!(
+        "{}: {} invited or found, {} to retry",
+        message.context.roster,
+        output.assign.iter().map(|m| m.people.len()).sum::<usize>(),
+        ledger.retry.len()
+    ));
+    ledger.finish(output).await
+}
+
+/// Assign: asks for an assignment (`adminAdd`) for each person still in the roster who has
+/// neither an active assignment nor an open request.
+///
+/// # Errors
+/// [`StepError`] when the whole message must be tried again (for example a person invited a
+/// moment ago whom entitlement management does not know yet).
+pub async fn assign<S: Storage>(
+    world: &World<S>,
+    message: &ChangeMessage<AssignPerson>,
+    attempt: Attempt,
+) -> Result<StepOutput, StepError> {
+    let context = &message.context;
+    let (mut ledger, current) = match open_ledger(world, message, Action::Assign).await? {
+        Ok(opened) => opened,
+        Err(skipped) => return Ok(skipped),
+    };
+    let output = StepOutput::default();
+    let Some(policy) = context.assignment_policy_id.clone() else {
+        for person in &message.people {
+            ledger.record(
+                Whom {
+                    email: &person.email,
+                    ..Whom::default()
+                },
+                Outcome::Failed,
+                "the plan named no assignment policy",
+                None,
+            );
+        }
+        return ledger.finish(output).await;
+    };
+    let still_wanted: Vec<&AssignPerson> = message
+        .people
+        .iter()
+        .filter(|person| {
+            let wanted = current.keys.contains(&email_key(&person.email));
+            if !wanted {
+                ledger.record(
+                    Whom {
+                        email: &person.email,
+                        ..Whom::default()
+                    },
+                    Outcome::Skipped,
+                    "no longer in the roster",
+                    None,
+                );
+            }
+            wanted
+        })
+        .collect();
+    let unknown: Vec<&str> = still_wanted
+        .iter()
+        .filter(|p| p.user_id.is_none())
+        .map(|p| p.email.as_str())
+        .collect();
+    let found = if unknown.is_empty() {
+        BTreeMap::new()
+    } else {
+        world.graph.users_by_email(&unknown).await?
+    };
+    let mut targets: Vec<(&AssignPerson, String)> = Vec::new();
+    for person in still_wanted {
+        match person.user_id.clone().or_else(|| {
+            found
+                .get(&person.email.to_ascii_lowercase())
+                .map(|u| u.id.clone())
+        }) {
+            Some(user_id) => targets.push((person, user_id)),
+            None => {
+                let whom = Whom {
+                    email: &person.email,
+                    ..Whom::default()
+                };
+                if attempt.last {
+                    ledger.record(
+                        whom,
+                        Outcome::Failed,
+                        format!(
+                            "gave up after {} tries: no user has this address yet",
+                            attempt.number
+                        ),
+                        None,
+                    );
+                    ledger.gave_up.push(person.email.clone());
+                } else {
+                    ledger.record(whom, Outcome::Retrying, "no user has this address yet (a fresh invitation may take a while to replicate)", None);
+                    ledger.retry.push((
+                        person.email.clone(),
+                        "not yet visible in the directory".into(),
+                    ));
+                }
+            }
+        }
+    }
+    let user_ids: Vec<&str> = targets.iter().map(|(_, id)| id.as_str()).collect();
+    let holding: HashSet<String> = world
+        .graph
+        .assignments_of_users(&context.access_package_id, &user_ids)
+        .await?
+        .into_iter()
+        .filter_map(|a| a.target?.object_id)
+        .collect();
+    let requested: HashSet<String> = world
+        .graph
+        .open_assignment_requests()
+        .await?
+        .into_iter()
+        .filter(|r| r.is_add() && r.access_package_id() == Some(context.access_package_id.as_str()))
+        .filter_map(|r| r.target_object_id().map(str::to_owned))
+        .collect();
+    let mut to_add = Vec::new();
+    for (person, user_id) in &targets {
+        let whom = Whom {
+            email: &person.email,
+            user_id: Some(user_id),
+            ..Whom::default()
+        };
+        if holding.contains(user_id) {
+            ledger.record(
+                whom,
+                Outcome::AlreadyDone,
+                "already holds an active assignment",
+                None,
+            );
+        } else if requested.contains(user_id) {
+            ledger.record(
+                whom,
+                Outcome::AlreadyDone,
+                "an assignment request is already open",
+                None,
+            );
+        } else {
+            to_add.push(NewAssignment {
+                target_id: user_id.clone(),
+                access_package_id: context.access_package_id.clone(),
+                assignment_policy_id: policy.clone(),
+            });
+        }
+    }
+    let email_of: BTreeMap<&str, &str> = targets
+        .iter()
+        .map(|(p, id)| (id.as_str(), p.email.as_str()))
+        .collect();
+    for (added, result) in world.graph.add_assignments(&to_add).await {
+        let email = email_of
+            .get(added.target_id.as_str())
+            .copied()
+            .unwrap_or_default();
+        let whom = Whom {
+            email,
+            user_id: Some(&added.target_id),
+            ..Whom::default()
+        };
+        match result {
+            Ok(request) => ledger.record(
+                whom,
+                Outcome::Done,
+                format!("adminAdd requested (request {})", request.id),
+                None,
+            ),
+            Err(error) if error.is_already_done() => ledger.record(
+                whom,
+                Outcome::AlreadyDone,
+                error.to_string(),
+                error.request_id(),
+            ),
+            Err(error) => ledger.failure(whom, &error, attempt),
+        }
+    }
+    ledger.finish(output).await
+}
+
+/// Every address a user is known by, compared without case.
+fn user_keys(user: &User) -> Vec<String> {
+    let mut keys: Vec<String> = user
+        .mail
+        .iter()
+        .chain(&user.other_mails)
+        .map(|m| email_key(m))
+        .collect();
+    if let Some(upn) = &user.user_principal_name {
+        keys.push(email_key(upn));
+        keys.extend(guest_upn_email(upn).map(|m| email_key(&m)));
+    }
+    keys
+}
+
+/// The users with these ids that Graph knows, fetched in parallel.
+async fn users_by_id<S: Storage>(
+    world: &World<S>,
+    ids: &[String],
+) -> Result<BTreeMap<String, User>, StepError> {
+    let mut lookups = tokio::task::JoinSet::new();
+    for id in ids {
+        let graph = world.graph.clone();
+        let id = id.clone();
+        lookups.spawn(async move { graph.user(&id).await });
+    }
+    let mut users = BTreeMap::new();
+    while let Some(joined) = lookups.join_next().await {
+        // A lookup that did not finish must not read as "no other addresses": that could
+        // remove someone who is back in the roster under another address.
+        let found = joined.map_err(|error| StepError::PeopleToRetry {
+            count: ids.len(),
+            first: format!("a user lookup stopped: {error}"),
+            emails: Vec::new(),
+        })?;
+        if let Some(user) = found? {
+            users.insert(user.id.clone(), user);
+        }
+    }
+    Ok(users)
+}
+
+/// Remove: asks to remove (`adminRemove`) each assignment whose holder is still absent from
+/// the roster and that is still active. A roster that is now invalid or gone removes nobody.
+///
+/// # Errors
+/// [`StepError`] when the whole message must be tried again.
+pub async fn remove<S: Storage>(
+    world: &World<S>,
+    message: &ChangeMessage<RemovePerson>,
+    attempt: Attempt,
+) -> Result<StepOutput, StepError> {
+    let context = &message.context;
+    let (mut ledger, current) = match open_ledger(world, message, Action::Remove).await? {
+        Ok(opened) => opened,
+        Err(skipped) => return Ok(skipped),
+    };
+    let output = StepOutput::default();
+    // Everything the decision needs, fetched together: the holders (for every address they
+    // are known by) one request each in parallel, and their assignments in one `$batch`.
+    let user_ids: Vec<String> = message
+        .people
+        .iter()
+        .filter_map(|p| p.user_id.clone())
+        .collect();
+    let users = users_by_id(world, &user_ids).await?;
+    let active: HashSet<String> = world
+        .graph
+        .assignments_of_users(&context.access_package_id, &user_ids)
+        .await?
+        .into_iter()
+        .map(|assignment| assignment.id)
+        .collect();
+    let mut to_remove = Vec::new();
+    for person in &message.people {
+        let whom = || Whom {
+            email: &person.email,
+            user_id: person.user_id.as_deref(),
+            assignment_id: Some(&person.assignment_id),
+        };
+        let mut keys = vec![email_key(&person.email)];
+        if let Some(user) = person.user_id.as_ref().and_then(|id| users.get(id)) {
+            keys.extend(user_keys(user));
+        }
+        if keys.iter().any(|key| current.keys.contains(key)) {
+            ledger.record(
+                whom(),
+                Outcome::Skipped,
+                "back in the roster; not removed",
+                None,
+            );
+            continue;
+        }
+        let still_active = if person.user_id.is_some() {
+            active.contains(&person.assignment_id)
+        } else {
+            world
+                .graph
+                .assignment(&person.assignment_id)
+                .await?
+                .is_some_and(|assignment| assignment.is_active())
+        };
+        if still_active {
+            to_remove.push(person);
+        } else {
+            ledger.record(
+                whom(),
+                Outcome::AlreadyDone,
+                "the assignment is already gone",
+                None,
+            );
+        }
+    }
+    let ids: Vec<String> = to_remove.iter().map(|p| p.assignment_id.clone()).collect();
+    for (person, (_, result)) in to_remove
+        .iter()
+        .zip(world.graph.remove_assignments(&ids).await)
+    {
+        let whom = Whom {
+            email: &person.email,
+            user_id: person.user_id.as_deref(),
+            assignment_id: Some(&person.assignment_id),
+        };
+        match result {
+            Ok(request) => ledger.record(
+                whom,
+                Outcome::Done,
+                format!("adminRemove requested (request {})", request.id),
+                None,
+            ),
+            Err(error) if error.is_already_removed() => ledger.record(
+                whom,
+                Outcome::AlreadyDone,
+                error.to_string(),
+                error.request_id(),
+            ),
+            Err(error) => ledger.failure(whom, &error, attempt),
+        }
+    }
+    ledger.finish(output).await
+}

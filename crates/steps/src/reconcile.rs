@@ -1,0 +1,356 @@
+//! The Plan step (queue `reconcile`) and the Scheduled step's fan-out.
+
+use enroll_core::plan::{
+    LocateError, Mapping, PackagePlan, PlanError, TenantIndex, locate_all, plan_package,
+};
+use enroll_core::report::{package_markdown, rejected_markdown};
+use enroll_core::roster::parse;
+use enroll_core::tenant::{AccessPackage, Catalog, TenantSnapshot};
+
+use super::{StepError, StepOutput, Storage, StorageError, World};
+use enroll_core::audit::{Action, AuditRecord, Outcome, rfc3339};
+use enroll_core::messages::{Reason, ReconcileMessage, VERSION, change_messages};
+
+/// What planning one roster gave.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanOutcome {
+    /// The package plan, when the roster could be planned.
+    pub plan: Option<PackagePlan>,
+    /// Why it could not be, otherwise.
+    pub errors: Vec<PlanError>,
+    /// Follow-up messages and logs.
+    pub output: StepOutput,
+}
+
+/// The reconcile message for a blob written to the rosters container, or `None` when the
+/// blob is not a roster (the mapping file, for example).
+pub fn reconcile_for_upload(
+    name: &str,
+    etag: Option<String>,
+    now: std::time::SystemTime,
+) -> Option<ReconcileMessage> {
+    enroll_core::roster::is_roster_name(name).then(|| ReconcileMessage {
+        v: VERSION,
+        run_id: super::new_run_id(now),
+        roster: name.to_owned(),
+        etag,
+        reason: Reason::Upload,
+        allow_removals: false,
+    })
+}
+
+/// One reconcile message per roster in storage (the nightly timer, or a full API run).
+///
+/// # Errors
+/// [`StepError::Storage`] when the rosters cannot be listed.
+pub async fn reconcile_all<S: Storage>(
+    world: &World<S>,
+    run_id: &str,
+    reason: Reason,
+) -> Result<Vec<ReconcileMessage>, StepError> {
+    let names = world.storage.roster_names().await?;
+    Ok(names
+        .into_iter()
+        .map(|roster| ReconcileMessage {
+            v: VERSION,
+            run_id: run_id.to_owned(),
+            roster,
+            etag: None,
+            reason,
+            allow_removals: false,
+        })
+        .collect())
+}
+
+fn roster_error(roster: &str, code: &str, message: String) -> PlanError {
+    PlanError {
+        roster: roster.to_owned(),
+        line: None,
+        column: None,
+        code: code.to_owned(),
+        message,
+    }
+}
+
+/// The catalog a roster is matched in: its first folder, else the configured one.
+fn catalog_name<'a>(roster: &'a str, configured: Option<&'a str>) -> Option<&'a str> {
+    match roster.split_once('/') {
+        Some((folder, _)) if !folder.is_empty() => Some(folder),
+        _ => configured,
+    }
+}
+
+/// The access packages a roster can belong to, with their catalog filled in; read from
+/// Graph at most every [`super::world::PACKAGE_CACHE_TTL`].
+async fn candidate_packages<S: Storage>(
+    world: &World<S>,
+    catalog: Option<&str>,
+) -> Result<Result<(Vec<AccessPackage>, Vec<Catalog>), String>, StepError> {
+    let key = catalog.map(str::to_ascii_lowercase);
+    let mut cache = world.packages.lock().await;
+    if let Some((read, packages, catalogs)) = cache.get(&key)
+        && read.elapsed() < super::world::PACKAGE_CACHE_TTL
+    {
+        return Ok(Ok((packages.clone(), catalogs.clone())));
+    }
+    let found = read_packages(world, catalog).await?;
+    if let Ok((packages, catalogs)) = &found {
+        cache.insert(
+            key,
+            (
+                std::time::Instant::now(),
+                packages.clone(),
+                catalogs.clone(),
+            ),
+        );
+    }
+    Ok(found)
+}
+
+async fn read_packages<S: Storage>(
+    world: &World<S>,
+    catalog: Option<&str>,
+) -> Result<Result<(Vec<AccessPackage>, Vec<Catalog>), String>, StepError> {
+    let Some(catalog) = catalog else {
+        return Ok(Ok((world.graph.access_packages(None).await?, Vec::new())));
+    };
+    let catalogs = world.graph.catalogs().await?;
+    let Some(found) = catalogs.iter().find(|known| {
+        known.id.eq_ignore_ascii_case(catalog)
+            || known
+                .display_name
+                .as_deref()
+                .is_some_and(|name| name.eq_ignore_ascii_case(catalog))
+    }) else {
+        return Ok(Err(format!(
+            "no access package catalog is named `{catalog}` ({} catalogs in the tenant)",
+            catalogs.len()
+        )));
+    };
+    let mut packages = world.graph.access_packages(Some(&found.id)).await?;
+    for package in &mut packages {
+        package.catalog.get_or_insert_with(|| found.clone());
+    }
+    Ok(Ok((packages, vec![found.clone()])))
+}
+
+async fn read_mapping<S: Storage>(
+    world: &World<S>,
+) -> Result<Result<Mapping, String>, StorageError> {
+    Ok(match world.storage.mapping().await? {
+        None => Ok(Mapping::default()),
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
+            format!("the mapping file access-packages.json is not valid: {error}")
+        }),
+    })
+}
+
+/// Plans one roster: reads it (by ETag) and the tenant, applies the guards, writes the
+/// report and audit record, and returns the change messages (none when blocked or invalid).
+///
+/// # Errors
+/// [`StepError`] when storage or Graph fail for the whole roster; retrying can help then.
+pub async fn plan_roster<S: Storage>(
+    world: &World<S>,
+    message: &ReconcileMessage,
+) -> Result<PlanOutcome, StepError> {
+    let mut outcome = PlanOutcome::default();
+    let Some(stored) = world.storage.roster(&message.roster).await? else {
+        outcome.output.logs.push(format!(
+            "roster {} no longer exists; nothing to do (a deleted roster removes nobody)",
+            message.roster
+        ));
+        return Ok(outcome);
+    };
+    let roster = parse(&message.roster, &stored.bytes, world.config.limits);
+    let record = |outcome_kind: Outcome, package: Option<&str>, detail: String| AuditRecord {
+        time: rfc3339((world.now)()),
+        actor: world.config.actor.clone(),
+        run_id: message.run_id.clone(),
+        roster: message.roster.clone(),
+        roster_version: stored.etag.clone(),
+        access_package_id: package.map(str::to_owned),
+        action: Action::Plan,
+        email: None,
+        user_id: None,
+        assignment_id: None,
+        group_id: None,
+        app_role_id: None,
+        outcome: outcome_kind,
+        detail: Some(detail),
+        request_id: None,
+    };
+    let valid = match roster.validated() {
+        Ok(valid) => valid,
+        Err(invalid) => {
+            outcome.errors = invalid
+                .errors
+                .iter()
+                .map(|problem| PlanError {
+                    roster: message.roster.clone(),
+                    line: problem.line,
+                    column: problem.column,
+                    code: problem.code.as_str().to_owned(),
+                    message: problem.message.clone(),
+                })
+                .collect();
+            return reject(world, message, &stored.etag, outcome, record).await;
+        }
+    };
+    let mapping = match read_mapping(world).await? {
+        Ok(mapping) => mapping,
+        Err(problem) => {
+            outcome.errors = vec![roster_error(&message.roster, "invalid_mapping", problem)];
+            return reject(world, message, &stored.etag, outcome, record).await;
+        }
+    };
+    let catalog = catalog_name(&message.roster, world.config.catalog.as_deref());
+    let (packages, catalogs) = match candidate_packages(world, catalog).await? {
+        Ok(found) => found,
+        Err(problem) => {
+            outcome.errors = vec![roster_error(
+                &message.roster,
+                "no_matching_catalog",
+                problem,
+            )];
+            return reject(world, message, &stored.etag, outcome, record).await;
+        }
+    };
+    let mut names = world.storage.roster_names().await?;
+    if !names.contains(&message.roster) {
+        names.push(message.roster.clone());
+    }
+    let candidates = TenantSnapshot {
+        access_packages: packages,
+        catalogs: catalogs.clone(),
+        ..TenantSnapshot::default()
+    };
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let located = locate_all(
+        &name_refs,
+        &candidates,
+        &mapping,
+        world.config.catalog.as_deref(),
+    );
+    let position = names.iter().position(|name| *name == message.roster);
+    let package = match position.and_then(|index| located.into_iter().nth(index)) {
+        Some(Ok(package)) => package.clone(),
+        Some(Err(error)) => {
+            outcome.errors = vec![locate_error(&message.roster, &error)];
+            return reject(world, message, &stored.etag, outcome, record).await;
+        }
+        None => return Ok(outcome),
+    };
+    let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
+    let users = world.graph.users_by_email(&emails).await?;
+    let assignments = world.graph.assignments(&package.id).await?;
+    let mut requests = world.graph.open_assignment_requests().await?;
+    requests.retain(|request| request.access_package_id() == Some(package.id.as_str()));
+    let tenant = TenantSnapshot {
+        users: users.into_values().collect(),
+        access_packages: vec![package.clone()],
+        assignments,
+        assignment_requests: requests,
+        catalogs,
+        ..TenantSnapshot::default()
+    };
+    let mut options = world.plan_options(mapping);
+    options.guards.allow_removals |= message.allow_removals;
+    let plan = plan_package(
+        valid,
+        &stored.etag,
+        &package,
+        &TenantIndex::new(&tenant),
+        &options,
+    );
+    let messages = change_messages(&plan, &message.run_id, &message.roster);
+    let summary = format!(
+        "invite {}, assign {}, remove {}, unchanged {}{}",
+        plan.invite.len(),
+        plan.assign.len(),
+        plan.remove.len(),
+        plan.unchanged,
+        plan.blocked_message
+            .as_deref()
+            .map(|why| format!("; blocked: {why}"))
+            .unwrap_or_default()
+    );
+    let json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
+    world
+        .storage
+        .put_report(
+            &message.run_id,
+            &message.roster,
+            &json,
+            &package_markdown(&plan),
+        )
+        .await?;
+    let kind = if plan.blocked.is_some() {
+        Outcome::Rejected
+    } else {
+        Outcome::Done
+    };
+    let planned = record(kind, Some(&package.id), summary.clone());
+    world
+        .storage
+        .append_audit(std::slice::from_ref(&planned))
+        .await?;
+    outcome.output.audit.push(planned);
+    outcome.output.logs.push(format!(
+        "{} -> {} ({}): {summary}",
+        message.roster, package.display_name, package.id
+    ));
+    outcome.output.invite = messages.invite;
+    outcome.output.assign = messages.assign;
+    outcome.output.remove = messages.remove;
+    outcome.plan = Some(plan);
+    Ok(outcome)
+}
+
+fn locate_error(roster: &str, error: &LocateError) -> PlanError {
+    roster_error(roster, error.code(), error.to_string())
+}
+
+async fn reject<S: Storage>(
+    world: &World<S>,
+    message: &ReconcileMessage,
+    version: &str,
+    mut outcome: PlanOutcome,
+    record: impl Fn(Outcome, Option<&str>, String) -> AuditRecord,
+) -> Result<PlanOutcome, StepError> {
+    let json = serde_json::to_vec_pretty(&serde_json::json!({
+        "roster": message.roster,
+        "rosterVersion": version,
+        "errors": outcome.errors,
+    }))
+    .unwrap_or_default();
+    world
+        .storage
+        .put_report(
+            &message.run_id,
+            &message.roster,
+            &json,
+            &rejected_markdown(&message.roster, version, &outcome.errors),
+        )
+        .await?;
+    let first = outcome
+        .errors
+        .first()
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    let detail = format!(
+        "roster not applied, nothing changed: {} problem(s); first: {first}",
+        outcome.errors.len()
+    );
+    let rejected = record(Outcome::Rejected, None, detail.clone());
+    world
+        .storage
+        .append_audit(std::slice::from_ref(&rejected))
+        .await?;
+    outcome.output.audit.push(rejected);
+    outcome
+        .output
+        .logs
+        .push(format!("{}: {detail}", message.roster));
+    Ok(outcome)
+}

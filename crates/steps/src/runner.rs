@@ -1,0 +1,297 @@
+//! `enroll apply`: Plan and the steps in one process, concurrently and within Graph's
+//! limits, with the same reports and audit trail as the Functions app.
+//!
+//! The runner plays the part storage queues play in Azure: it holds the messages, retries a
+//! message whose step asks for it (after a delay that grows with each try), and gives up
+//! after the same number of tries the queues make, recording the message as failed.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Attempt, StepError, StepOutput, Storage, World};
+use enroll_core::audit::{Action, AuditRecord, Outcome};
+use enroll_core::messages::{
+    AssignPerson, ChangeMessage, InvitePerson, Reason, ReconcileMessage, RemovePerson,
+};
+use enroll_core::plan::{PackagePlan, PlanError};
+
+/// How a run goes.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run's id (reports go under it).
+    pub run_id: String,
+    /// Stop after the plan.
+    pub dry_run: bool,
+    /// Let plans through that a guard would block.
+    pub allow_removals: bool,
+    /// Steps running at once (Graph calls are further limited by the client).
+    pub concurrency: usize,
+    /// Delay before the first retry of a message; doubles with each try.
+    pub retry_delay: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            run_id: "run".into(),
+            dry_run: false,
+            allow_removals: false,
+            concurrency: 8,
+            retry_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Where the run is, for a progress display.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Rosters planned, of all rosters.
+    pub planned: (usize, usize),
+    /// Messages finished, of all messages so far.
+    pub messages: (usize, usize),
+    /// Messages waiting to be tried again.
+    pub retrying: usize,
+}
+
+/// A message the runner gave up on, as it would sit in a poison queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Queue it came from.
+    pub queue: &'static str,
+    /// Roster.
+    pub roster: String,
+    /// People in it.
+    pub people: usize,
+    /// The last error.
+    pub error: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSummary {
+    /// The run id.
+    pub run_id: String,
+    /// Plans per package.
+    pub plans: Vec<PackagePlan>,
+    /// Rosters not planned, with why.
+    pub errors: Vec<PlanError>,
+    /// Final outcomes per (roster, action, outcome): people counted.
+    pub outcomes: BTreeMap<(String, Action, Outcome), usize>,
+    /// Messages given up on.
+    pub failures: Vec<Failure>,
+}
+
+impl RunSummary {
+    /// People with a given outcome of an action, over all rosters.
+    pub fn count(&self, action: Action, outcome: Outcome) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|((_, a, o), _)| *a == action && *o == outcome)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn tally(&mut self, records: &[AuditRecord]) {
+        for record in records.iter().filter(|r| r.action != Action::Plan) {
+            *self
+                .outcomes
+                .entry((record.roster.clone(), record.action, record.outcome))
+                .or_default() += 1;
+        }
+    }
+}
+
+enum Job {
+    Invite(ChangeMessage<InvitePerson>),
+    Assign(ChangeMessage<AssignPerson>),
+    Remove(ChangeMessage<RemovePerson>),
+}
+
+impl Job {
+    fn queue(&self) -> &'static str {
+        match self {
+            Self::Invite(_) => "invite",
+            Self::Assign(_) => "assign",
+            Self::Remove(_) => "remove",
+        }
+    }
+
+    fn roster_and_people(&self) -> (String, usize) {
+        match self {
+            Self::Invite(m) => (m.context.roster.clone(), m.people.len()),
+            Self::Assign(m) => (m.context.roster.clone(), m.people.len()),
+            Self::Remove(m) => (m.context.roster.clone(), m.people.len()),
+        }
+    }
+
+    async fn run<S: Storage>(
+        &self,
+        world: &World<S>,
+        attempt: Attempt,
+    ) -> Result<StepOutput, StepError> {
+        match self {
+            Self::Invite(message) => crate::invite(world, message, attempt).await,
+            Self::Assign(message) => crate::assign(world, message, attempt).await,
+            Self::Remove(message) => crate::remove(world, message, attempt).await,
+        }
+    }
+}
+
+fn jobs_of(output: StepOutput) -> impl Iterator<Item = Job> {
+    output
+        .invite
+        .into_iter()
+        .map(Job::Invite)
+        .chain(output.assign.into_iter().map(Job::Assign))
+        .chain(output.remove.into_iter().map(Job::Remove))
+}
+
+/// Runs Plan for every roster, then the steps, until no message is left.
+///
+/// # Errors
+/// [`StepError`] when the rosters cannot be listed, or a roster cannot be planned even
+/// after retries (nothing has changed in the tenant for that roster then).
+pub async fn run<S: Storage + 'static>(
+    world: Arc<World<S>>,
+    options: &RunOptions,
+    progress: impl Fn(Progress),
+) -> Result<RunSummary, StepError> {
+    let mut summary = RunSummary {
+        run_id: options.run_id.clone(),
+        ..RunSummary::default()
+    };
+    let mut state = Progress::default();
+    let reconciles = crate::reconcile_all(&world, &options.run_id, Reason::Cli).await?;
+    state.planned.1 = reconciles.len();
+    progress(state);
+    let mut planning = tokio::task::JoinSet::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
+    for mut message in reconciles {
+        message.allow_removals = options.allow_removals;
+        let world = world.clone();
+        let limit = limit.clone();
+        let retry_delay = options.retry_delay;
+        planning.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            plan_with_retries(&world, &message, retry_delay).await
+        });
+    }
+    let mut queue: VecDeque<(Job, u32)> = VecDeque::new();
+    let mut outcomes = Vec::new();
+    while let Some(joined) = planning.join_next().await {
+        let outcome = joined.map_err(|error| StepError::PeopleToRetry {
+            count: 0,
+            first: format!("a planning task stopped: {error}"),
+            emails: Vec::new(),
+        })??;
+        state.planned.0 += 1;
+        progress(state);
+        outcomes.push(outcome);
+    }
+    outcomes.sort_by(|a, b| roster_of(a).cmp(roster_of(b)));
+    for outcome in outcomes {
+        summary.errors.extend(outcome.errors);
+        summary.plans.extend(outcome.plan);
+        if !options.dry_run {
+            queue.extend(jobs_of(outcome.output).map(|job| (job, 1)));
+        }
+    }
+    summary
+        .errors
+        .sort_by(|a, b| (&a.roster, a.line).cmp(&(&b.roster, b.line)));
+    state.messages.1 = queue.len();
+    progress(state);
+    let max_tries = world.config.max_dequeue_count.max(1);
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < options.concurrency.max(1) {
+            let Some((job, number)) = queue.pop_front() else {
+                break;
+            };
+            let world = world.clone();
+            let delay = if number > 1 {
+                options.retry_delay * 2u32.saturating_pow(number - 2)
+            } else {
+                Duration::ZERO
+            };
+            running.spawn(async move {
+                tokio::time::sleep(delay).await;
+                let result = job.run(&world, Attempt::of(number, max_tries)).await;
+                (job, number, result)
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let Ok((job, number, result)) = joined else {
+            continue;
+        };
+        match result {
+            Ok(output) => {
+                summary.tally(&output.audit);
+                if !output.gave_up.is_empty() {
+                    let (roster, _) = job.roster_and_people();
+                    summary.failures.push(Failure {
+                        queue: job.queue(),
+                        roster,
+                        people: output.gave_up.len(),
+                        error: format!(
+                            "gave up after {number} tries: {}",
+                            output.gave_up.join(", ")
+                        ),
+                    });
+                }
+                let follow: Vec<Job> = jobs_of(output).collect();
+                state.messages.1 += follow.len();
+                queue.extend(follow.into_iter().map(|job| (job, 1)));
+                state.messages.0 += 1;
+            }
+            Err(error) if error.is_retryable() && number < max_tries => {
+                state.retrying += 1;
+                queue.push_back((job, number + 1));
+            }
+            Err(error) => {
+                let (roster, people) = job.roster_and_people();
+                summary.failures.push(Failure {
+                    queue: job.queue(),
+                    roster,
+                    people,
+                    error: error.to_string(),
+                });
+                state.messages.0 += 1;
+            }
+        }
+        state.retrying = queue.iter().filter(|(_, n)| *n > 1).count();
+        progress(state);
+    }
+    Ok(summary)
+}
+
+fn roster_of(outcome: &crate::PlanOutcome) -> &str {
+    outcome
+        .plan
+        .as_ref()
+        .map(|p| p.roster.as_str())
+        .or_else(|| outcome.errors.first().map(|e| e.roster.as_str()))
+        .unwrap_or_default()
+}
+
+async fn plan_with_retries<S: Storage>(
+    world: &World<S>,
+    message: &ReconcileMessage,
+    retry_delay: Duration,
+) -> Result<crate::PlanOutcome, StepError> {
+    let tries = world.config.max_dequeue_count.max(1);
+    let mut delay = retry_delay;
+    for _ in 1..tries {
+        match crate::plan_roster(world, message).await {
+            Err(error) if error.is_retryable() => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    crate::plan_roster(world, message).await
+}

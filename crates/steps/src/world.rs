@@ -1,0 +1,100 @@
+//! What a step needs from the world: Graph, storage for rosters, reports and audit
+//! ([`enroll_store::Storage`]), settings and the clock.
+
+use std::time::SystemTime;
+
+use enroll_core::plan::{Guards, InviteDomains, Mapping};
+use enroll_core::roster::Limits;
+use enroll_graph::GraphClient;
+
+/// Settings for the steps.
+#[derive(Debug, Clone)]
+pub struct StepConfig {
+    /// Removal guard and empty-roster rule.
+    pub guards: Guards,
+    /// The catalog searched for rosters that do not name one by folder (display name or id).
+    pub catalog: Option<String>,
+    /// Domains invitations may go to.
+    pub invite_domains: InviteDomains,
+    /// Where invited guests land after redeeming.
+    pub invite_redirect_url: String,
+    /// Whether Microsoft e-mails the invitation.
+    pub send_invitation_message: bool,
+    /// Roster size limits.
+    pub limits: Limits,
+    /// Tries a queue message gets before it is moved to the poison queue (host.json).
+    pub max_dequeue_count: u32,
+    /// Who the audit trail names as acting (the app's identity).
+    pub actor: String,
+    /// The application (client id) whose app roles a manifest without `appId` is for.
+    pub app_id: Option<String>,
+    /// The group naming convention for app roles (`{value}` is the role's value).
+    pub group_pattern: String,
+}
+
+impl Default for StepConfig {
+    fn default() -> Self {
+        Self {
+            guards: Guards::default(),
+            catalog: None,
+            invite_domains: InviteDomains::Any,
+            invite_redirect_url: "https://myapps.microsoft.com".into(),
+            send_invitation_message: false,
+            limits: Limits::default(),
+            max_dequeue_count: 5,
+            actor: "enroll".into(),
+            app_id: None,
+            group_pattern: enroll_core::roles::DEFAULT_GROUP_PATTERN.into(),
+        }
+    }
+}
+
+/// Access packages (with policies) of a catalog, and the catalog, as last read.
+pub(crate) type CachedPackages = (
+    std::time::Instant,
+    Vec<enroll_core::tenant::AccessPackage>,
+    Vec<enroll_core::tenant::Catalog>,
+);
+
+/// How long the access packages of a catalog are reused before they are read again. Plans
+/// of many rosters in one run then read them once; a new package or policy is seen within
+/// this time.
+pub const PACKAGE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Everything a step acts on.
+pub struct World<S> {
+    /// The tenant.
+    pub graph: GraphClient,
+    /// Rosters, reports, audit.
+    pub storage: S,
+    /// Settings.
+    pub config: StepConfig,
+    /// The clock (a parameter, so tests and replays control time).
+    pub now: fn() -> SystemTime,
+    /// Access packages per catalog name, read at most every [`PACKAGE_CACHE_TTL`].
+    pub(crate) packages:
+        tokio::sync::Mutex<std::collections::HashMap<Option<String>, CachedPackages>>,
+}
+
+impl<S> World<S> {
+    /// The world with the system clock.
+    pub fn new(graph: GraphClient, storage: S, config: StepConfig) -> Self {
+        Self {
+            graph,
+            storage,
+            config,
+            now: SystemTime::now,
+            packages: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// The plan options the steps use (mapping read from storage by the caller).
+    pub fn plan_options(&self, mapping: Mapping) -> enroll_core::plan::PlanOptions {
+        enroll_core::plan::PlanOptions {
+            guards: self.config.guards,
+            mapping,
+            catalog: self.config.catalog.clone(),
+            invite_domains: self.config.invite_domains.clone(),
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The custom handler's HTTP app: `GET /` for the host's readiness probe and
+//! `POST /{Function}` for invocations. The app only decodes the invocation, calls one step
+//! and encodes the answer; everything else lives in [`enroll_steps`].
+//!
+//! Answers follow the host's rules (reference `functions.md` §1.8): a 2xx carries outputs
+//! and logs; a non-2xx makes the host drop both and deliver the message again, so it is
+//! used only when another try can help. A message that cannot succeed, or that the last try
+//! could not finish, is set aside through the function's `poison` output with a 2xx, so its
+//! other outputs are kept; the reason goes to the invocation log and to stderr.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use super::protocol::{Invocation, InvocationResult};
+use super::{FUNCTIONS, FunctionSpec, Trigger};
+use enroll_core::messages::{
+    AssignPerson, ChangeMessage, InvitePerson, MapRolesMessage, Reason, RemovePerson, VERSION,
+    read_change, read_map_roles, read_reconcile,
+};
+use enroll_steps::{Attempt, StepError, StepOutput, Storage, World};
+
+/// Largest invocation accepted: the host buffers a whole blob and base64 grows it by a third.
+const MAX_INVOCATION_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The app's routes, ready for `warp::serve`.
+pub fn app<S: Storage + 'static>(
+    world: Arc<World<S>>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let ready = warp::get()
+        .and(warp::path::end())
+        .map(|| warp::reply::with_status("enroll handler ready", StatusCode::OK).into_response());
+    let invoke = warp::post()
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::body::content_length_limit(MAX_INVOCATION_BYTES))
+        .and(warp::body::bytes())
+        .and(warp::header::optional::<String>(
+            "x-azure-functions-invocationid",
+        ))
+        .and(warp::any().map(move || Arc::clone(&world)))
+        .then(
+            |name: String,
+             body: warp::hyper::body::Bytes,
+             invocation_id: Option<String>,
+             world: Arc<World<S>>| async move {
+                let started = std::time::Instant::now();
+                let response = invoke(&world, &name, &body).await;
+                log_invocation(
+                    &name,
+                    invocation_id.as_deref(),
+                    &response,
+                    started.elapsed(),
+                );
+                response
+            },
+        );
+    ready
+        .or(invoke)
+        .unify()
+        .recover(|rejection: warp::Rejection| async move {
+            let status = if rejection.is_not_found() {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Ok::<_, Infallible>(
+                warp::reply::with_status(format!("{rejection:?}"), status).into_response(),
+            )
+        })
+        .unify()
+}
+
+/// One line per invocation on stdout, at the boundary: the host keeps the handler's output
+/// in its log stream (stderr lines count as errors, so failures are told there as well).
+fn log_invocation(
+    function: &str,
+    invocation_id: Option<&str>,
+    response: &Response,
+    took: std::time::Duration,
+) {
+    let line = serde_json::json!({
+        "function": function,
+        "invocationId": invocation_id,
+        "status": response.status().as_u16(),
+        "ms": (took.as_secs_f64() * 1e3 * 1000.0).round() / 1000.0,
+    });
+    println!("{line}");
+}
+
+fn json_reply(result: &InvocationResult) -> Response {
+    warp::reply::json(result).into_response()
+}
+
+/// Asks the host to deliver the message again (it drops outputs and logs, so say why on stderr).
+fn retry_later(function: &str, error: &StepError) -> Response {
+    eprintln!("{function}: will be tried again: {error}");
+    warp::reply::with_status(format!("{error}"), StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}
+
+async fn invoke<S: Storage>(world: &World<S>, name: &str, body: &[u8]) -> Response {
+    let Some(spec) = FUNCTIONS.iter().find(|spec| spec.name == name) else {
+        return warp::reply::with_status(format!("no function {name}"), StatusCode::NOT_FOUND)
+            .into_response();
+    };
+    let invocation: Invocation = match serde_json::from_slice(body) {
+        Ok(invocation) => invocation,
+        Err(error) => {
+            return warp::reply::with_status(
+                format!("the invocation is not the custom-handler JSON: {error}"),
+                StatusCode::BAD_REQUEST,
+            )
+            .into_response();
+        }
+    };
+    match spec.trigger {
+        Trigger::Blob {
+            container: "manifests",
+            ..
+        } => manifest_uploaded(spec, &invocation),
+        Trigger::Blob { .. } => roster_uploaded(spec, &invocation),
+        Trigger::Timer { .. } => scheduled(world, spec).await,
+        Trigger::Queue { binding, .. } => queue_step(world, spec, &invocation, binding).await,
+    }
+}
+
+fn roster_uploaded(spec: &FunctionSpec, invocation: &Invocation) -> Response {
+    let mut result = InvocationResult::default();
+    // `BlobTrigger` is dropped by the host (keys ending in "trigger"), so the name comes
+    // from the `{name}` pattern variable.
+    let Some(name) = invocation.metadata_text("name") else {
+        eprintln!("{}: the invocation has no `name` metadata", spec.name);
+        result.log("no blob name in the invocation metadata; nothing to do");
+        return json_reply(&result);
+    };
+    let Some(message) = enroll_steps::reconcile_for_upload(
+        &name,
+        invocation.blob_etag(),
+        std::time::SystemTime::now(),
+    ) else {
+        result.log(format!("{name} is not a roster (*.csv); ignored"));
+        return json_reply(&result);
+    };
+    result.log(format!(
+        "roster {name} uploaded: reconcile run {}",
+        message.run_id
+    ));
+    result.push_messages("reconcile", &[message]);
+    json_reply(&result)
+}
+
+/// A manifest or its mapping file was written: map the manifest's roles.
+fn manifest_uploaded(spec: &FunctionSpec, invocation: &Invocation) -> Response {
+    let mut result = InvocationResult::default();
+    let Some(name) = invocation.metadata_text("name") else {
+        eprintln!("{}: the invocation has no `name` metadata", spec.name);
+        result.log("no blob name in the invocation metadata; nothing to do");
+        return json_reply(&result);
+    };
+    let Some(manifest) = enroll_core::roles::manifest_of(&name) else {
+        result.log(format!(
+            "{name} is not an app role manifest (*.json) or mapping (*.mapping.json); ignored"
+        ));
+        return json_reply(&result);
+    };
+    // A mapping file's own ETag says nothing about the manifest's version.
+    let etag = (manifest == name).then(|| invocation.blob_etag()).flatten();
+    let message = MapRolesMessage {
+        v: VERSION,
+        run_id: enroll_steps::new_run_id(std::time::SystemTime::now()),
+        manifest: manifest.clone(),
+        etag,
+        reason: Reason::Upload,
+        allow_role_removals: false,
+    };
+    result.log(format!(
+        "{name} uploaded: map-roles run {} for manifest {manifest}",
+        message.run_id
+    ));
+    result.push_messages("mapRoles", &[message]);
+    json_reply(&result)
+}
+
+async fn scheduled<S: Storage>(world: &World<S>, spec: &FunctionSpec) -> Response {
+    let run_id = enroll_steps::new_run_id((world.now)());
+    let reconciles = match enroll_steps::reconcile_all(world, &run_id, Reason::Schedule).await {
+        Ok(messages) => messages,
+        Err(error) => return retry_later(spec.name, &error),
+    };
+    let manifests = match enroll_steps::map_roles_all(world, &run_id, Reason::Schedule).await {
+        Ok(messages) => messages,
+        Err(error) => return retry_later(spec.name, &error),
+    };
+    let mut result = InvocationResult::default();
+    result.log(format!(
+        "nightly run {run_id}: {} rosters to reconcile, {} app role manifests to map",
+        reconciles.len(),
+        manifests.len()
+    ));
+    result.push_messages("reconcile", &reconciles);
+    result.push_messages("mapRoles", &manifests);
+    json_reply(&result)
+}
+
+/// Puts a step's follow-up messages and logs into the answer.
+fn add_output(result: &mut InvocationResult, output: &StepOutput) {
+    result.push_messages("invite", &output.invite);
+    result.push_messages("assign", &output.assign);
+    result.push_messages("remove", &output.remove);
+    for line in &output.logs {
+        result.log(line.clone());
+    }
+}
+
+async fn queue_step<S: Storage>(
+    world: &World<S>,
+    spec: &FunctionSpec,
+    invocation: &Invocation,
+    binding: &str,
+) -> Response {
+    let text = match invocation.text(binding) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("{}: {error}", spec.name);
+            let mut result = InvocationResult::default();
+            result.log(format!("set aside: {error}"));
+            return json_reply(&result);
+        }
+    };
+    let attempt = Attempt::of(
+        invocation.dequeue_count().unwrap_or(1),
+        world.config.max_dequeue_count,
+    );
+    let mut result = InvocationResult::default();
+    let outcome = match spec.name {
+        "Plan" => match read_reconcile(&text) {
+            Ok(message) => enroll_steps::plan_roster(world, &message)
+                .await
+                .map(|o| o.output),
+            Err(error) => Err(StepError::from(error)),
+        },
+        "Invite" => match read_change::<InvitePerson>(&text, "invite") {
+            Ok(message) => {
+                let outcome = enroll_steps::invite(world, &message, attempt).await;
+                set_aside(&message, &outcome, &mut result);
+                outcome
+            }
+            Err(error) => Err(StepError::from(error)),
+        },
+        "Assign" => match read_change::<AssignPerson>(&text, "assign") {
+            Ok(message) => {
+                let outcome = enroll_steps::assign(world, &message, attempt).await;
+                set_aside(&message, &outcome, &mut result);
+                outcome
+            }
+            Err(error) => Err(StepError::from(error)),
+        },
+        "MapRoles" => match read_map_roles(&text) {
+            Ok(message) => enroll_steps::map_roles(world, &message, attempt)
+                .await
+                .map(|o| o.output),
+            Err(error) => Err(StepError::from(error)),
+        },
+        "Remove" => match read_change::<RemovePerson>(&text, "remove") {
+            Ok(message) => {
+                let outcome = enroll_steps::remove(world, &message, attempt).await;
+                set_aside(&message, &outcome, &mut result);
+                outcome
+            }
+            Err(error) => Err(StepError::from(error)),
+        },
+        other => {
+            return warp::reply::with_status(
+                format!("{other} is not a queue step"),
+                StatusCode::NOT_FOUND,
+            )
+            .into_response();
+        }
+    };
+    match outcome {
+        Ok(output) => {
+            add_output(&mut result, &output);
+            json_reply(&result)
+        }
+        Err(error) if error.is_retryable() && !attempt.last => retry_later(spec.name, &error),
+        Err(error) => {
+            // Trying again cannot help (or this was the last try): set the message aside.
+            eprintln!(
+                "{}: set aside in the poison queue after try {}: {error}",
+                spec.name, attempt.number
+            );
+            result.log(format!(
+                "set aside in the poison queue after try {}: {error}",
+                attempt.number
+            ));
+            if result.outputs.get("poison").is_none() {
+                result
+                    .outputs
+                    .insert("poison".into(), Value::Array(vec![Value::String(text)]));
+            }
+            json_reply(&result)
+        }
+    }
+}
+
+/// Puts the people a step gave up on into the poison output, as a message of their own.
+fn set_aside<P: PersonEmail + Clone + Serialize>(
+    message: &ChangeMessage<P>,
+    outcome: &Result<StepOutput, StepError>,
+    result: &mut InvocationResult,
+) {
+    let Ok(output) = outcome else {
+        return;
+    };
+    if output.gave_up.is_empty() {
+        return;
+    }
+    let aside = ChangeMessage {
+        context: message.context.clone(),
+        people: message
+            .people
+            .iter()
+            .filter(|p| output.gave_up.iter().any(|email| email == p.email()))
+            .cloned()
+            .collect(),
+    };
+    result.push_messages("poison", &[aside]);
+    result.log(format!(
+        "{} people set aside in the poison queue",
+        output.gave_up.len()
+    ));
+}
+
+/// The address of a person in a change message.
+pub trait PersonEmail {
+    /// The address.
+    fn email(&self) -> &str;
+}
+
+impl PersonEmail for InvitePerson {
+    fn email(&self) -> &str {
+        &self.email
+    }
+}
+
+impl PersonEmail for AssignPerson {
+    fn email(&self) -> &str {
+        &self.email
+    }
+}
+
+impl PersonEmail for RemovePerson {
+    fn email(&self) -> &str {
+        &self.email
+    }
+}
