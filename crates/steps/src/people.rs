@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use enroll_core::plan::guest_upn_email;
 use enroll_core::roster::{email_key, parse};
 use enroll_core::tenant::User;
-use enroll_graph::{GraphError, NewAssignment, NewInvitation};
+use enroll_graph::{Directory, GraphError, NewAssignment, NewInvitation};
 
 use super::{StepError, StepOutput, Storage, World};
 use enroll_core::audit::{Action, AuditRecord, Outcome, rfc3339};
@@ -42,8 +42,8 @@ struct CurrentRoster {
 
 /// Reads the roster again; `Err(reason)` when it is gone or invalid, in which case no step
 /// may act on its behalf (a broken roster must never turn into a change).
-async fn current_roster<S: Storage>(
-    world: &World<S>,
+async fn current_roster<S: Storage, D: Directory>(
+    world: &World<S, D>,
     name: &str,
 ) -> Result<Result<CurrentRoster, String>, StepError> {
     let Some(stored) = world.storage.roster(name).await? else {
@@ -63,8 +63,8 @@ async fn current_roster<S: Storage>(
 }
 
 /// Collects audit records and people to try again while a step works through its people.
-struct Ledger<'w, S> {
-    world: &'w World<S>,
+struct Ledger<'w, S, D> {
+    world: &'w World<S, D>,
     context: &'w ChangeContext,
     action: Action,
     version: String,
@@ -81,8 +81,8 @@ struct Whom<'a> {
     assignment_id: Option<&'a str>,
 }
 
-impl<'w, S: Storage> Ledger<'w, S> {
-    fn new(world: &'w World<S>, context: &'w ChangeContext, action: Action) -> Self {
+impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
+    fn new(world: &'w World<S, D>, context: &'w ChangeContext, action: Action) -> Self {
         Self {
             world,
             context,
@@ -211,11 +211,11 @@ impl AboutWhom for RemovePerson {
 /// Starts a step on a message: the ledger, and the roster as it is now. When the roster
 /// is gone or invalid, everyone is recorded as skipped and that finished output comes back
 /// instead, because no step may act for a roster that cannot be read.
-async fn open_ledger<'w, S: Storage, P: AboutWhom>(
-    world: &'w World<S>,
+async fn open_ledger<'w, S: Storage, D: Directory, P: AboutWhom>(
+    world: &'w World<S, D>,
     message: &'w ChangeMessage<P>,
     action: Action,
-) -> Result<Result<(Ledger<'w, S>, CurrentRoster), StepOutput>, StepError> {
+) -> Result<Result<(Ledger<'w, S, D>, CurrentRoster), StepOutput>, StepError> {
     let mut ledger = Ledger::new(world, &message.context, action);
     match current_roster(world, &message.context.roster).await? {
         Ok(current) => {
@@ -236,8 +236,8 @@ async fn open_ledger<'w, S: Storage, P: AboutWhom>(
 ///
 /// # Errors
 /// [`StepError`] when the whole message must be tried again.
-pub async fn invite<S: Storage>(
-    world: &World<S>,
+pub async fn invite<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &ChangeMessage<InvitePerson>,
     attempt: Attempt,
 ) -> Result<StepOutput, StepError> {
@@ -353,8 +353,8 @@ pub async fn invite<S: Storage>(
 /// # Errors
 /// [`StepError`] when the whole message must be tried again (for example a person invited a
 /// moment ago whom entitlement management does not know yet).
-pub async fn assign<S: Storage>(
-    world: &World<S>,
+pub async fn assign<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &ChangeMessage<AssignPerson>,
     attempt: Attempt,
 ) -> Result<StepOutput, StepError> {
@@ -535,8 +535,8 @@ fn user_keys(user: &User) -> Vec<String> {
 }
 
 /// The users with these ids that Graph knows, fetched in parallel.
-async fn users_by_id<S: Storage>(
-    world: &World<S>,
+async fn users_by_id<S: Storage, D: Directory>(
+    world: &World<S, D>,
     ids: &[String],
 ) -> Result<BTreeMap<String, User>, StepError> {
     let mut lookups = tokio::task::JoinSet::new();
@@ -566,8 +566,8 @@ async fn users_by_id<S: Storage>(
 ///
 /// # Errors
 /// [`StepError`] when the whole message must be tried again.
-pub async fn remove<S: Storage>(
-    world: &World<S>,
+pub async fn remove<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &ChangeMessage<RemovePerson>,
     attempt: Attempt,
 ) -> Result<StepOutput, StepError> {

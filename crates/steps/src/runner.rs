@@ -15,6 +15,7 @@ use enroll_core::messages::{
     AssignPerson, ChangeMessage, InvitePerson, Reason, ReconcileMessage, RemovePerson,
 };
 use enroll_core::plan::{PackagePlan, PlanError};
+use enroll_graph::Directory;
 
 /// How a run goes.
 #[derive(Debug, Clone)]
@@ -125,9 +126,9 @@ impl Job {
         }
     }
 
-    async fn run<S: Storage>(
+    async fn run<S: Storage, D: Directory>(
         &self,
-        world: &World<S>,
+        world: &World<S, D>,
         attempt: Attempt,
     ) -> Result<StepOutput, StepError> {
         match self {
@@ -152,8 +153,8 @@ fn jobs_of(output: StepOutput) -> impl Iterator<Item = Job> {
 /// # Errors
 /// [`StepError`] when the rosters cannot be listed, or a roster cannot be planned even
 /// after retries (nothing has changed in the tenant for that roster then).
-pub async fn run<S: Storage + 'static>(
-    world: Arc<World<S>>,
+pub async fn run<S: Storage + 'static, D: Directory>(
+    world: Arc<World<S, D>>,
     options: &RunOptions,
     progress: impl Fn(Progress),
 ) -> Result<RunSummary, StepError> {
@@ -277,8 +278,8 @@ fn roster_of(outcome: &crate::PlanOutcome) -> &str {
         .unwrap_or_default()
 }
 
-async fn plan_with_retries<S: Storage>(
-    world: &World<S>,
+async fn plan_with_retries<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &ReconcileMessage,
     retry_delay: Duration,
 ) -> Result<crate::PlanOutcome, StepError> {
