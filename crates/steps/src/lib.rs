@@ -11,15 +11,17 @@
 //! whole message again can help; everything it did before that is idempotent.
 
 pub mod config;
+mod disposition;
 mod people;
 mod reconcile;
 mod roles;
 pub mod runner;
 pub mod world;
 
+pub use disposition::{Aside, Attempt, Disposition, disposition};
 pub use enroll_core::{audit, messages};
 pub use enroll_store::{Storage, StorageError, StoredRoster};
-pub use people::{Attempt, assign, invite, remove};
+pub use people::{assign, invite, remove};
 pub use reconcile::{PlanOutcome, plan_roster, reconcile_all, reconcile_for_upload};
 pub use roles::{
     RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,

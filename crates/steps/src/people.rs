@@ -9,30 +9,11 @@ use enroll_core::roster::{email_key, parse};
 use enroll_core::tenant::User;
 use enroll_graph::{Directory, GraphError, NewAssignment, NewInvitation};
 
-use super::{StepError, StepOutput, Storage, World};
+use super::{Attempt, StepError, StepOutput, Storage, World};
 use enroll_core::audit::{Action, AuditRecord, Outcome, rfc3339};
 use enroll_core::messages::{
     AssignPerson, ChangeContext, ChangeMessage, InvitePerson, RemovePerson, chunked,
 };
-
-/// Which delivery of a queue message this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attempt {
-    /// 1 on the first delivery.
-    pub number: u32,
-    /// Whether the queue will give up after this one.
-    pub last: bool,
-}
-
-impl Attempt {
-    /// The attempt given a dequeue count and the most tries the queue makes.
-    pub fn of(dequeue_count: u32, max_dequeue_count: u32) -> Self {
-        Self {
-            number: dequeue_count,
-            last: dequeue_count >= max_dequeue_count,
-        }
-    }
-}
 
 /// The roster as it is now: its version and every address in it, compared without case.
 struct CurrentRoster {
@@ -122,7 +103,7 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
 
     /// Records a Graph failure: retried later when that can help, failed for good otherwise.
     fn failure(&mut self, whom: Whom<'_>, error: &GraphError, attempt: Attempt) {
-        let retry = error.is_retryable() && !attempt.last;
+        let retry = attempt.may_retry(error.is_retryable());
         let outcome = if retry {
             Outcome::Retrying
         } else {

@@ -241,7 +241,7 @@ impl<S: Storage, D: Directory> Ledger<'_, S, D> {
 
     /// Records a failed change: to be retried when that can help and tries are left.
     fn failure(&mut self, action: Action, about: About<'_>, what: &str, error: &GraphError) {
-        let retry = error.is_retryable() && !self.attempt.last;
+        let retry = self.attempt.may_retry(error.is_retryable());
         let (outcome, detail) = if retry {
             self.retry.push(format!("{what}: {error}"));
             (Outcome::Retrying, format!("{what}: {error}"))
@@ -445,7 +445,7 @@ async fn execute<S: Storage, D: Directory>(
             ),
             // The roles changed since they were read (a concurrent run, a hand edit):
             // the next try plans again from what Graph has now.
-            Err(error) if error.is_enabled_role_change() && !ledger.attempt.last => {
+            Err(error) if ledger.attempt.may_retry(error.is_enabled_role_change()) => {
                 let what = format!("{step} of the application's app roles");
                 ledger.record(
                     Action::UpdateAppRoles,
