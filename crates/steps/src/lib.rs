@@ -12,6 +12,8 @@
 
 pub mod config;
 mod disposition;
+#[cfg(test)]
+mod fake;
 mod people;
 mod reconcile;
 mod roles;

@@ -641,3 +641,6 @@ pub async fn remove<S: Storage, D: Directory>(
     }
     ledger.finish(output).await
 }
+
+#[cfg(test)]
+mod tests;
