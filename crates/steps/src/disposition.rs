@@ -93,16 +93,8 @@ pub fn disposition(result: Result<&StepOutput, &StepError>, attempt: Attempt) ->
 mod tests {
     use super::*;
     use crate::StorageError;
+    use crate::fake::{FIRST, LAST};
     use enroll_core::messages::MessageError;
-
-    const FIRST: Attempt = Attempt {
-        number: 1,
-        last: false,
-    };
-    const LAST: Attempt = Attempt {
-        number: 5,
-        last: true,
-    };
 
     fn people_to_retry() -> StepError {
         StepError::PeopleToRetry {

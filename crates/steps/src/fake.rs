@@ -18,7 +18,19 @@ use enroll_graph::{
     Directory, GraphError, NewAssignment, NewGroupAppRoleAssignment, NewInvitation, StatusError,
 };
 
-use crate::{Storage, StorageError, StoredRoster};
+use crate::{Attempt, Storage, StorageError, StoredRoster};
+
+/// The first delivery of a message, of five.
+pub(crate) const FIRST: Attempt = Attempt {
+    number: 1,
+    last: false,
+};
+
+/// The last delivery of a message, of five (the default `max_dequeue_count`).
+pub(crate) const LAST: Attempt = Attempt {
+    number: 5,
+    last: true,
+};
 
 /// An error answer as Graph sends it: a status, Graph's code and message, a request id.
 pub(crate) fn graph_error(status: u16, code: &str, message: &str) -> GraphError {
@@ -102,6 +114,16 @@ pub(crate) struct Tenant {
 }
 
 impl Tenant {
+    /// The active assignments of a package.
+    fn active<'t>(&'t self, package_id: &'t str) -> impl Iterator<Item = &'t Assignment> {
+        self.assignments.iter().filter(move |a| {
+            a.is_active()
+                && a.access_package
+                    .as_ref()
+                    .is_some_and(|p| p.id == package_id)
+        })
+    }
+
     /// The first user (visible or not) invited with `email`, as Graph answers an invitation
     /// to an existing guest with that guest.
     fn guest_invited_as(&self, email: &str) -> Option<&User> {
@@ -247,14 +269,7 @@ impl Directory for FakeDirectory {
         &self,
         access_package_id: &str,
     ) -> impl Future<Output = Result<Vec<Assignment>, GraphError>> + Send {
-        self.answer(|tenant| {
-            Ok(tenant
-                .assignments
-                .iter()
-                .filter(|a| a.is_active() && package_of(a) == Some(access_package_id))
-                .cloned()
-                .collect())
-        })
+        self.answer(|tenant| Ok(tenant.active(access_package_id).cloned().collect()))
     }
 
     fn assignments_of_users<E: AsRef<str> + Sync>(
@@ -264,9 +279,7 @@ impl Directory for FakeDirectory {
     ) -> impl Future<Output = Result<Vec<Assignment>, GraphError>> + Send {
         self.answer(|tenant| {
             Ok(tenant
-                .assignments
-                .iter()
-                .filter(|a| a.is_active() && package_of(a) == Some(access_package_id))
+                .active(access_package_id)
                 .filter(|a| {
                     let holder = a.target.as_ref().and_then(|t| t.object_id.as_deref());
                     user_ids.iter().any(|id| Some(id.as_ref()) == holder)
@@ -418,10 +431,6 @@ impl Directory for FakeDirectory {
                 .collect(),
         )
     }
-}
-
-fn package_of(assignment: &Assignment) -> Option<&str> {
-    assignment.access_package.as_ref().map(|p| p.id.as_str())
 }
 
 /// Storage in memory: rosters by name (each version its content), and what steps write.

@@ -8,7 +8,9 @@
 //! Steps are level-triggered: before acting, each re-reads the current roster and the
 //! current tenant and acts only if the action is still right, so a message delivered twice,
 //! late or out of order leaves the tenant right. A step returns `Err` only when trying the
-//! whole message again can help; everything it did before that is idempotent.
+//! whole message again can help; everything it did before that is idempotent. What a step's
+//! result means for its message (try again, set aside, done) is [`disposition`]'s decision,
+//! the one every adapter follows.
 
 pub mod config;
 mod disposition;
