@@ -6,7 +6,8 @@
 //! and logs; a non-2xx makes the host drop both and deliver the message again, so it is
 //! used only when another try can help. A message that cannot succeed, or that the last try
 //! could not finish, is set aside through the function's `poison` output with a 2xx, so its
-//! other outputs are kept; the reason goes to the invocation log and to stderr.
+//! other outputs are kept; the reason goes to the invocation log and to stderr. Which of these
+//! a step's result calls for is [`enroll_steps::disposition`]'s decision, not the app's.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use enroll_core::messages::{
     AssignPerson, ChangeMessage, InvitePerson, MapRolesMessage, Reason, RemovePerson, VERSION,
     read_change, read_map_roles, read_reconcile,
 };
-use enroll_steps::{Attempt, StepError, StepOutput, Storage, World};
+use enroll_steps::{Aside, Attempt, Disposition, StepError, StepOutput, Storage, World};
 
 /// Largest invocation accepted: the host buffers a whole blob and base64 grows it by a third.
 const MAX_INVOCATION_BYTES: u64 = 32 * 1024 * 1024;
@@ -98,7 +99,7 @@ fn json_reply(result: &InvocationResult) -> Response {
 }
 
 /// Asks the host to deliver the message again (it drops outputs and logs, so say why on stderr).
-fn retry_later(function: &str, error: &StepError) -> Response {
+fn retry_later(function: &str, error: &dyn std::fmt::Display) -> Response {
     eprintln!("{function}: will be tried again: {error}");
     warp::reply::with_status(format!("{error}"), StatusCode::INTERNAL_SERVER_ERROR).into_response()
 }
@@ -236,43 +237,46 @@ async fn queue_step<S: Storage>(
         invocation.dequeue_count().unwrap_or(1),
         world.config.max_dequeue_count,
     );
-    let mut result = InvocationResult::default();
-    let outcome = match spec.name {
+    // The step's result, and the message it ran on when its people can be set aside alone.
+    let (outcome, people): (_, Option<Box<dyn PeopleAside>>) = match spec.name {
         "Plan" => match read_reconcile(&text) {
-            Ok(message) => enroll_steps::plan_roster(world, &message)
-                .await
-                .map(|o| o.output),
-            Err(error) => Err(StepError::from(error)),
+            Ok(message) => (
+                enroll_steps::plan_roster(world, &message)
+                    .await
+                    .map(|o| o.output),
+                None,
+            ),
+            Err(error) => (Err(StepError::from(error)), None),
         },
         "Invite" => match read_change::<InvitePerson>(&text, "invite") {
-            Ok(message) => {
-                let outcome = enroll_steps::invite(world, &message, attempt).await;
-                set_aside(&message, &outcome, &mut result);
-                outcome
-            }
-            Err(error) => Err(StepError::from(error)),
+            Ok(message) => (
+                enroll_steps::invite(world, &message, attempt).await,
+                Some(Box::new(message)),
+            ),
+            Err(error) => (Err(StepError::from(error)), None),
         },
         "Assign" => match read_change::<AssignPerson>(&text, "assign") {
-            Ok(message) => {
-                let outcome = enroll_steps::assign(world, &message, attempt).await;
-                set_aside(&message, &outcome, &mut result);
-                outcome
-            }
-            Err(error) => Err(StepError::from(error)),
+            Ok(message) => (
+                enroll_steps::assign(world, &message, attempt).await,
+                Some(Box::new(message)),
+            ),
+            Err(error) => (Err(StepError::from(error)), None),
         },
         "MapRoles" => match read_map_roles(&text) {
-            Ok(message) => enroll_steps::map_roles(world, &message, attempt)
-                .await
-                .map(|o| o.output),
-            Err(error) => Err(StepError::from(error)),
+            Ok(message) => (
+                enroll_steps::map_roles(world, &message, attempt)
+                    .await
+                    .map(|o| o.output),
+                None,
+            ),
+            Err(error) => (Err(StepError::from(error)), None),
         },
         "Remove" => match read_change::<RemovePerson>(&text, "remove") {
-            Ok(message) => {
-                let outcome = enroll_steps::remove(world, &message, attempt).await;
-                set_aside(&message, &outcome, &mut result);
-                outcome
-            }
-            Err(error) => Err(StepError::from(error)),
+            Ok(message) => (
+                enroll_steps::remove(world, &message, attempt).await,
+                Some(Box::new(message)),
+            ),
+            Err(error) => (Err(StepError::from(error)), None),
         },
         other => {
             return warp::reply::with_status(
@@ -282,58 +286,64 @@ async fn queue_step<S: Storage>(
             .into_response();
         }
     };
-    match outcome {
-        Ok(output) => {
-            add_output(&mut result, &output);
-            json_reply(&result)
+    let mut result = InvocationResult::default();
+    match (enroll_steps::disposition(outcome.as_ref(), attempt), people) {
+        (Disposition::Done, _) => {}
+        (Disposition::RetryLater { reason }, _) => return retry_later(spec.name, &reason),
+        (
+            Disposition::SetAside {
+                aside: Aside::People(emails),
+                ..
+            },
+            Some(message),
+        ) => {
+            message.set_aside(&emails, &mut result);
+            result.log(format!(
+                "{} people set aside in the poison queue",
+                emails.len()
+            ));
         }
-        Err(error) if error.is_retryable() && !attempt.last => retry_later(spec.name, &error),
-        Err(error) => {
-            // Trying again cannot help (or this was the last try): set the message aside.
+        // The whole message (Plan and MapRoles give up on no one alone).
+        (Disposition::SetAside { reason, .. }, _) => {
             eprintln!(
-                "{}: set aside in the poison queue after try {}: {error}",
+                "{}: set aside in the poison queue after try {}: {reason}",
                 spec.name, attempt.number
             );
             result.log(format!(
-                "set aside in the poison queue after try {}: {error}",
+                "set aside in the poison queue after try {}: {reason}",
                 attempt.number
             ));
-            if result.outputs.get("poison").is_none() {
-                result
-                    .outputs
-                    .insert("poison".into(), Value::Array(vec![Value::String(text)]));
-            }
-            json_reply(&result)
+            result
+                .outputs
+                .insert("poison".into(), Value::Array(vec![Value::String(text)]));
+            return json_reply(&result);
         }
     }
+    if let Ok(output) = &outcome {
+        add_output(&mut result, output);
+    }
+    json_reply(&result)
 }
 
-/// Puts the people a step gave up on into the poison output, as a message of their own.
-fn set_aside<P: PersonEmail + Clone + Serialize>(
-    message: &ChangeMessage<P>,
-    outcome: &Result<StepOutput, StepError>,
-    result: &mut InvocationResult,
-) {
-    let Ok(output) = outcome else {
-        return;
-    };
-    if output.gave_up.is_empty() {
-        return;
+/// A change message whose people can be set aside one by one.
+trait PeopleAside {
+    /// Puts the message, with only the people with these addresses, into the poison output.
+    fn set_aside(&self, emails: &[String], result: &mut InvocationResult);
+}
+
+impl<P: PersonEmail + Clone + Serialize> PeopleAside for ChangeMessage<P> {
+    fn set_aside(&self, emails: &[String], result: &mut InvocationResult) {
+        let aside = ChangeMessage {
+            context: self.context.clone(),
+            people: self
+                .people
+                .iter()
+                .filter(|p| emails.iter().any(|email| email == p.email()))
+                .cloned()
+                .collect(),
+        };
+        result.push_messages("poison", &[aside]);
     }
-    let aside = ChangeMessage {
-        context: message.context.clone(),
-        people: message
-            .people
-            .iter()
-            .filter(|p| output.gave_up.iter().any(|email| email == p.email()))
-            .cloned()
-            .collect(),
-    };
-    result.push_messages("poison", &[aside]);
-    result.log(format!(
-        "{} people set aside in the poison queue",
-        output.gave_up.len()
-    ));
 }
 
 /// The address of a person in a change message.

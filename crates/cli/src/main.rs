@@ -683,7 +683,7 @@ async fn roles_plan(args: &RolesArgs) -> anyhow::Result<ExitCode> {
 
 async fn roles_apply(args: &RolesApplyArgs) -> anyhow::Result<ExitCode> {
     use enroll_core::messages::{MapRolesMessage, Reason, VERSION};
-    use enroll_steps::{Attempt, RolesRead};
+    use enroll_steps::{Attempt, Disposition, RolesRead};
     let env = enroll_steps::config::Env::from_process();
     let tenant = connect(&args.roles.tenant, &env).await?;
     let (world, name) = roles_world(&args.roles, tenant.graph.clone(), &args.reports)?;
@@ -700,14 +700,16 @@ async fn roles_apply(args: &RolesApplyArgs) -> anyhow::Result<ExitCode> {
     let mut delay = tenant.retry_delay;
     let mut number = 1;
     let outcome = loop {
-        match enroll_steps::map_roles(&world, &message, Attempt::of(number, tries)).await {
-            Err(error) if error.is_retryable() && number < tries => {
-                eprintln!("try {number} of {tries}: {error}; trying again");
+        let attempt = Attempt::of(number, tries);
+        let result = enroll_steps::map_roles(&world, &message, attempt).await;
+        match enroll_steps::disposition(result.as_ref().map(|o| &o.output), attempt) {
+            Disposition::RetryLater { reason } => {
+                eprintln!("try {number} of {tries}: {reason}; trying again");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
                 number += 1;
             }
-            other => break other,
+            Disposition::Done | Disposition::SetAside { .. } => break result,
         }
     }?;
     let Some(plan) = outcome.plan else {

@@ -17,14 +17,15 @@
 //! # let _ = snapshot; Ok(()) }
 //! ```
 //!
-//! May depend on `enroll-core` only, of enroll's crates. The `Directory` trait is the part of it
-//! the steps use, so that their rules can be tested without HTTP.
+//! May depend on `enroll-core` only, of enroll's crates. The [`Directory`] trait is the part of
+//! it the steps use, so that their rules can be tested without HTTP.
 
 mod applications;
 mod assignment_requests;
 mod assignments;
 mod auth;
 mod batch;
+mod directory;
 mod entitlement;
 mod error;
 mod groups;
@@ -41,6 +42,7 @@ use std::time::{Duration, Instant};
 
 pub use assignment_requests::NewAssignment;
 pub use auth::{Credential, Secret};
+pub use directory::Directory;
 pub use error::{GraphError, StatusError};
 pub use groups::NewGroupAppRoleAssignment;
 pub use invitations::NewInvitation;

@@ -8,18 +8,24 @@
 //! Steps are level-triggered: before acting, each re-reads the current roster and the
 //! current tenant and acts only if the action is still right, so a message delivered twice,
 //! late or out of order leaves the tenant right. A step returns `Err` only when trying the
-//! whole message again can help; everything it did before that is idempotent.
+//! whole message again can help; everything it did before that is idempotent. What a step's
+//! result means for its message (try again, set aside, done) is [`disposition`]'s decision,
+//! the one every adapter follows.
 
 pub mod config;
+mod disposition;
+#[cfg(test)]
+mod fake;
 mod people;
 mod reconcile;
 mod roles;
 pub mod runner;
 pub mod world;
 
+pub use disposition::{Aside, Attempt, Disposition, disposition};
 pub use enroll_core::{audit, messages};
 pub use enroll_store::{Storage, StorageError, StoredRoster};
-pub use people::{Attempt, assign, invite, remove};
+pub use people::{assign, invite, remove};
 pub use reconcile::{PlanOutcome, plan_roster, reconcile_all, reconcile_for_upload};
 pub use roles::{
     RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,

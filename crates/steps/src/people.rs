@@ -7,32 +7,13 @@ use std::collections::{BTreeMap, HashSet};
 use enroll_core::plan::guest_upn_email;
 use enroll_core::roster::{email_key, parse};
 use enroll_core::tenant::User;
-use enroll_graph::{GraphError, NewAssignment, NewInvitation};
+use enroll_graph::{Directory, GraphError, NewAssignment, NewInvitation};
 
-use super::{StepError, StepOutput, Storage, World};
+use super::{Attempt, StepError, StepOutput, Storage, World};
 use enroll_core::audit::{Action, AuditRecord, Outcome, rfc3339};
 use enroll_core::messages::{
     AssignPerson, ChangeContext, ChangeMessage, InvitePerson, RemovePerson, chunked,
 };
-
-/// Which delivery of a queue message this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attempt {
-    /// 1 on the first delivery.
-    pub number: u32,
-    /// Whether the queue will give up after this one.
-    pub last: bool,
-}
-
-impl Attempt {
-    /// The attempt given a dequeue count and the most tries the queue makes.
-    pub fn of(dequeue_count: u32, max_dequeue_count: u32) -> Self {
-        Self {
-            number: dequeue_count,
-            last: dequeue_count >= max_dequeue_count,
-        }
-    }
-}
 
 /// The roster as it is now: its version and every address in it, compared without case.
 struct CurrentRoster {
@@ -42,8 +23,8 @@ struct CurrentRoster {
 
 /// Reads the roster again; `Err(reason)` when it is gone or invalid, in which case no step
 /// may act on its behalf (a broken roster must never turn into a change).
-async fn current_roster<S: Storage>(
-    world: &World<S>,
+async fn current_roster<S: Storage, D: Directory>(
+    world: &World<S, D>,
     name: &str,
 ) -> Result<Result<CurrentRoster, String>, StepError> {
     let Some(stored) = world.storage.roster(name).await? else {
@@ -63,8 +44,8 @@ async fn current_roster<S: Storage>(
 }
 
 /// Collects audit records and people to try again while a step works through its people.
-struct Ledger<'w, S> {
-    world: &'w World<S>,
+struct Ledger<'w, S, D> {
+    world: &'w World<S, D>,
     context: &'w ChangeContext,
     action: Action,
     version: String,
@@ -81,8 +62,8 @@ struct Whom<'a> {
     assignment_id: Option<&'a str>,
 }
 
-impl<'w, S: Storage> Ledger<'w, S> {
-    fn new(world: &'w World<S>, context: &'w ChangeContext, action: Action) -> Self {
+impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
+    fn new(world: &'w World<S, D>, context: &'w ChangeContext, action: Action) -> Self {
         Self {
             world,
             context,
@@ -122,7 +103,7 @@ impl<'w, S: Storage> Ledger<'w, S> {
 
     /// Records a Graph failure: retried later when that can help, failed for good otherwise.
     fn failure(&mut self, whom: Whom<'_>, error: &GraphError, attempt: Attempt) {
-        let retry = error.is_retryable() && !attempt.last;
+        let retry = attempt.may_retry(error.is_retryable());
         let outcome = if retry {
             Outcome::Retrying
         } else {
@@ -211,11 +192,11 @@ impl AboutWhom for RemovePerson {
 /// Starts a step on a message: the ledger, and the roster as it is now. When the roster
 /// is gone or invalid, everyone is recorded as skipped and that finished output comes back
 /// instead, because no step may act for a roster that cannot be read.
-async fn open_ledger<'w, S: Storage, P: AboutWhom>(
-    world: &'w World<S>,
+async fn open_ledger<'w, S: Storage, D: Directory, P: AboutWhom>(
+    world: &'w World<S, D>,
     message: &'w ChangeMessage<P>,
     action: Action,
-) -> Result<Result<(Ledger<'w, S>, CurrentRoster), StepOutput>, StepError> {
+) -> Result<Result<(Ledger<'w, S, D>, CurrentRoster), StepOutput>, StepError> {
     let mut ledger = Ledger::new(world, &message.context, action);
     match current_roster(world, &message.context.roster).await? {
         Ok(current) => {
@@ -236,8 +217,8 @@ async fn open_ledger<'w, S: Storage, P: AboutWhom>(
 ///
 /// # Errors
 /// [`StepError`] when the whole message must be tried again.
-pub async fn invite<S: Storage>(
-    world: &World<S>,
+pub async fn invite<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &ChangeMessage<InvitePerson>,
     attempt: Attempt,
 ) -> Result<StepOutput, StepError> {
@@ -353,8 +334,8 @@ pub async fn invite<S: Storage>(
 /// # Errors
 /// [`StepError`] when the whole message must be tried again (for example a person invited a
 /// moment ago whom entitlement management does not know yet).
-pub async fn assign<S: Storage>(
-    world: &World<S>,
+pub async fn assign<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &ChangeMessage<AssignPerson>,
     attempt: Attempt,
 ) -> Result<StepOutput, StepError> {
@@ -535,8 +516,8 @@ fn user_keys(user: &User) -> Vec<String> {
 }
 
 /// The users with these ids that Graph knows, fetched in parallel.
-async fn users_by_id<S: Storage>(
-    world: &World<S>,
+async fn users_by_id<S: Storage, D: Directory>(
+    world: &World<S, D>,
     ids: &[String],
 ) -> Result<BTreeMap<String, User>, StepError> {
     let mut lookups = tokio::task::JoinSet::new();
@@ -566,8 +547,8 @@ async fn users_by_id<S: Storage>(
 ///
 /// # Errors
 /// [`StepError`] when the whole message must be tried again.
-pub async fn remove<S: Storage>(
-    world: &World<S>,
+pub async fn remove<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &ChangeMessage<RemovePerson>,
     attempt: Attempt,
 ) -> Result<StepOutput, StepError> {
@@ -660,3 +641,6 @@ pub async fn remove<S: Storage>(
     }
     ledger.finish(output).await
 }
+
+#[cfg(test)]
+mod tests;

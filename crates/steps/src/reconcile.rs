@@ -6,6 +6,7 @@ use enroll_core::plan::{
 use enroll_core::report::{package_markdown, rejected_markdown};
 use enroll_core::roster::parse;
 use enroll_core::tenant::{AccessPackage, Catalog, TenantSnapshot};
+use enroll_graph::Directory;
 
 use super::{StepError, StepOutput, Storage, StorageError, World};
 use enroll_core::audit::{Action, AuditRecord, Outcome, rfc3339};
@@ -43,8 +44,8 @@ pub fn reconcile_for_upload(
 ///
 /// # Errors
 /// [`StepError::Storage`] when the rosters cannot be listed.
-pub async fn reconcile_all<S: Storage>(
-    world: &World<S>,
+pub async fn reconcile_all<S: Storage, D: Directory>(
+    world: &World<S, D>,
     run_id: &str,
     reason: Reason,
 ) -> Result<Vec<ReconcileMessage>, StepError> {
@@ -82,8 +83,8 @@ fn catalog_name<'a>(roster: &'a str, configured: Option<&'a str>) -> Option<&'a 
 
 /// The access packages a roster can belong to, with their catalog filled in; read from
 /// Graph at most every [`super::world::PACKAGE_CACHE_TTL`].
-async fn candidate_packages<S: Storage>(
-    world: &World<S>,
+async fn candidate_packages<S: Storage, D: Directory>(
+    world: &World<S, D>,
     catalog: Option<&str>,
 ) -> Result<Result<(Vec<AccessPackage>, Vec<Catalog>), String>, StepError> {
     let key = catalog.map(str::to_ascii_lowercase);
@@ -107,8 +108,8 @@ async fn candidate_packages<S: Storage>(
     Ok(found)
 }
 
-async fn read_packages<S: Storage>(
-    world: &World<S>,
+async fn read_packages<S: Storage, D: Directory>(
+    world: &World<S, D>,
     catalog: Option<&str>,
 ) -> Result<Result<(Vec<AccessPackage>, Vec<Catalog>), String>, StepError> {
     let Some(catalog) = catalog else {
@@ -134,8 +135,8 @@ async fn read_packages<S: Storage>(
     Ok(Ok((packages, vec![found.clone()])))
 }
 
-async fn read_mapping<S: Storage>(
-    world: &World<S>,
+async fn read_mapping<S: Storage, D: Directory>(
+    world: &World<S, D>,
 ) -> Result<Result<Mapping, String>, StorageError> {
     Ok(match world.storage.mapping().await? {
         None => Ok(Mapping::default()),
@@ -150,8 +151,8 @@ async fn read_mapping<S: Storage>(
 ///
 /// # Errors
 /// [`StepError`] when storage or Graph fail for the whole roster; retrying can help then.
-pub async fn plan_roster<S: Storage>(
-    world: &World<S>,
+pub async fn plan_roster<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &ReconcileMessage,
 ) -> Result<PlanOutcome, StepError> {
     let mut outcome = PlanOutcome::default();
@@ -311,8 +312,8 @@ fn locate_error(roster: &str, error: &LocateError) -> PlanError {
     roster_error(roster, error.code(), error.to_string())
 }
 
-async fn reject<S: Storage>(
-    world: &World<S>,
+async fn reject<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &ReconcileMessage,
     version: &str,
     mut outcome: PlanOutcome,

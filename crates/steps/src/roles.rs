@@ -13,7 +13,7 @@ use enroll_core::roles::{
     UpdateStep, mapping_name_for, parse_manifest, parse_mapping, plan_markdown, plan_roles,
     rejected_markdown, role_targets,
 };
-use enroll_graph::{GraphError, NewGroupAppRoleAssignment};
+use enroll_graph::{Directory, GraphError, NewGroupAppRoleAssignment};
 
 use super::{Attempt, StepError, StepOutput, Storage, World};
 use enroll_core::audit::{Action, AuditRecord, Outcome, rfc3339};
@@ -69,8 +69,8 @@ fn report_key(manifest: &str) -> String {
 ///
 /// # Errors
 /// [`StepError::Storage`] when the manifests cannot be listed.
-pub async fn map_roles_all<S: Storage>(
-    world: &World<S>,
+pub async fn map_roles_all<S: Storage, D: Directory>(
+    world: &World<S, D>,
     run_id: &str,
     reason: Reason,
 ) -> Result<Vec<MapRolesMessage>, StepError> {
@@ -102,8 +102,8 @@ fn rejected(version: &str, errors: Vec<RoleProblem>) -> RolesRead {
 ///
 /// # Errors
 /// [`StepError`] when storage or Graph fail; retrying can help then.
-pub async fn plan_manifest<S: Storage>(
-    world: &World<S>,
+pub async fn plan_manifest<S: Storage, D: Directory>(
+    world: &World<S, D>,
     name: &str,
     allow_role_removals: bool,
 ) -> Result<RolesRead, StepError> {
@@ -194,8 +194,8 @@ pub async fn plan_manifest<S: Storage>(
 }
 
 /// Collects the audit records of one run and the changes to try again.
-struct Ledger<'w, S> {
-    world: &'w World<S>,
+struct Ledger<'w, S, D> {
+    world: &'w World<S, D>,
     message: &'w MapRolesMessage,
     version: String,
     attempt: Attempt,
@@ -211,7 +211,7 @@ struct About<'a> {
     assignment_id: Option<&'a str>,
 }
 
-impl<S: Storage> Ledger<'_, S> {
+impl<S: Storage, D: Directory> Ledger<'_, S, D> {
     fn record(
         &mut self,
         action: Action,
@@ -241,7 +241,7 @@ impl<S: Storage> Ledger<'_, S> {
 
     /// Records a failed change: to be retried when that can help and tries are left.
     fn failure(&mut self, action: Action, about: About<'_>, what: &str, error: &GraphError) {
-        let retry = error.is_retryable() && !self.attempt.last;
+        let retry = self.attempt.may_retry(error.is_retryable());
         let (outcome, detail) = if retry {
             self.retry.push(format!("{what}: {error}"));
             (Outcome::Retrying, format!("{what}: {error}"))
@@ -268,8 +268,8 @@ impl<S: Storage> Ledger<'_, S> {
 /// # Errors
 /// [`StepError`] when the whole message should be tried again (storage or Graph failed for
 /// it, an app role update failed, or some assignments could not be made yet).
-pub async fn map_roles<S: Storage>(
-    world: &World<S>,
+pub async fn map_roles<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &MapRolesMessage,
     attempt: Attempt,
 ) -> Result<RolesOutcome, StepError> {
@@ -283,8 +283,8 @@ pub async fn map_roles<S: Storage>(
 ///
 /// # Errors
 /// As [`map_roles`].
-pub async fn apply_roles_plan<S: Storage>(
-    world: &World<S>,
+pub async fn apply_roles_plan<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &MapRolesMessage,
     attempt: Attempt,
     read: RolesRead,
@@ -401,10 +401,10 @@ pub async fn apply_roles_plan<S: Storage>(
 
 /// Makes the plan's changes, recording each. An app role update that fails stops the run
 /// (the assignments may depend on it); assignments are handled one by one.
-async fn execute<S: Storage>(
-    world: &World<S>,
+async fn execute<S: Storage, D: Directory>(
+    world: &World<S, D>,
     plan: &RolesPlan,
-    ledger: &mut Ledger<'_, S>,
+    ledger: &mut Ledger<'_, S, D>,
 ) -> Result<(), StepError> {
     for refused in &plan.app_roles.refused {
         ledger.record(
@@ -445,7 +445,7 @@ async fn execute<S: Storage>(
             ),
             // The roles changed since they were read (a concurrent run, a hand edit):
             // the next try plans again from what Graph has now.
-            Err(error) if error.is_enabled_role_change() && !ledger.attempt.last => {
+            Err(error) if ledger.attempt.may_retry(error.is_enabled_role_change()) => {
                 let what = format!("{step} of the application's app roles");
                 ledger.record(
                     Action::UpdateAppRoles,

@@ -9,12 +9,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Attempt, StepError, StepOutput, Storage, World};
+use crate::{Aside, Attempt, Disposition, StepError, StepOutput, Storage, World};
 use enroll_core::audit::{Action, AuditRecord, Outcome};
 use enroll_core::messages::{
     AssignPerson, ChangeMessage, InvitePerson, Reason, ReconcileMessage, RemovePerson,
 };
 use enroll_core::plan::{PackagePlan, PlanError};
+use enroll_graph::Directory;
 
 /// How a run goes.
 #[derive(Debug, Clone)]
@@ -125,9 +126,9 @@ impl Job {
         }
     }
 
-    async fn run<S: Storage>(
+    async fn run<S: Storage, D: Directory>(
         &self,
-        world: &World<S>,
+        world: &World<S, D>,
         attempt: Attempt,
     ) -> Result<StepOutput, StepError> {
         match self {
@@ -152,8 +153,8 @@ fn jobs_of(output: StepOutput) -> impl Iterator<Item = Job> {
 /// # Errors
 /// [`StepError`] when the rosters cannot be listed, or a roster cannot be planned even
 /// after retries (nothing has changed in the tenant for that roster then).
-pub async fn run<S: Storage + 'static>(
-    world: Arc<World<S>>,
+pub async fn run<S: Storage + 'static, D: Directory>(
+    world: Arc<World<S, D>>,
     options: &RunOptions,
     progress: impl Fn(Progress),
 ) -> Result<RunSummary, StepError> {
@@ -217,50 +218,44 @@ pub async fn run<S: Storage + 'static>(
             };
             running.spawn(async move {
                 tokio::time::sleep(delay).await;
-                let result = job.run(&world, Attempt::of(number, max_tries)).await;
-                (job, number, result)
+                let attempt = Attempt::of(number, max_tries);
+                let result = job.run(&world, attempt).await;
+                (job, attempt, result)
             });
         }
         let Some(joined) = running.join_next().await else {
             break;
         };
-        let Ok((job, number, result)) = joined else {
+        let Ok((job, attempt, result)) = joined else {
             continue;
         };
-        match result {
-            Ok(output) => {
-                summary.tally(&output.audit);
-                if !output.gave_up.is_empty() {
-                    let (roster, _) = job.roster_and_people();
-                    summary.failures.push(Failure {
-                        queue: job.queue(),
-                        roster,
-                        people: output.gave_up.len(),
-                        error: format!(
-                            "gave up after {number} tries: {}",
-                            output.gave_up.join(", ")
-                        ),
-                    });
-                }
-                let follow: Vec<Job> = jobs_of(output).collect();
-                state.messages.1 += follow.len();
-                queue.extend(follow.into_iter().map(|job| (job, 1)));
-                state.messages.0 += 1;
-            }
-            Err(error) if error.is_retryable() && number < max_tries => {
-                state.retrying += 1;
-                queue.push_back((job, number + 1));
-            }
-            Err(error) => {
+        let disposition = crate::disposition(result.as_ref(), attempt);
+        if let Disposition::RetryLater { .. } = disposition {
+            queue.push_back((job, attempt.number + 1));
+        } else {
+            if let Disposition::SetAside { aside, reason } = disposition {
                 let (roster, people) = job.roster_and_people();
+                let (people, error) = match aside {
+                    Aside::Message => (people, reason),
+                    Aside::People(emails) => {
+                        (emails.len(), format!("{reason}: {}", emails.join(", ")))
+                    }
+                };
                 summary.failures.push(Failure {
                     queue: job.queue(),
                     roster,
                     people,
-                    error: error.to_string(),
+                    error,
                 });
-                state.messages.0 += 1;
             }
+            // Done, or set aside in part: what the step finished goes on.
+            if let Ok(output) = result {
+                summary.tally(&output.audit);
+                let follow: Vec<Job> = jobs_of(output).collect();
+                state.messages.1 += follow.len();
+                queue.extend(follow.into_iter().map(|job| (job, 1)));
+            }
+            state.messages.0 += 1;
         }
         state.retrying = queue.iter().filter(|(_, n)| *n > 1).count();
         progress(state);
@@ -277,21 +272,25 @@ fn roster_of(outcome: &crate::PlanOutcome) -> &str {
         .unwrap_or_default()
 }
 
-async fn plan_with_retries<S: Storage>(
-    world: &World<S>,
+async fn plan_with_retries<S: Storage, D: Directory>(
+    world: &World<S, D>,
     message: &ReconcileMessage,
     retry_delay: Duration,
 ) -> Result<crate::PlanOutcome, StepError> {
     let tries = world.config.max_dequeue_count.max(1);
     let mut delay = retry_delay;
-    for _ in 1..tries {
-        match crate::plan_roster(world, message).await {
-            Err(error) if error.is_retryable() => {
+    let mut number = 1;
+    loop {
+        let result = crate::plan_roster(world, message).await;
+        let attempt = Attempt::of(number, tries);
+        match crate::disposition(result.as_ref().map(|o| &o.output), attempt) {
+            Disposition::RetryLater { .. } => {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
+                number += 1;
             }
-            other => return other,
+            // Set aside: a roster that cannot be planned fails the run (nothing changed).
+            Disposition::Done | Disposition::SetAside { .. } => return result,
         }
     }
-    crate::plan_roster(world, message).await
 }

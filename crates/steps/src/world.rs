@@ -1,4 +1,5 @@
-//! What a step needs from the world: Graph, storage for rosters, reports and audit
+//! What a step needs from the world: the tenant's directory ([`enroll_graph::Directory`],
+//! Microsoft Graph in production), storage for rosters, reports and audit
 //! ([`enroll_store::Storage`]), settings and the clock.
 
 use std::time::SystemTime;
@@ -61,10 +62,11 @@ pub(crate) type CachedPackages = (
 /// this time.
 pub const PACKAGE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Everything a step acts on.
-pub struct World<S> {
-    /// The tenant.
-    pub graph: GraphClient,
+/// Everything a step acts on: storage `S`, and the directory `D` (Graph unless a test
+/// brings its own).
+pub struct World<S, D = GraphClient> {
+    /// The tenant's directory.
+    pub graph: D,
     /// Rosters, reports, audit.
     pub storage: S,
     /// Settings.
@@ -76,9 +78,9 @@ pub struct World<S> {
         tokio::sync::Mutex<std::collections::HashMap<Option<String>, CachedPackages>>,
 }
 
-impl<S> World<S> {
+impl<S, D> World<S, D> {
     /// The world with the system clock.
-    pub fn new(graph: GraphClient, storage: S, config: StepConfig) -> Self {
+    pub fn new(graph: D, storage: S, config: StepConfig) -> Self {
         Self {
             graph,
             storage,
