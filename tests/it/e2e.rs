@@ -212,7 +212,7 @@ async fn first_upload_then_an_edit_reach_the_tenant() {
         "{}",
         e2e.report(ALPHA).await
     );
-    // The handler logs one line per invocation, with its status and time.
+    // The handler logs one JSON line per invocation, with its status and time.
     let log = std::fs::read_to_string(e2e.log.path()).unwrap();
     let lines: Vec<serde_json::Value> = log
         .lines()
@@ -222,7 +222,7 @@ async fn first_upload_then_an_edit_reach_the_tenant() {
         lines.iter().any(|l| l["function"] == "Plan"
             && l["status"] == 200
             && l["ms"].is_number()
-            && l["invocationId"].is_string()),
+            && l["invocation_id"].is_string()),
         "{log}"
     );
     assert!(

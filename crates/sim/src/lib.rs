@@ -151,9 +151,6 @@ pub enum SimError {
         /// The reason.
         source: serde_json::Error,
     },
-    /// Waiting for Ctrl-C failed.
-    #[error("cannot wait for Ctrl-C: {0}")]
-    Signal(std::io::Error),
 }
 
 /// Request counts since start, read with [`SimHandle::counters`].
@@ -362,35 +359,4 @@ pub fn read_snapshot(path: &std::path::Path) -> Result<TenantSnapshot, SimError>
         path: path.to_owned(),
         source,
     })
-}
-
-/// Runs the simulator until Ctrl-C, for `enroll sim`: prints `listening on port N` and the
-/// base URL to stdout once it accepts connections, and returns the final tenant state.
-///
-/// # Errors
-///
-/// As [`start`], and [`SimError::Signal`] when Ctrl-C cannot be awaited.
-pub async fn run_until_ctrl_c(
-    config: SimConfig,
-    snapshot: TenantSnapshot,
-) -> Result<TenantSnapshot, SimError> {
-    let sim = start(config, snapshot).await?;
-    println!("listening on port {}", sim.port());
-    println!("graph: {}/v1.0", sim.base_url());
-    println!(
-        "token: {}/{}/oauth2/v2.0/token",
-        sim.base_url(),
-        sim.tenant_id()
-    );
-    println!("managed identity: {}/msi/token", sim.base_url());
-    let waited = tokio::signal::ctrl_c().await;
-    let state = sim.snapshot().await;
-    let counters = sim.counters();
-    sim.shutdown().await;
-    println!(
-        "stopped: {} HTTP requests, {} Graph operations",
-        counters.http_requests, counters.graph_operations
-    );
-    waited.map_err(SimError::Signal)?;
-    Ok(state)
 }

@@ -138,6 +138,13 @@ impl<'w, S: Storage> Ledger<'w, S> {
         } else if error.is_retryable() {
             self.gave_up.push(whom.email.to_owned());
         }
+        // The step's span names the run, roster, package and step; the audit trail names
+        // the person.
+        if retry {
+            tracing::debug!(request_id = error.request_id(), %error, "a person will be tried again");
+        } else {
+            tracing::warn!(request_id = error.request_id(), %detail, "a person failed for good");
+        }
         self.record(whom, outcome, detail, error.request_id());
     }
 
@@ -236,6 +243,13 @@ async fn open_ledger<'w, S: Storage, P: AboutWhom>(
 ///
 /// # Errors
 /// [`StepError`] when the whole message must be tried again.
+#[tracing::instrument(name = "step", skip_all, fields(
+    step = "invite",
+    run_id = %message.context.run_id,
+    roster = %message.context.roster,
+    package = %message.context.access_package_id,
+    attempt = attempt.number,
+))]
 pub async fn invite<S: Storage>(
     world: &World<S>,
     message: &ChangeMessage<InvitePerson>,
@@ -353,6 +367,13 @@ pub async fn invite<S: Storage>(
 /// # Errors
 /// [`StepError`] when the whole message must be tried again (for example a person invited a
 /// moment ago whom entitlement management does not know yet).
+#[tracing::instrument(name = "step", skip_all, fields(
+    step = "assign",
+    run_id = %message.context.run_id,
+    roster = %message.context.roster,
+    package = %message.context.access_package_id,
+    attempt = attempt.number,
+))]
 pub async fn assign<S: Storage>(
     world: &World<S>,
     message: &ChangeMessage<AssignPerson>,
@@ -566,6 +587,13 @@ async fn users_by_id<S: Storage>(
 ///
 /// # Errors
 /// [`StepError`] when the whole message must be tried again.
+#[tracing::instrument(name = "step", skip_all, fields(
+    step = "remove",
+    run_id = %message.context.run_id,
+    roster = %message.context.roster,
+    package = %message.context.access_package_id,
+    attempt = attempt.number,
+))]
 pub async fn remove<S: Storage>(
     world: &World<S>,
     message: &ChangeMessage<RemovePerson>,

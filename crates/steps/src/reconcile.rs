@@ -150,6 +150,11 @@ async fn read_mapping<S: Storage>(
 ///
 /// # Errors
 /// [`StepError`] when storage or Graph fail for the whole roster; retrying can help then.
+#[tracing::instrument(name = "step", skip_all, fields(
+    step = "plan",
+    run_id = %message.run_id,
+    roster = %message.roster,
+))]
 pub async fn plan_roster<S: Storage>(
     world: &World<S>,
     message: &ReconcileMessage,
