@@ -276,6 +276,25 @@ impl SimHandle {
         .collect()
     }
 
+    /// The settings that point a Graph client or the handler at this simulated tenant with a
+    /// managed identity, as App Service and Functions describe theirs (`IDENTITY_ENDPOINT`,
+    /// `IDENTITY_HEADER`), and no secret.
+    pub fn managed_identity_settings(&self) -> Vec<(String, String)> {
+        let config = &self.shared.config;
+        [
+            ("ENROLL_TENANT_ID", config.tenant_id.clone()),
+            ("ENROLL_GRAPH_URL", format!("{}/v1.0", self.base_url())),
+            (
+                "IDENTITY_ENDPOINT",
+                format!("{}/msi/token", self.base_url()),
+            ),
+            ("IDENTITY_HEADER", config.identity_header.clone()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+    }
+
     /// Stops accepting connections and waits until the server task has ended.
     pub async fn shutdown(mut self) {
         self.stop_now();

@@ -152,12 +152,10 @@ pub fn graph_config(env: &Env) -> Result<GraphConfig, ConfigError> {
             certificate_pem,
             private_key_pem: Secret::new(key),
         }
-    } else if let (Some(endpoint), Some(header)) =
-        (env.get("IDENTITY_ENDPOINT"), env.get("IDENTITY_HEADER"))
-    {
+    } else if env.get("IDENTITY_ENDPOINT").is_some() && env.get("IDENTITY_HEADER").is_some() {
+        // azure_identity reads both variables itself; without them it would try a virtual
+        // machine's metadata endpoint, which Functions does not have.
         Credential::ManagedIdentity {
-            endpoint: endpoint.to_owned(),
-            header: Secret::new(header),
             client_id: env
                 .get("ENROLL_MANAGED_IDENTITY_CLIENT_ID")
                 .map(str::to_owned),
