@@ -330,17 +330,7 @@ impl TokenSource {
 /// An Azure SDK error in one line with its causes (`azure_identity` puts the endpoint's
 /// answer in them); none of them holds the identity header or a token.
 fn describe(error: &azure_core::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        let more = inner.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = inner.source();
-    }
-    text.replace('\n', " ")
+    enroll_core::report::error_chain(error).replace('\n', " ")
 }
 
 /// Whether asking the managed identity endpoint again can help: it could not be reached,
