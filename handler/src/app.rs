@@ -6,8 +6,9 @@
 //! and logs; a non-2xx makes the host drop both and deliver the message again, so it is
 //! used only when another try can help. A message that cannot succeed, or that the last try
 //! could not finish, is set aside through the function's `poison` output with a 2xx, so its
-//! other outputs are kept; the reason goes to the invocation log and to stderr. Which of these
-//! a step's result calls for is [`enroll_steps::disposition`]'s decision, not the app's.
+//! other outputs are kept; the reason goes to the invocation log and to the handler's log
+//! (stderr, which the host records as an error). Which of these a step's result calls for is
+//! [`enroll_steps::disposition`]'s decision, not the app's.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -77,21 +78,22 @@ pub fn app<S: Storage + 'static>(
         .unify()
 }
 
-/// One line per invocation on stdout, at the boundary: the host keeps the handler's output
-/// in its log stream (stderr lines count as errors, so failures are told there as well).
+/// One event per invocation, at the boundary: the function, the host's invocation id, the
+/// status answered and the time taken in milliseconds (an info line on stdout, which the
+/// host keeps in its log stream).
 fn log_invocation(
     function: &str,
     invocation_id: Option<&str>,
     response: &Response,
     took: std::time::Duration,
 ) {
-    let line = serde_json::json!({
-        "function": function,
-        "invocationId": invocation_id,
-        "status": response.status().as_u16(),
-        "ms": (took.as_secs_f64() * 1e3 * 1000.0).round() / 1000.0,
-    });
-    println!("{line}");
+    tracing::info!(
+        function,
+        invocation_id,
+        status = response.status().as_u16(),
+        ms = (took.as_secs_f64() * 1e3 * 1000.0).round() / 1000.0,
+        "invocation"
+    );
 }
 
 fn json_reply(result: &InvocationResult) -> Response {
@@ -100,7 +102,7 @@ fn json_reply(result: &InvocationResult) -> Response {
 
 /// Asks the host to deliver the message again (it drops outputs and logs, so say why on stderr).
 fn retry_later(function: &str, error: &dyn std::fmt::Display) -> Response {
-    eprintln!("{function}: will be tried again: {error}");
+    tracing::warn!(function, %error, "will be tried again");
     warp::reply::with_status(format!("{error}"), StatusCode::INTERNAL_SERVER_ERROR).into_response()
 }
 
@@ -135,7 +137,10 @@ fn roster_uploaded(spec: &FunctionSpec, invocation: &Invocation) -> Response {
     // `BlobTrigger` is dropped by the host (keys ending in "trigger"), so the name comes
     // from the `{name}` pattern variable.
     let Some(name) = invocation.metadata_text("name") else {
-        eprintln!("{}: the invocation has no `name` metadata", spec.name);
+        tracing::warn!(
+            function = spec.name,
+            "the invocation has no `name` metadata"
+        );
         result.log("no blob name in the invocation metadata; nothing to do");
         return json_reply(&result);
     };
@@ -159,7 +164,10 @@ fn roster_uploaded(spec: &FunctionSpec, invocation: &Invocation) -> Response {
 fn manifest_uploaded(spec: &FunctionSpec, invocation: &Invocation) -> Response {
     let mut result = InvocationResult::default();
     let Some(name) = invocation.metadata_text("name") else {
-        eprintln!("{}: the invocation has no `name` metadata", spec.name);
+        tracing::warn!(
+            function = spec.name,
+            "the invocation has no `name` metadata"
+        );
         result.log("no blob name in the invocation metadata; nothing to do");
         return json_reply(&result);
     };
@@ -227,7 +235,7 @@ async fn queue_step<S: Storage>(
     let text = match invocation.text(binding) {
         Ok(text) => text,
         Err(error) => {
-            eprintln!("{}: {error}", spec.name);
+            tracing::error!(function = spec.name, %error, "set aside: the message cannot be read");
             let mut result = InvocationResult::default();
             result.log(format!("set aside: {error}"));
             return json_reply(&result);
@@ -305,9 +313,11 @@ async fn queue_step<S: Storage>(
         }
         // The whole message (Plan and MapRoles give up on no one alone).
         (Disposition::SetAside { reason, .. }, _) => {
-            eprintln!(
-                "{}: set aside in the poison queue after try {}: {reason}",
-                spec.name, attempt.number
+            tracing::error!(
+                function = spec.name,
+                attempt = attempt.number,
+                error = %reason,
+                "set aside in the poison queue"
             );
             result.log(format!(
                 "set aside in the poison queue after try {}: {reason}",

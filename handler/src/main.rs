@@ -3,6 +3,10 @@
 //!
 //! Settings are read and checked once at start; a missing or malformed one stops the
 //! handler with a message naming it (the host shows the handler's stderr).
+//!
+//! Logs are JSON lines, one per event, with the event's fields at the top level: the host
+//! keeps the handler's output in its log stream and Application Insights, treating stderr
+//! as errors, so warnings and errors go to stderr and the rest to stdout.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,28 +16,67 @@ use enroll_handler::app::app;
 use enroll_handler::check_definitions;
 use enroll_handler::definitions::read_function_definitions;
 use enroll_steps::World;
-use enroll_steps::config::{Env, graph_config, step_config};
+use enroll_steps::config::{
+    ConfigError, DEFAULT_LOG_FILTER, Env, graph_config, log_filter, step_config,
+};
 use enroll_store::{Layout, StorageConfig, Store};
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::writer::MakeWriterExt as _;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 fn main() -> ExitCode {
-    match run() {
+    let env = Env::from_process();
+    let filter = log_filter(&env);
+    // A filter that does not parse still leaves a subscriber (at the default) to say so.
+    let (targets, problem) = match filter.1.parse::<Targets>() {
+        Ok(targets) => (targets, None),
+        Err(error) => (
+            DEFAULT_LOG_FILTER
+                .parse()
+                .unwrap_or_else(|_| Targets::new().with_default(Level::INFO)),
+            Some(error.to_string()),
+        ),
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_max_level(Level::TRACE)
+        .with_writer(
+            std::io::stderr
+                .with_max_level(Level::WARN)
+                .or_else(std::io::stdout),
+        )
+        .finish()
+        .with(targets);
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    let outcome = match problem {
+        None => run(&env),
+        Some(problem) => Err(ConfigError::Invalid {
+            name: filter.0,
+            problem,
+        }
+        .into()),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("enroll handler: {error:#}");
+            tracing::error!("enroll handler: {error:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let env = Env::from_process();
+fn run(env: &Env) -> anyhow::Result<()> {
     let port: u16 = env
         .get("FUNCTIONS_CUSTOMHANDLER_PORT")
         .ok_or_else(|| anyhow::anyhow!("FUNCTIONS_CUSTOMHANDLER_PORT is not set: the Functions host sets it; set it yourself to run the handler alone"))?
         .parse()
         .map_err(|error| anyhow::anyhow!("FUNCTIONS_CUSTOMHANDLER_PORT is not valid: {error}"))?;
-    let steps = step_config(&env, true)?;
-    let graph = GraphClient::new(graph_config(&env)?)?;
+    let steps = step_config(env, true)?;
+    let graph = GraphClient::new(graph_config(env)?)?;
     let storage = StorageConfig::from_env()?;
     let mut store = Store::new(&storage)?;
     if let Some(prefix) = env.get("ENROLL_STORAGE_PREFIX") {
@@ -45,7 +88,7 @@ fn run() -> anyhow::Result<()> {
         && let Ok(definitions) = read_function_definitions(std::path::Path::new(root))
     {
         for problem in check_definitions(&definitions) {
-            eprintln!("enroll handler: warning: {problem}");
+            tracing::warn!("enroll handler: {problem}");
         }
     }
     let world = Arc::new(World::new(graph, store, steps));

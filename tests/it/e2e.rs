@@ -47,6 +47,17 @@ impl E2e {
         tenant: TenantSnapshot,
         extra: &[(&str, &str)],
     ) -> Self {
+        Self::with_credentials(sim_config, tenant, SimHandle::client_settings, extra).await
+    }
+
+    /// `credentials` gives the handler the simulated tenant's settings: its client secret
+    /// ([`SimHandle::client_settings`]) or a managed identity.
+    async fn with_credentials(
+        sim_config: SimConfig,
+        tenant: TenantSnapshot,
+        credentials: fn(&SimHandle) -> Vec<(String, String)>,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let sim = start(sim_config, tenant).await.unwrap();
         let prefix = format!("e{:08x}-", fastrand::u32(..));
         let mut config = HarnessConfig::new(
@@ -58,7 +69,7 @@ impl E2e {
         config.visibility_timeout = Some(Duration::from_millis(200));
         let log = tempfile::NamedTempFile::new().unwrap();
         config.handler_log = Some(log.path().to_owned());
-        config.env = sim.client_settings();
+        config.env = credentials(&sim);
         let settings = [
             ("ENROLL_INVITE_DOMAINS", "*"),
             ("ENROLL_GRAPH_RETRY_BASE_MS", "20"),
@@ -212,7 +223,7 @@ async fn first_upload_then_an_edit_reach_the_tenant() {
         "{}",
         e2e.report(ALPHA).await
     );
-    // The handler logs one line per invocation, with its status and time.
+    // The handler logs one JSON line per invocation, with its status and time.
     let log = std::fs::read_to_string(e2e.log.path()).unwrap();
     let lines: Vec<serde_json::Value> = log
         .lines()
@@ -222,12 +233,34 @@ async fn first_upload_then_an_edit_reach_the_tenant() {
         lines.iter().any(|l| l["function"] == "Plan"
             && l["status"] == 200
             && l["ms"].is_number()
-            && l["invocationId"].is_string()),
+            && l["invocation_id"].is_string()),
         "{log}"
     );
     assert!(
         !log.contains("enroll-sim-secret"),
         "no secret in the handler's output"
+    );
+    e2e.assert_clean_protocol();
+}
+
+/// In Azure the handler holds no secret: it reaches Graph with the Function App's managed
+/// identity, through the endpoint and header App Service gives it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_handler_reaches_graph_with_the_managed_identity() {
+    let mut e2e = E2e::with_credentials(
+        SimConfig::default(),
+        golden_tenant(),
+        SimHandle::managed_identity_settings,
+        &[],
+    )
+    .await;
+    e2e.upload(ALPHA, ALPHA_ROSTER).await;
+    e2e.run().await;
+    assert_eq!(e2e.changes_left().await, 0);
+    let log = std::fs::read_to_string(e2e.log.path()).unwrap();
+    assert!(
+        !log.contains("enroll-sim-identity"),
+        "the identity header stays out of the handler's output: {log}"
     );
     e2e.assert_clean_protocol();
 }

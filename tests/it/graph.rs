@@ -562,30 +562,53 @@ async fn certificate_credential_signs_a_client_assertion() {
     assert!(!error.to_string().contains("PRIVATE KEY"));
 }
 
-#[tokio::test]
+/// `enroll snapshot` in a process of its own with the environment Functions gives a managed
+/// identity: the production client reads IDENTITY_ENDPOINT and IDENTITY_HEADER from the
+/// process environment (through azure_identity), which a test cannot set in its own process.
+fn snapshot_with_managed_identity(
+    sim: &SimHandle,
+    header: &str,
+    out: &std::path::Path,
+) -> std::process::Output {
+    std::process::Command::new(crate::enroll_binary())
+        .args(["snapshot", "--out", out.to_str().unwrap()])
+        .env_clear()
+        .envs(sim.managed_identity_settings())
+        .env("IDENTITY_HEADER", header)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn managed_identity_uses_the_identity_header() {
     let sim = sim_with(SimConfig::default(), 2).await;
-    let credential = Credential::ManagedIdentity {
-        endpoint: format!("{}/msi/token", sim.base_url()),
-        header: Secret::new("enroll-sim-identity"),
-        client_id: None,
-    };
-    let client = GraphClient::new(config(&sim, credential)).unwrap();
-    assert_eq!(client.users().await.unwrap().len(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshot.json");
+    let output = tokio::task::block_in_place(|| {
+        snapshot_with_managed_identity(&sim, "enroll-sim-identity", &out)
+    });
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let snapshot: TenantSnapshot = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(snapshot.users.len(), 2);
+    assert_eq!(
+        sim.counters().token_requests,
+        1,
+        "one token serves every Graph call of the run"
+    );
 
-    let wrong = Credential::ManagedIdentity {
-        endpoint: format!("{}/msi/token", sim.base_url()),
-        header: Secret::new("not-the-identity-header-xyz"),
-        client_id: None,
-    };
-    let error = GraphClient::new(config(&sim, wrong))
-        .unwrap()
-        .users()
-        .await
-        .unwrap_err();
-    assert!(matches!(error, GraphError::Auth { .. }), "{error}");
-    let text = format!("{error} {error:?}");
-    assert!(!text.contains("not-the-identity-header-xyz"), "{text}");
+    let wrong = tokio::task::block_in_place(|| {
+        snapshot_with_managed_identity(&sim, "not-the-identity-header-xyz", &out)
+    });
+    let stderr = String::from_utf8_lossy(&wrong.stderr).into_owned();
+    assert_eq!(wrong.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot get an access token from")
+            && stderr.contains("/msi/token")
+            && stderr.contains("X-IDENTITY-HEADER header is missing or wrong"),
+        "the error names the endpoint and what it answered: {stderr}"
+    );
+    assert!(!stderr.contains("not-the-identity-header-xyz"), "{stderr}");
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 use enroll_core::audit::{Action, Outcome};
 use enroll_core::plan::{Guards, InviteDomains, PlanOptions, plan};
@@ -251,10 +253,16 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Hidden until `apply` shows it on a terminal; log lines are written around it.
+    let bar = indicatif::ProgressBar::hidden();
+    if let Err(error) = init_logging(&bar) {
+        eprintln!("enroll: {error:#}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let outcome = match cli.command {
         Command::Validate { paths, format } => validate(&paths, format),
         Command::Plan(args) => plan_rosters(&args),
-        Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply(args))),
+        Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply(args, bar))),
         Command::Snapshot {
             out,
             catalog,
@@ -283,6 +291,53 @@ fn main() -> ExitCode {
             eprintln!("enroll: {error:#}");
             ExitCode::from(EXIT_USAGE)
         }
+    }
+}
+
+/// One subscriber for the command: plain lines on stderr (`LEVEL message key=value`), at
+/// the levels `ENROLL_LOG` or `RUST_LOG` set (default: enroll's `info`, others' `warn`).
+fn init_logging(bar: &indicatif::ProgressBar) -> anyhow::Result<()> {
+    let (name, directives) =
+        enroll_steps::config::log_filter(&enroll_steps::config::Env::from_process());
+    let targets: Targets =
+        directives
+            .parse()
+            .map_err(|error| enroll_steps::config::ConfigError::Invalid {
+                name,
+                problem: format!("{error}"),
+            })?;
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(AroundTheBar(bar.clone()))
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish()
+        .with(targets);
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|error| anyhow::anyhow!("cannot set up logging: {error}"))
+}
+
+/// Writes log lines to stderr with the progress bar cleared first and drawn again after,
+/// so that neither tears the other.
+#[derive(Clone)]
+struct AroundTheBar(indicatif::ProgressBar);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for AroundTheBar {
+    type Writer = AroundTheBar;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl std::io::Write for AroundTheBar {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.suspend(|| std::io::stderr().write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 
@@ -398,7 +453,7 @@ async fn snapshot(
     text.push('\n');
     std::fs::write(out, text)
         .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
-    eprintln!(
+    tracing::info!(
         "wrote {}: {} users, {} access packages, {} assignments",
         out.display(),
         snapshot.users.len(),
@@ -431,7 +486,22 @@ async fn simulate(args: SimArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         ..enroll_sim::SimConfig::default()
     };
-    let last = enroll_sim::run_until_ctrl_c(config, snapshot).await?;
+    let sim = enroll_sim::start(config, snapshot).await?;
+    print(&format!(
+        "listening on port {port}\ngraph: {base}/v1.0\ntoken: {base}/{tenant}/oauth2/v2.0/token\nmanaged identity: {base}/msi/token\n",
+        port = sim.port(),
+        base = sim.base_url(),
+        tenant = sim.tenant_id(),
+    ))?;
+    let waited = tokio::signal::ctrl_c().await;
+    let last = sim.snapshot().await;
+    let counters = sim.counters();
+    sim.shutdown().await;
+    print(&format!(
+        "stopped: {} HTTP requests, {} Graph operations\n",
+        counters.http_requests, counters.graph_operations
+    ))?;
+    waited.map_err(|error| anyhow::anyhow!("cannot wait for Ctrl-C: {error}"))?;
     if let Some(out) = args.out {
         std::fs::write(&out, serde_json::to_string_pretty(&last)?)
             .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.display()))?;
@@ -439,7 +509,7 @@ async fn simulate(args: SimArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
 
     use enroll_steps::World;
@@ -481,19 +551,22 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         ..RunOptions::default()
     };
     let started = std::time::Instant::now();
-    let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let summary = run(world, &options, |p| {
-        if show {
-            eprint!(
-                "\r\x1b[Kplanned {}/{} | messages {}/{} | retrying {}",
-                p.planned.0, p.planned.1, p.messages.0, p.messages.1, p.retrying
-            );
-        }
-    })
-    .await?;
-    if show {
-        eprintln!();
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        show_progress(&bar);
     }
+    let summary = run(world, &options, |p| {
+        // Rosters to plan and messages to run, as one count; messages are added as steps
+        // hand work on, so the length grows.
+        bar.set_length((p.planned.1 + p.messages.1) as u64);
+        bar.set_position((p.planned.0 + p.messages.0) as u64);
+        bar.set_message(format!(
+            "planned {}/{} | messages {}/{} | retrying {}",
+            p.planned.0, p.planned.1, p.messages.0, p.messages.1, p.retrying
+        ));
+    })
+    .await;
+    bar.finish_and_clear();
+    let summary = summary?;
     let elapsed = started.elapsed();
     let mut exit_clean = summary.errors.is_empty()
         && summary.failures.is_empty()
@@ -557,6 +630,18 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(exit_clean))
 }
 
+/// Draws `bar` on stderr: counts done of all, the rate, and where the run is.
+fn show_progress(bar: &indicatif::ProgressBar) {
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    // The template is a constant that parses; the default style is the fallback.
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {elapsed:>3} [{bar:24}] {pos}/{len} ({per_sec}) {wide_msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+}
+
 /// The tenant a command works on: Graph, or a snapshot served by an in-process simulator.
 struct Tenant {
     graph: enroll_graph::GraphClient,
@@ -587,7 +672,7 @@ async fn connect(tenant: &str, env: &enroll_steps::config::Env) -> anyhow::Resul
     );
     graph.graph_base_url = format!("{}/v1.0", sim.base_url());
     graph.authority_url = sim.base_url().to_owned();
-    eprintln!("simulated tenant from {tenant} at {}", sim.base_url());
+    tracing::info!("simulated tenant from {tenant} at {}", sim.base_url());
     Ok(Tenant {
         graph: GraphClient::new(graph)?,
         sim: Some(sim),
@@ -704,7 +789,7 @@ async fn roles_apply(args: &RolesApplyArgs) -> anyhow::Result<ExitCode> {
         let result = enroll_steps::map_roles(&world, &message, attempt).await;
         match enroll_steps::disposition(result.as_ref().map(|o| &o.output), attempt) {
             Disposition::RetryLater { reason } => {
-                eprintln!("try {number} of {tries}: {reason}; trying again");
+                tracing::warn!("try {number} of {tries}: {reason}; trying again");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
                 number += 1;

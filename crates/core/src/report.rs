@@ -363,3 +363,47 @@ pub fn failure_lines(records: &[&AuditRecord]) -> (String, String) {
     }
     (jsonl, markdown)
 }
+
+/// An error and its sources in one line (each source once), so that a failure says what
+/// actually broke.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot reach the endpoint")]
+    struct Outer(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot reach the endpoint: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_names_each_cause_once() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(
+            error_chain(&Outer(refused())),
+            "cannot reach the endpoint: refused"
+        );
+        assert_eq!(
+            error_chain(&Repeats(refused())),
+            "cannot reach the endpoint: refused"
+        );
+    }
+}

@@ -1,17 +1,32 @@
 //! App-only authentication: client secret, client certificate (signed client assertion) and
 //! managed identity as App Service and Azure Functions expose it. Tokens are cached and
 //! renewed ahead of expiry. Secrets and tokens never reach `Debug`, errors or logs.
+//!
+//! Managed identity goes through `azure_identity`, the implementation the storage client
+//! uses too. The client secret and the certificate go to the Entra token endpoint with our
+//! own request: `azure_identity` 1.x refuses an authority that is not `https`
+//! (`get_authority_host`), so it cannot reach the simulated tenant on loopback HTTP that
+//! `enroll apply --tenant FILE` and the tests use, and its certificate credential needs
+//! OpenSSL, which this project does not link.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use azure_core::credentials::TokenCredential as _;
+use azure_core::error::ErrorKind;
+use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_core::time::OffsetDateTime;
+use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+
 use aws_lc_rs::{digest, rand::SystemRandom, signature};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::error::GraphError;
-use super::odata::encode_query_value;
 
 /// A secret string whose `Debug` and `Display` say only that it is redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -66,30 +81,13 @@ pub enum Credential {
         /// Its RSA private key in PEM (PKCS#8 or PKCS#1).
         private_key_pem: Secret,
     },
-    /// Managed identity through the App Service / Functions endpoint
-    /// (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, api-version 2019-08-01).
+    /// Managed identity through the App Service / Functions endpoint (api-version
+    /// 2019-08-01), which `azure_identity` finds in `IDENTITY_ENDPOINT` and
+    /// `IDENTITY_HEADER` in the process environment.
     ManagedIdentity {
-        /// `IDENTITY_ENDPOINT`.
-        endpoint: String,
-        /// `IDENTITY_HEADER`, sent as `X-IDENTITY-HEADER`.
-        header: Secret,
         /// Client id of a user-assigned identity; `None` for the system-assigned one.
         client_id: Option<String>,
     },
-}
-
-impl Credential {
-    /// The managed identity the platform describes in `IDENTITY_ENDPOINT` and
-    /// `IDENTITY_HEADER`, if both are set; `client_id` picks a user-assigned identity.
-    pub fn managed_identity_from_env(client_id: Option<String>) -> Option<Credential> {
-        let endpoint = std::env::var("IDENTITY_ENDPOINT").ok()?;
-        let header = std::env::var("IDENTITY_HEADER").ok()?;
-        Some(Credential::ManagedIdentity {
-            endpoint,
-            header: Secret::new(header),
-            client_id,
-        })
-    }
 }
 
 /// An access token with its expiry.
@@ -244,25 +242,8 @@ impl TokenSource {
                 let request = self.form_post(&endpoint, body);
                 (endpoint, request)
             }
-            Credential::ManagedIdentity {
-                endpoint,
-                header,
-                client_id,
-            } => {
-                let mut url = format!(
-                    "{endpoint}{}resource={}&api-version=2019-08-01",
-                    if endpoint.contains('?') { '&' } else { '?' },
-                    encode_query_value(&self.resource)
-                );
-                if let Some(client_id) = client_id {
-                    url.push_str("&client_id=");
-                    url.push_str(&encode_query_value(client_id));
-                }
-                let request = self
-                    .http
-                    .get(url)
-                    .header("X-IDENTITY-HEADER", header.expose());
-                (endpoint.clone(), request)
+            Credential::ManagedIdentity { client_id } => {
+                return self.managed_identity_token(client_id.as_deref()).await;
             }
         };
         let auth_error = |reason: String, retryable: bool| GraphError::Auth {
@@ -300,12 +281,76 @@ impl TokenSource {
         })
     }
 
+    /// A token from the platform's managed identity endpoint, through `azure_identity` over
+    /// this client's HTTP connections, without its retries (the Graph client retries what
+    /// can pass). A new credential for each fetch: this source's cache decides when to fetch
+    /// and forgets a token Graph rejected, which `azure_identity`'s own cache cannot.
+    async fn managed_identity_token(
+        &self,
+        client_id: Option<&str>,
+    ) -> Result<AccessToken, GraphError> {
+        let auth_error = |error: &azure_core::Error| GraphError::Auth {
+            endpoint: std::env::var("IDENTITY_ENDPOINT")
+                .map(|endpoint| endpoint.split('?').next().unwrap_or_default().to_owned())
+                .unwrap_or_else(|_| "the managed identity endpoint".to_owned()),
+            reason: describe(error),
+            retryable: azure_retryable(error),
+        };
+        let options = ManagedIdentityCredentialOptions {
+            user_assigned_id: client_id.map(|id| UserAssignedId::ClientId(id.to_owned())),
+            client_options: ClientOptions {
+                transport: Some(Transport::new(Arc::new(self.http.clone()))),
+                retry: RetryOptions::none(),
+                ..ClientOptions::default()
+            },
+        };
+        let credential =
+            ManagedIdentityCredential::new(Some(options)).map_err(|error| auth_error(&error))?;
+        let scope = format!("{}/.default", self.resource);
+        let token = credential
+            .get_token(&[scope.as_str()], None)
+            .await
+            .map_err(|error| auth_error(&error))?;
+        let lifetime =
+            Duration::try_from(token.expires_on - OffsetDateTime::now_utc()).unwrap_or_default();
+        Ok(AccessToken {
+            value: Secret::new(token.token.secret()),
+            renew_at: Instant::now() + lifetime.saturating_sub(renewal_margin(lifetime)),
+        })
+    }
+
     fn form_post(&self, endpoint: &str, body: String) -> reqwest::RequestBuilder {
         self.http
             .post(endpoint)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)
     }
+}
+
+/// An Azure SDK error in one line with its causes (`azure_identity` puts the endpoint's
+/// answer in them); none of them holds the identity header or a token.
+fn describe(error: &azure_core::Error) -> String {
+    enroll_core::report::error_chain(error).replace('\n', " ")
+}
+
+/// Whether asking the managed identity endpoint again can help: it could not be reached,
+/// or it answered 429 or 5xx.
+fn azure_retryable(error: &azure_core::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if let Some(azure) = error.downcast_ref::<azure_core::Error>() {
+            match azure.kind() {
+                ErrorKind::HttpResponse { status, .. } => {
+                    let status = u16::from(*status);
+                    return status == 429 || status >= 500;
+                }
+                ErrorKind::Connection | ErrorKind::Io => return true,
+                _ => {}
+            }
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// How long a token lives: `expires_in` seconds, else `expires_on` epoch seconds.
@@ -322,61 +367,21 @@ pub(crate) fn renewal_margin(lifetime: Duration) -> Duration {
     (lifetime / 5).min(Duration::from_secs(300))
 }
 
+/// An `application/x-www-form-urlencoded` body.
 fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{name}={}", form_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
-/// `application/x-www-form-urlencoded` value encoding.
-fn form_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'*') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// Base64url without padding (RFC 7515 §2).
+/// Base64url without padding (RFC 7515 §2), as JWTs use it.
 pub(crate) fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let sextets = [(n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63];
-        for sextet in sextets.iter().take(chunk.len() + 1) {
-            out.push(char::from(ALPHABET[*sextet as usize]));
-        }
-    }
-    out
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A random version-4 GUID, for `jti` and `client-request-id`.
 pub(crate) fn new_guid() -> String {
-    let mut bytes = [0u8; 16];
-    fastrand::fill(&mut bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 impl CertificateSigner {
@@ -460,21 +465,7 @@ mod tests {
     const KEY: &str = include_str!("../../../tests/data/auth/test-key.pem");
 
     fn decode_base64url(text: &str) -> Vec<u8> {
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut bits = 0u32;
-        let mut count = 0;
-        let mut out = Vec::new();
-        for c in text.bytes() {
-            let value = alphabet.iter().position(|&a| a == c).unwrap() as u32;
-            bits = (bits << 6) | value;
-            count += 6;
-            if count >= 8 {
-                count -= 8;
-                out.push((bits >> count) as u8);
-                bits &= (1 << count) - 1;
-            }
-        }
-        out
+        URL_SAFE_NO_PAD.decode(text).unwrap()
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! OData query text: string literals, `in` filters, and percent-encoding of query values.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 /// Most values an `in` operator (and most expressions a filter clause) may hold on directory
 /// objects without advanced query ("filter-query-parameter" note, graph.md §1.2).
 pub const MAX_IN_VALUES: usize = 15;
@@ -15,49 +17,42 @@ pub fn in_filter<S: AsRef<str>>(property: &str, values: &[S]) -> String {
     format!("{property} in ({})", list.join(","))
 }
 
+/// What [`encode_query_value`] escapes: everything but letters, digits, RFC 3986's unreserved
+/// punctuation, and OData's own (`'`, `(`, `)`, `,`, `/`, `:`, `$`, `@`, `*`, `!`).
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b',')
+    .remove(b'/')
+    .remove(b':')
+    .remove(b'$')
+    .remove(b'@')
+    .remove(b'*')
+    .remove(b'!');
+
+/// What [`encode_path_segment`] escapes: everything but letters, digits, `-._~` and `@`.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@');
+
 /// Percent-encodes a query value (a `$filter` expression, a `$select` list) so that `#`,
 /// `+`, `&`, `=`, `%`, spaces and non-ASCII bytes reach Graph as written. OData's own
-/// punctuation (`'`, `(`, `)`, `,`, `/`, `:`, `$`, `@`) stays readable.
+/// punctuation stays readable.
 pub fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 16);
-    for byte in value.bytes() {
-        let keep = byte.is_ascii_alphanumeric()
-            || matches!(
-                byte,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b','
-                    | b'/'
-                    | b':'
-                    | b'$'
-                    | b'@'
-                    | b'*'
-                    | b'!'
-            );
-        if keep {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
 /// Percent-encodes one path segment (an id or a user principal name with `#EXT#`).
 pub fn encode_path_segment(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'@') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(value, PATH_SEGMENT).to_string()
 }
 
 /// A relative Graph URL (`/path?$a=..&$b=..`) with every query value encoded.

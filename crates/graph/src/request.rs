@@ -41,6 +41,11 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
         .and_then(|value| parse_retry_after(value, SystemTime::now()))
 }
 
+/// A request's path without its query, which may hold people's addresses (`$filter`).
+fn path_only(path: &str) -> &str {
+    path.split('?').next().unwrap_or_default()
+}
+
 /// Statuses worth another try for any method: Graph did not process the request.
 pub(crate) fn is_throttle_status(status: u16) -> bool {
     matches!(status, 429 | 503 | 504)
@@ -141,6 +146,14 @@ impl GraphClient {
                     if (connect || idempotent)
                         && let Some(delay) = policy.next_delay(attempt, started.elapsed(), None)
                     {
+                        tracing::debug!(
+                            method = %method,
+                            path = path_only(&path),
+                            attempt,
+                            delay_ms = delay.as_millis(),
+                            %error,
+                            "Graph request failed; trying again"
+                        );
                         Counters::add(&counters.retries, operations);
                         tokio::time::sleep(delay).await;
                         continue;
@@ -191,6 +204,15 @@ impl GraphClient {
                     _ => policy.next_delay(attempt, started.elapsed(), wait),
                 };
                 if let Some(delay) = delay {
+                    tracing::debug!(
+                        method = %method,
+                        path = path_only(&path),
+                        status,
+                        request_id = error.request_id.as_deref(),
+                        attempt,
+                        delay_ms = delay.as_millis(),
+                        "Graph answered {status}; trying again"
+                    );
                     Counters::add(&counters.retries, operations);
                     tokio::time::sleep(delay).await;
                     continue;

@@ -151,9 +151,6 @@ pub enum SimError {
         /// The reason.
         source: serde_json::Error,
     },
-    /// Waiting for Ctrl-C failed.
-    #[error("cannot wait for Ctrl-C: {0}")]
-    Signal(std::io::Error),
 }
 
 /// Request counts since start, read with [`SimHandle::counters`].
@@ -279,6 +276,25 @@ impl SimHandle {
         .collect()
     }
 
+    /// The settings that point a Graph client or the handler at this simulated tenant with a
+    /// managed identity, as App Service and Functions describe theirs (`IDENTITY_ENDPOINT`,
+    /// `IDENTITY_HEADER`), and no secret.
+    pub fn managed_identity_settings(&self) -> Vec<(String, String)> {
+        let config = &self.shared.config;
+        [
+            ("ENROLL_TENANT_ID", config.tenant_id.clone()),
+            ("ENROLL_GRAPH_URL", format!("{}/v1.0", self.base_url())),
+            (
+                "IDENTITY_ENDPOINT",
+                format!("{}/msi/token", self.base_url()),
+            ),
+            ("IDENTITY_HEADER", config.identity_header.clone()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+    }
+
     /// Stops accepting connections and waits until the server task has ended.
     pub async fn shutdown(mut self) {
         self.stop_now();
@@ -362,35 +378,4 @@ pub fn read_snapshot(path: &std::path::Path) -> Result<TenantSnapshot, SimError>
         path: path.to_owned(),
         source,
     })
-}
-
-/// Runs the simulator until Ctrl-C, for `enroll sim`: prints `listening on port N` and the
-/// base URL to stdout once it accepts connections, and returns the final tenant state.
-///
-/// # Errors
-///
-/// As [`start`], and [`SimError::Signal`] when Ctrl-C cannot be awaited.
-pub async fn run_until_ctrl_c(
-    config: SimConfig,
-    snapshot: TenantSnapshot,
-) -> Result<TenantSnapshot, SimError> {
-    let sim = start(config, snapshot).await?;
-    println!("listening on port {}", sim.port());
-    println!("graph: {}/v1.0", sim.base_url());
-    println!(
-        "token: {}/{}/oauth2/v2.0/token",
-        sim.base_url(),
-        sim.tenant_id()
-    );
-    println!("managed identity: {}/msi/token", sim.base_url());
-    let waited = tokio::signal::ctrl_c().await;
-    let state = sim.snapshot().await;
-    let counters = sim.counters();
-    sim.shutdown().await;
-    println!(
-        "stopped: {} HTTP requests, {} Graph operations",
-        counters.http_requests, counters.graph_operations
-    );
-    waited.map_err(SimError::Signal)?;
-    Ok(state)
 }

@@ -15,6 +15,7 @@ use super::filter::{self, Allowed, Expr};
 use super::http::{Req, Resp, Shared, method_not_allowed};
 use super::state::State;
 use super::{clock, schema};
+use enroll_core::roles::is_guid;
 use enroll_core::tenant::{AppRole, AppRoleAssignment};
 
 /// Characters left as they are in query values of `@odata.nextLink`.
@@ -1394,15 +1395,6 @@ fn get_application(state: &State, req: &Req, id: &str) -> Result<Resp, Resp> {
 
 /// Characters Graph allows in an app role's `value` besides letters and digits.
 const ROLE_VALUE_PUNCTUATION: &str = ":!#$%&'()*+,-./;<=>?@[]^_`{|}~";
-
-fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
-}
 
 fn parse_app_roles(value: &Value) -> Result<Vec<AppRole>, Resp> {
     let bad = |message: String| Resp::error(400, "Request_BadRequest", &message);

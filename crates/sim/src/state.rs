@@ -6,6 +6,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use super::SimConfig;
 use super::clock;
 use super::entities::{AssignmentRec, SubjectRec, Tenant};
@@ -44,26 +47,20 @@ impl State {
         })
     }
 
-    /// A random GUID in Graph's lower-case form.
+    /// A random version-4 GUID in Graph's lower-case form, from the seeded generator so
+    /// that a run can be replayed.
     pub(crate) fn new_guid(&mut self) -> String {
-        let n = self.rng.u128(..);
-        let hex = format!("{n:032x}");
-        format!(
-            "{}-{}-4{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[13..16],
-            &hex[16..20],
-            &hex[20..32]
-        )
+        let bytes = self.rng.u128(..).to_le_bytes();
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
     }
 
-    /// An opaque id like Graph's app role assignment ids (43 base64url characters).
+    /// An opaque id like Graph's app role assignment ids (43 base64url characters: 32 bytes).
     pub(crate) fn new_opaque_id(&mut self) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        (0..43)
-            .map(|_| char::from(ALPHABET[self.rng.usize(0..ALPHABET.len())]))
-            .collect()
+        let mut bytes = [0u8; 32];
+        self.rng.fill(&mut bytes);
+        URL_SAFE_NO_PAD.encode(bytes)
     }
 
     /// Admits one operation, or says how long to wait when `rps` operations already ran in

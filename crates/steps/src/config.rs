@@ -97,6 +97,22 @@ impl Env {
     }
 }
 
+/// Log levels when neither `ENROLL_LOG` nor `RUST_LOG` is set: enroll's own events from
+/// `info` on, other crates' (the Azure SDK, HTTP) from `warn` on.
+pub const DEFAULT_LOG_FILTER: &str = "warn,enroll=info";
+
+/// The binaries' log filter (a default level and `target=level` pairs, such as
+/// `warn,enroll_graph=debug`; a target names a crate or module and everything below it)
+/// and the variable it came from: `ENROLL_LOG`, else `RUST_LOG`,
+/// else [`DEFAULT_LOG_FILTER`] (named `ENROLL_LOG`).
+pub fn log_filter(env: &Env) -> (&'static str, String) {
+    match (env.get("ENROLL_LOG"), env.get("RUST_LOG")) {
+        (Some(filter), _) => ("ENROLL_LOG", filter.to_owned()),
+        (None, Some(filter)) => ("RUST_LOG", filter.to_owned()),
+        (None, None) => ("ENROLL_LOG", DEFAULT_LOG_FILTER.to_owned()),
+    }
+}
+
 /// How to reach Graph: `ENROLL_TENANT_ID`, a credential, and optional endpoints.
 ///
 /// The credential is, in this order: `ENROLL_CLIENT_SECRET` (with `ENROLL_CLIENT_ID`);
@@ -136,12 +152,10 @@ pub fn graph_config(env: &Env) -> Result<GraphConfig, ConfigError> {
             certificate_pem,
             private_key_pem: Secret::new(key),
         }
-    } else if let (Some(endpoint), Some(header)) =
-        (env.get("IDENTITY_ENDPOINT"), env.get("IDENTITY_HEADER"))
-    {
+    } else if env.get("IDENTITY_ENDPOINT").is_some() && env.get("IDENTITY_HEADER").is_some() {
+        // azure_identity reads both variables itself; without them it would try a virtual
+        // machine's metadata endpoint, which Functions does not have.
         Credential::ManagedIdentity {
-            endpoint: endpoint.to_owned(),
-            header: Secret::new(header),
             client_id: env
                 .get("ENROLL_MANAGED_IDENTITY_CLIENT_ID")
                 .map(str::to_owned),
@@ -288,6 +302,25 @@ mod tests {
         assert!(
             bad.to_string()
                 .starts_with("ENROLL_GRAPH_CONCURRENCY is not valid")
+        );
+    }
+
+    #[test]
+    fn enroll_log_wins_over_rust_log_and_the_default_names_enroll_log() {
+        assert_eq!(
+            log_filter(&Env::from_pairs([
+                ("ENROLL_LOG", "debug"),
+                ("RUST_LOG", "trace")
+            ])),
+            ("ENROLL_LOG", "debug".to_owned())
+        );
+        assert_eq!(
+            log_filter(&Env::from_pairs([("RUST_LOG", "enroll_graph=debug")])),
+            ("RUST_LOG", "enroll_graph=debug".to_owned())
+        );
+        assert_eq!(
+            log_filter(&Env::default()),
+            ("ENROLL_LOG", DEFAULT_LOG_FILTER.to_owned())
         );
     }
 

@@ -119,6 +119,13 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
         } else if error.is_retryable() {
             self.gave_up.push(whom.email.to_owned());
         }
+        // The step's span names the run, roster, package and step; the audit trail names
+        // the person.
+        if retry {
+            tracing::debug!(request_id = error.request_id(), %error, "a person will be tried again");
+        } else {
+            tracing::warn!(request_id = error.request_id(), %detail, "a person failed for good");
+        }
         self.record(whom, outcome, detail, error.request_id());
     }
 
@@ -217,6 +224,13 @@ async fn open_ledger<'w, S: Storage, D: Directory, P: AboutWhom>(
 ///
 /// # Errors
 /// [`StepError`] when the whole message must be tried again.
+#[tracing::instrument(name = "step", skip_all, fields(
+    step = "invite",
+    run_id = %message.context.run_id,
+    roster = %message.context.roster,
+    package = %message.context.access_package_id,
+    attempt = attempt.number,
+))]
 pub async fn invite<S: Storage, D: Directory>(
     world: &World<S, D>,
     message: &ChangeMessage<InvitePerson>,
@@ -334,6 +348,13 @@ pub async fn invite<S: Storage, D: Directory>(
 /// # Errors
 /// [`StepError`] when the whole message must be tried again (for example a person invited a
 /// moment ago whom entitlement management does not know yet).
+#[tracing::instrument(name = "step", skip_all, fields(
+    step = "assign",
+    run_id = %message.context.run_id,
+    roster = %message.context.roster,
+    package = %message.context.access_package_id,
+    attempt = attempt.number,
+))]
 pub async fn assign<S: Storage, D: Directory>(
     world: &World<S, D>,
     message: &ChangeMessage<AssignPerson>,
@@ -547,6 +568,13 @@ async fn users_by_id<S: Storage, D: Directory>(
 ///
 /// # Errors
 /// [`StepError`] when the whole message must be tried again.
+#[tracing::instrument(name = "step", skip_all, fields(
+    step = "remove",
+    run_id = %message.context.run_id,
+    roster = %message.context.roster,
+    package = %message.context.access_package_id,
+    attempt = attempt.number,
+))]
 pub async fn remove<S: Storage, D: Directory>(
     world: &World<S, D>,
     message: &ChangeMessage<RemovePerson>,

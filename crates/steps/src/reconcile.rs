@@ -151,6 +151,11 @@ async fn read_mapping<S: Storage, D: Directory>(
 ///
 /// # Errors
 /// [`StepError`] when storage or Graph fail for the whole roster; retrying can help then.
+#[tracing::instrument(name = "step", skip_all, fields(
+    step = "plan",
+    run_id = %message.run_id,
+    roster = %message.roster,
+))]
 pub async fn plan_roster<S: Storage, D: Directory>(
     world: &World<S, D>,
     message: &ReconcileMessage,

@@ -268,6 +268,12 @@ impl<S: Storage, D: Directory> Ledger<'_, S, D> {
 /// # Errors
 /// [`StepError`] when the whole message should be tried again (storage or Graph failed for
 /// it, an app role update failed, or some assignments could not be made yet).
+#[tracing::instrument(name = "step", skip_all, fields(
+    step = "map-roles",
+    run_id = %message.run_id,
+    roster = %message.manifest,
+    attempt = attempt.number,
+))]
 pub async fn map_roles<S: Storage, D: Directory>(
     world: &World<S, D>,
     message: &MapRolesMessage,

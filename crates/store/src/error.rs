@@ -222,31 +222,16 @@ impl StoreError {
                 StoreError::Transport {
                     op,
                     resource,
-                    message: redact(&error_chain(err)),
+                    message: redact(&enroll_core::report::error_chain(err)),
                 }
             }
             ErrorKind::DataConversion | ErrorKind::Other => StoreError::Invalid {
                 op,
                 resource,
-                message: redact(&error_chain(err)),
+                message: redact(&enroll_core::report::error_chain(err)),
             },
         }
     }
-}
-
-/// The error and its sources in one line, so a transport failure says what actually broke.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// Replaces the value of every `sig=` query parameter, so that a URL quoted in an error or log

@@ -15,18 +15,9 @@ pub fn derived_role_id(value: &str) -> String {
     uuid_v5(namespace, value.as_bytes())
 }
 
-/// A version-5 UUID: SHA-1 of the namespace's bytes and the name, with version and variant set.
+/// A version-5 UUID of `name` in `namespace`, in Graph's lower-case hyphenated form.
 pub fn uuid_v5(namespace: [u8; 16], name: &[u8]) -> String {
-    let mut input = Vec::with_capacity(16 + name.len());
-    input.extend_from_slice(&namespace);
-    input.extend_from_slice(name);
-    // SHA-1 is what RFC 9562 prescribes for version 5; it names, it does not protect.
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &input);
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest.as_ref()[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x50;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    format_guid(&bytes)
+    uuid::Uuid::new_v5(&uuid::Uuid::from_bytes(namespace), name).to_string()
 }
 
 /// Whether `text` is a GUID in the 8-4-4-4-12 hex form Graph uses for ids.
@@ -36,36 +27,12 @@ pub fn is_guid(text: &str) -> bool {
 
 /// The 16 bytes of a GUID in 8-4-4-4-12 hex form (any case).
 pub fn parse_guid(text: &str) -> Option<[u8; 16]> {
-    let parts: Vec<&str> = text.split('-').collect();
-    let lengths_ok = parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(part, length)| part.len() == length);
-    if !lengths_ok {
+    // `uuid` also reads the simple, braced and URN forms; Graph writes only the hyphenated
+    // one, the only form 36 characters long.
+    if text.len() != 36 {
         return None;
     }
-    let hex: String = parts.concat();
-    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    for (index, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
-    }
-    Some(bytes)
-}
-
-fn format_guid(bytes: &[u8; 16]) -> String {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::try_parse(text).ok().map(uuid::Uuid::into_bytes)
 }
 
 #[cfg(test)]
