@@ -66,7 +66,7 @@ fn validate_reports_every_problem_as_json_and_exits_1() {
     assert_eq!(output.status.code(), Some(1));
     let report = json(&output);
     let files = report["files"].as_array().unwrap();
-    assert_eq!(files.len(), 10, "every *.csv below the folder");
+    assert_eq!(files.len(), 20, "every *.csv below the folder");
     let strange = files
         .iter()
         .find(|f| f["path"].as_str().unwrap().ends_with("strange.csv"))
@@ -692,5 +692,71 @@ fn an_export_plans_without_changes_for_rosters_and_roles() {
     assert!(
         plan["warnings"].as_array().unwrap().is_empty(),
         "every id is written"
+    );
+}
+
+/// The golden rosters in a folder of their own, with `edit` applied to one file's text.
+fn golden_rosters_with(file: &str, edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let projects = dir.path().join("Projects");
+    std::fs::create_dir(&projects).unwrap();
+    for entry in std::fs::read_dir(data("golden/rosters/Projects")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap();
+        let text = if name == file { edit(&text) } else { text };
+        std::fs::write(projects.join(name), text).unwrap();
+    }
+    dir
+}
+
+/// The issue's case: a quote left open in the third column used to swallow every later
+/// row, and the people in them were planned for removal.
+#[test]
+fn a_roster_with_an_unclosed_quote_in_column_3_is_rejected_and_removes_nobody() {
+    let dir = golden_rosters_with("Project Alpha - Manager.csv", |text| {
+        text.replace(
+            "Ann Member;ANN@contoso.com;Project Alpha | Manager",
+            "Ann Member;ANN@contoso.com;\"Project Alpha | Manager",
+        )
+    });
+    let tenant = data("golden/tenant.json");
+    let args = |format: &'static str| {
+        enroll(&[
+            "plan",
+            dir.path().to_str().unwrap(),
+            "--tenant",
+            tenant.to_str().unwrap(),
+            "--format",
+            format,
+        ])
+    };
+    let output = args("json");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let plan = json(&output);
+    let packages = plan["packages"].as_array().unwrap();
+    let planned: Vec<&str> = packages
+        .iter()
+        .map(|p| p["roster"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        planned,
+        ["Projects/key users.csv"],
+        "the broken roster is not planned"
+    );
+    let removals: usize = packages
+        .iter()
+        .map(|p| p["remove"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(removals, 0);
+    assert_eq!(places(&plan["errors"]), [(3, 3, "malformed_csv")]);
+    assert_eq!(
+        plan["errors"][0]["roster"],
+        "Projects/Project Alpha - Manager.csv"
+    );
+    let text = String::from_utf8_lossy(&args("text").stdout).into_owned();
+    assert!(
+        text.contains("Rosters that were not planned (nothing changes for them):\n  Projects/Project Alpha - Manager.csv: line 3, column 3: a quote opens column 3 here and is never closed"),
+        "{text}"
     );
 }
