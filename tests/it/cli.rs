@@ -760,3 +760,156 @@ fn a_roster_with_an_unclosed_quote_in_column_3_is_rejected_and_removes_nobody() 
         "{text}"
     );
 }
+
+/// A rosters folder with one good roster, and beside it a file that must never be shown.
+#[cfg(unix)]
+fn rosters_beside_a_secret() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let rosters = dir.path().join("rosters");
+    std::fs::create_dir(&rosters).unwrap();
+    std::fs::write(rosters.join("Key Users.csv"), "Bob;bob@fabrikam.com\n").unwrap();
+    std::fs::write(
+        dir.path().join("runner-secret.txt"),
+        "ghp_secretToken;not-an-address\n",
+    )
+    .unwrap();
+    (dir, rosters)
+}
+
+/// Runs `enroll` and fails (instead of hanging) if it does not finish.
+#[cfg(unix)]
+fn enroll_without_hanging(args: &[&str]) -> Output {
+    let mut child = Command::new(crate::enroll_binary())
+        .args(args)
+        .env_remove("ENROLL_CATALOG")
+        .env_remove("ENROLL_TENANT")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..1200 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!("enroll {args:?} did not finish: it is waiting on a file it should have refused");
+}
+
+#[cfg(unix)]
+#[test]
+fn plan_refuses_a_roster_that_links_out_of_the_folder_and_never_shows_its_target() {
+    let (dir, rosters) = rosters_beside_a_secret();
+    std::os::unix::fs::symlink(
+        dir.path().join("runner-secret.txt"),
+        rosters.join("Leak.csv"),
+    )
+    .unwrap();
+    let tenant = data("golden/tenant.json");
+    for args in [
+        vec![
+            "plan",
+            rosters.to_str().unwrap(),
+            "--tenant",
+            tenant.to_str().unwrap(),
+        ],
+        vec!["validate", rosters.to_str().unwrap()],
+        vec!["validate", rosters.join("Leak.csv").to_str().unwrap()],
+    ] {
+        let output = enroll(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let err = stderr(&output);
+        assert!(err.contains("Leak.csv is a symbolic link"), "{err}");
+        let everything = format!("{err}{}", String::from_utf8_lossy(&output.stdout));
+        assert!(!everything.contains("ghp_secretToken"), "{everything}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn validate_refuses_a_fifo_without_waiting_on_it() {
+    let (_dir, rosters) = rosters_beside_a_secret();
+    let fifo = rosters.join("Pipe.csv");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for path in [&rosters, &fifo] {
+        let output = enroll_without_hanging(&["validate", path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2));
+        let err = stderr(&output);
+        assert!(
+            err.contains("Pipe.csv is a FIFO (named pipe), not a regular file"),
+            "{err}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn validate_refuses_dev_zero_named_or_linked_without_reading_it() {
+    let (_dir, rosters) = rosters_beside_a_secret();
+    std::os::unix::fs::symlink("/dev/zero", rosters.join("Zero.csv")).unwrap();
+    let linked = enroll_without_hanging(&["validate", rosters.to_str().unwrap()]);
+    assert_eq!(linked.status.code(), Some(2));
+    assert!(
+        stderr(&linked).contains("Zero.csv is a symbolic link"),
+        "{}",
+        stderr(&linked)
+    );
+    let named = enroll_without_hanging(&["validate", "/dev/zero"]);
+    assert_eq!(named.status.code(), Some(2));
+    assert!(
+        stderr(&named).contains("/dev/zero is a character device, not a regular file"),
+        "{}",
+        stderr(&named)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn plan_refuses_a_folder_named_like_a_roster() {
+    let (_dir, rosters) = rosters_beside_a_secret();
+    std::fs::create_dir(rosters.join("Team.csv")).unwrap();
+    let tenant = data("golden/tenant.json");
+    let output = enroll(&[
+        "plan",
+        rosters.to_str().unwrap(),
+        "--tenant",
+        tenant.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("Team.csv is a folder, not a regular file"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(output.stdout.is_empty(), "nothing is planned");
+}
+
+#[test]
+fn validate_reports_an_oversized_roster_as_too_large_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("Huge.csv");
+    // Sparse: reading it whole would take 64 GiB of memory.
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(64 << 30)
+        .unwrap();
+    let output = enroll(&["validate", "--format", "json", huge.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = json(&output);
+    let file = &report["files"][0];
+    assert_eq!(file["valid"], false);
+    assert_eq!(file["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(file["errors"][0]["code"], "too_large");
+    assert_eq!(
+        file["errors"][0]["message"],
+        "the file is 68719476736 bytes; a roster may be at most 16777216 bytes (16 MiB)"
+    );
+}
