@@ -913,3 +913,125 @@ fn validate_reports_an_oversized_roster_as_too_large_without_reading_it() {
         "the file is 68719476736 bytes; a roster may be at most 16777216 bytes (16 MiB)"
     );
 }
+
+/// Export guards formulas in CSV cells and the roster reader takes the guard off again, so
+/// an export of a tenant with hostile names still plans without changes; every text output
+/// shows control characters as escapes.
+#[test]
+fn hostile_names_survive_export_plan_and_apply_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tenant: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("golden/tenant.json")).unwrap())
+            .unwrap();
+    let names = [
+        ("u-ann", "=HYPERLINK(\"https://evil.example\",\"Ann\")"),
+        ("u-dee", "@SUM(1+1)\u{1b}[2J"),
+        ("u-bob", "-Bob <img src=x>"),
+    ];
+    for (id, name) in names {
+        let user = tenant["users"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|u| u["id"] == id)
+            .unwrap();
+        user["displayName"] = Value::from(name);
+    }
+    tenant["accessPackages"][0]["displayName"] = Value::from("Project Alpha\u{1b}[31m - Manager");
+    let tenant_path = dir.path().join("tenant.json");
+    std::fs::write(&tenant_path, tenant.to_string()).unwrap();
+    let tenant_arg = tenant_path.to_str().unwrap();
+    let out = dir.path().join("export");
+
+    let export = enroll(&[
+        "export",
+        "--tenant",
+        tenant_arg,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(export.status.code(), Some(0), "{}", stderr(&export));
+    let alpha =
+        std::fs::read_to_string(out.join("Projects/Project Alpha_[31m - Manager.csv")).unwrap();
+    assert_eq!(
+        alpha,
+        "DisplayName;Email\n\
+         \"'=HYPERLINK(\"\"https://evil.example\"\",\"\"Ann\"\")\";ann@contoso.com\n\
+         \"'@SUM(1+1)\u{1b}[2J\";dee@contoso.com\n\
+         Eve Pending;eve@contoso.com\n"
+    );
+    let read = enroll_core::roster::parse(
+        "alpha.csv",
+        alpha.as_bytes(),
+        enroll_core::roster::Limits::default(),
+    );
+    let read_names: Vec<&str> = read
+        .people
+        .iter()
+        .map(|p| p.display_name.as_str())
+        .collect();
+    assert_eq!(
+        read_names,
+        [names[0].1, names[1].1, "Eve Pending"],
+        "the same people"
+    );
+
+    let plan = enroll(&[
+        "plan",
+        out.to_str().unwrap(),
+        "--tenant",
+        tenant_arg,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    let plan = json(&plan);
+    assert!(
+        plan["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        plan["errors"]
+    );
+    for package in plan["packages"].as_array().unwrap() {
+        for list in ["invite", "assign", "remove"] {
+            assert_eq!(package[list], serde_json::json!([]), "{list}: {package}");
+        }
+    }
+
+    let text = enroll(&["plan", out.to_str().unwrap(), "--tenant", tenant_arg]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(
+        text.contains("Project Alpha\\u{1b}[31m - Manager  [pkg-alpha-manager]\n"),
+        "{text}"
+    );
+    let reports = dir.path().join("reports");
+    let apply = enroll(&[
+        "apply",
+        out.to_str().unwrap(),
+        "--tenant",
+        tenant_arg,
+        "--dry-run",
+        "--reports",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(apply.status.code(), Some(0), "{}", stderr(&apply));
+    let summary = String::from_utf8(apply.stdout).unwrap();
+    assert!(!summary.contains('\u{1b}'), "{summary:?}");
+    assert!(
+        summary.contains(
+            "\nProject Alpha\\u{1b}[31m - Manager        0       0       0         3  planned\n"
+        ),
+        "{summary}"
+    );
+    let run = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.is_dir())
+        .unwrap();
+    let markdown =
+        std::fs::read_to_string(run.join("Projects__Project Alpha_[31m - Manager.md")).unwrap();
+    assert!(
+        markdown.starts_with("# Project Alpha\\\\u{1b}\\[31m - Manager\n"),
+        "{markdown}"
+    );
+}
