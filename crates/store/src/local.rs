@@ -680,8 +680,15 @@ mod tests {
         (dir, rosters)
     }
 
-    fn storage(rosters: &Path) -> LocalStorage {
-        LocalStorage::new(rosters, rosters.join("reports"))
+    /// The roster `name` as `enroll apply`'s storage reads it.
+    fn stored(
+        rosters: &Path,
+        name: &str,
+    ) -> Result<Option<crate::StoredRoster>, crate::StorageError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(LocalStorage::new(rosters, rosters.join("reports")).roster(name))
     }
 
     /// Runs `read` on another thread, so that a read that blocks fails the test instead of
@@ -717,10 +724,7 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains("Leak.csv is a symbolic link"), "{text}");
         assert!(!text.contains("runner-secret"), "{text}");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let stored = runtime.block_on(storage(&rosters).roster("Leak.csv"));
+        let stored = stored(&rosters, "Leak.csv");
         let error = stored.unwrap_err();
         assert!(!error.retryable);
         assert!(
@@ -746,12 +750,7 @@ mod tests {
         assert!(
             matches!(&error, LocalError::Symlink { path } if path.ends_with("rosters/Catalog"))
         );
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let error = runtime
-            .block_on(storage(&rosters).roster("Catalog/Team.csv"))
-            .unwrap_err();
+        let error = stored(&rosters, "Catalog/Team.csv").unwrap_err();
         assert!(
             error.message.contains("Catalog is a symbolic link"),
             "{}",
@@ -809,18 +808,16 @@ mod tests {
             }
         });
         assert!(read.unwrap_err().contains("is a FIFO"));
-        let stored = never_opened(&fifo, {
+        let from_storage = never_opened(&fifo, {
             let rosters = rosters.clone();
-            move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .build()
-                    .unwrap();
-                runtime
-                    .block_on(storage(&rosters).roster("Pipe.csv"))
-                    .map(|_| ())
-            }
+            move || stored(&rosters, "Pipe.csv").map(|_| ())
         });
-        assert!(stored.unwrap_err().message.contains("Pipe.csv is a FIFO"));
+        assert!(
+            from_storage
+                .unwrap_err()
+                .message
+                .contains("Pipe.csv is a FIFO")
+        );
     }
 
     #[test]
@@ -834,12 +831,7 @@ mod tests {
                 .contains("Team.csv is a folder, not a regular file"),
             "{error}"
         );
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let stored = runtime
-            .block_on(storage(&rosters).roster("Team.csv"))
-            .unwrap_err();
+        let stored = stored(&rosters, "Team.csv").unwrap_err();
         assert!(
             stored.message.contains("Team.csv is a folder"),
             "{}",
@@ -862,12 +854,7 @@ mod tests {
         );
         assert!(roster.validated().is_err());
         assert_eq!(version, "");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let stored = runtime
-            .block_on(storage(&rosters).roster("Huge.csv"))
-            .unwrap_err();
+        let stored = stored(&rosters, "Huge.csv").unwrap_err();
         assert_eq!(
             stored.message,
             format!(

@@ -7,10 +7,18 @@ use crate::escape::{Markdown, Terminal, code};
 use crate::report::{markdown_section, not_applied_heading};
 
 use super::RoleProblem;
-use super::plan::{RolesPlan, UpdateStep};
+use super::plan::{RolesPlan, UnmanagedAssignment, UpdateStep};
 
 fn value(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or_default()
+}
+
+/// Who holds an unmanaged assignment: their display name, else their id.
+fn holder(assignment: &UnmanagedAssignment) -> &str {
+    assignment
+        .principal_display_name
+        .as_deref()
+        .unwrap_or(&assignment.principal_id)
 }
 
 fn place(problem: &RoleProblem) -> String {
@@ -146,11 +154,7 @@ pub fn plan_text(plan: &RolesPlan) -> String {
         let _ = writeln!(
             out,
             "  ? unmanaged {} (assignment {}): {}",
-            Terminal(
-                left.principal_display_name
-                    .as_deref()
-                    .unwrap_or(&left.principal_id)
-            ),
+            Terminal(holder(left)),
             Terminal(&left.assignment_id),
             Terminal(&left.reason)
         );
@@ -373,11 +377,7 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
             .map(|u| {
                 format!(
                     "{} ({}): {}",
-                    Markdown(
-                        u.principal_display_name
-                            .as_deref()
-                            .unwrap_or(&u.principal_id)
-                    ),
+                    Markdown(holder(u)),
                     code(&u.assignment_id),
                     Markdown(&u.reason)
                 )

@@ -290,6 +290,22 @@ fn header_kind(cell: &str) -> Option<ColumnKind> {
     }
 }
 
+/// The csv reader every roster is split with: no header handling (the roster decides),
+/// rows of any length, `#` comments; fields trimmed unless `trim` is false.
+fn csv_reader(text: &[u8], delimiter: u8, trim: bool) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .comment(Some(b'#'))
+        .trim(if trim {
+            csv::Trim::All
+        } else {
+            csv::Trim::None
+        })
+        .from_reader(text)
+}
+
 /// Picks `;`, `,` or tab by trying each on the first rows of the file.
 ///
 /// The winner is the separator under which most rows hold a valid e-mail address, then the
@@ -305,12 +321,7 @@ fn detect_delimiter(text: &str) -> u8 {
     let mut best = (CANDIDATES[0], (0, 0, 0, 0));
     for delimiter in CANDIDATES {
         // Untrimmed, so that a tab beside another separator can count against it.
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter)
-            .comment(Some(b'#'))
-            .from_reader(sample);
+        let mut reader = csv_reader(sample, delimiter, false);
         let (mut with_email, mut well_shaped, mut filled, mut clean) = (0, 0, 0, 0);
         for record in reader.byte_records().take(SAMPLE_ROWS).flatten() {
             let raw: Vec<&str> = record.iter().map(as_text).collect();
@@ -392,13 +403,7 @@ pub fn parse(path: &str, bytes: &[u8], limits: Limits) -> Roster {
 }
 
 fn read_rows(roster: &mut Roster, text: &str, delimiter: u8, limits: Limits) {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .comment(Some(b'#'))
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+    let mut reader = csv_reader(text.as_bytes(), delimiter, true);
     let mut record = csv::ByteRecord::new();
     let mut columns: Option<Columns> = None;
     let mut seen = SeenEmails::default();

@@ -177,13 +177,7 @@ fn holds_address(line: &str, delimiter: u8) -> bool {
     if !line.contains('@') {
         return false;
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .comment(Some(b'#'))
-        .trim(csv::Trim::All)
-        .from_reader(line.as_bytes());
+    let mut reader = super::csv_reader(line.as_bytes(), delimiter, true);
     let mut record = csv::StringRecord::new();
     matches!(reader.read_record(&mut record), Ok(true))
         && record.iter().any(|field| check_email(field).is_ok())
@@ -274,12 +268,7 @@ mod tests {
         // Blank and comment lines are not records; `;;` is.
         let text = "\n# c\nA;a@x.com\n;;\n\r\nB;\"b\n";
         assert_eq!(place(text, b';'), Some((3, 6, 2)));
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(b';')
-            .comment(Some(b'#'))
-            .from_reader(text.as_bytes());
-        assert_eq!(reader.records().count(), 3);
+        let reader = super::super::csv_reader(text.as_bytes(), b';', true);
+        assert_eq!(reader.into_records().count(), 3);
     }
 }
