@@ -80,7 +80,7 @@ fn has_live_markup(line: &str) -> bool {
                     }
                 }
             }
-            '<' | '>' | '[' | ']' | '|' | '!' | '\u{1b}' => return true,
+            '<' | '>' | '[' | ']' | '|' | '\u{1b}' => return true,
             _ => {}
         }
     }
@@ -110,8 +110,8 @@ fn the_package_markdown_renders_hostile_names_as_text() {
     assert_eq!(
         invites,
         [
-            "- \\<img src=x onerror=alert\\(1\\)\\> `img@example.com`",
-            "- \\[Click\\]\\(https\\://evil.example\\) \\!\\[p\\]\\(https\\://evil.example/p.png\\) `link@example.com`",
+            "- \\<img src=x onerror=alert(1)\\> `img@example.com`",
+            "- \\[Click\\](https://evil.example) !\\[p\\](https://evil.example/p.png) `link@example.com`",
             "- Ann\\` \\| \\`x `ann@example.com`",
             "- \\# Approved\\\\r- everyone\\\\u{1b}\\[31m `esc@example.com`",
             "- Eve \\\\u{202e}moc.elpmaxe `eve@example.com`",
@@ -163,7 +163,7 @@ fn failure_lines_keep_each_failure_on_its_own_line_as_text() {
     assert_eq!(jsonl.lines().count(), 1);
     assert_eq!(
         markdown,
-        "- 2026-01-01T00:00:00Z assign ``x`y@example.com``: Graph said \\<img src=x\\>\\\\n- \\[all removed\\]\\(https\\://evil.example\\)\n"
+        "- 2026-01-01T00:00:00Z assign ``x`y@example.com``: Graph said \\<img src=x\\>\\\\n- \\[all removed\\](https://evil.example)\n"
     );
 }
 

@@ -693,7 +693,7 @@ fn role_reports_show_hostile_names_and_values_as_text() {
         .unwrap();
     let markdown = plan_markdown(&plan);
     assert!(
-        markdown.starts_with("# App roles of \\[Projects\\]\\(https\\://evil.example\\)\n"),
+        markdown.starts_with("# App roles of \\[Projects\\](https://evil.example)\n"),
         "{markdown}"
     );
     assert!(
@@ -704,7 +704,7 @@ fn role_reports_show_hostile_names_and_values_as_text() {
     );
     assert!(
         markdown.contains(
-            "\n## Unmanaged assignments (left alone)\n\n- \\[Ann\\]\\(https\\://evil.example\\)\\\\n- fake (`user`): "
+            "\n## Unmanaged assignments (left alone)\n\n- \\[Ann\\](https://evil.example)\\\\n- fake (`user`): "
         ),
         "{markdown}"
     );
