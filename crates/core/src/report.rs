@@ -275,25 +275,31 @@ pub fn package_markdown(plan: &PackagePlan) -> String {
         "Invite",
         plan.invite
             .iter()
-            .map(|i| format!("{} {}", Markdown(&i.display_name), code(&i.email)))
+            .map(|i| Markdown(&format!("{} <{}>", i.display_name, i.email)).to_string())
             .collect(),
     );
     section(
         "Assign",
-        plan.assign.iter().map(|a| code(&a.email)).collect(),
+        plan.assign
+            .iter()
+            .map(|a| Markdown(&a.email).to_string())
+            .collect(),
     );
     section(
         "Remove",
         plan.remove
             .iter()
-            .map(|r| format!("{} (assignment {})", code(&r.email), code(&r.assignment_id)))
+            .map(|r| {
+                let id = code(&r.assignment_id);
+                format!("{} (assignment {id})", Markdown(&r.email))
+            })
             .collect(),
     );
     section(
         "Skipped",
         plan.skipped
             .iter()
-            .map(|s| format!("{}: {}", code(&s.email), Markdown(&s.reason)))
+            .map(|s| format!("{}: {}", Markdown(&s.email), Markdown(&s.reason)))
             .collect(),
     );
     out
