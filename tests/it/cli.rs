@@ -66,7 +66,7 @@ fn validate_reports_every_problem_as_json_and_exits_1() {
     assert_eq!(output.status.code(), Some(1));
     let report = json(&output);
     let files = report["files"].as_array().unwrap();
-    assert_eq!(files.len(), 10, "every *.csv below the folder");
+    assert_eq!(files.len(), 20, "every *.csv below the folder");
     let strange = files
         .iter()
         .find(|f| f["path"].as_str().unwrap().ends_with("strange.csv"))
@@ -604,6 +604,39 @@ fn roles_apply_brings_the_example_in_line_and_a_second_plan_is_empty() {
     }
 }
 
+/// Plans an exported folder against `tenant` and checks that nothing would change: exit 0,
+/// no roster errors, and no package with anyone to invite, assign or remove. Returns the
+/// packages.
+fn plan_without_changes(export: &Path, tenant: &str) -> Vec<Value> {
+    let output = enroll(&[
+        "plan",
+        export.to_str().unwrap(),
+        "--tenant",
+        tenant,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let plan = json(&output);
+    assert!(
+        plan["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        plan["errors"]
+    );
+    let packages = plan["packages"].as_array().unwrap().clone();
+    for package in &packages {
+        for list in ["invite", "assign", "remove"] {
+            assert!(
+                package[list].as_array().unwrap().is_empty(),
+                "{} {list}: {}",
+                package["roster"],
+                package[list]
+            );
+        }
+    }
+    packages
+}
+
 /// An adopting tenant starts from what it has: export, then plan rosters and roles against
 /// the same tenant, and nothing changes.
 #[test]
@@ -637,33 +670,8 @@ fn an_export_plans_without_changes_for_rosters_and_roles() {
     let roster = std::fs::read_to_string(out.join("Contoso Projects/Key Users.csv")).unwrap();
     assert!(roster.starts_with("DisplayName;Email\n"), "{roster}");
 
-    let rosters = enroll(&[
-        "plan",
-        out.to_str().unwrap(),
-        "--tenant",
-        "examples/tenant.json",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(rosters.status.code(), Some(0), "{}", stderr(&rosters));
-    let plan = json(&rosters);
-    assert!(
-        plan["errors"].as_array().unwrap().is_empty(),
-        "{}",
-        plan["errors"]
-    );
-    let packages = plan["packages"].as_array().unwrap();
+    let packages = plan_without_changes(&out, "examples/tenant.json");
     assert_eq!(packages.len(), 62);
-    for package in packages {
-        for list in ["invite", "assign", "remove"] {
-            assert!(
-                package[list].as_array().unwrap().is_empty(),
-                "{} {list}: {}",
-                package["roster"],
-                package[list]
-            );
-        }
-    }
     let unchanged: u64 = packages
         .iter()
         .map(|p| p["unchanged"].as_u64().unwrap())
@@ -692,5 +700,327 @@ fn an_export_plans_without_changes_for_rosters_and_roles() {
     assert!(
         plan["warnings"].as_array().unwrap().is_empty(),
         "every id is written"
+    );
+}
+
+/// The golden rosters in a folder of their own, with `edit` applied to one file's text.
+fn golden_rosters_with(file: &str, edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let projects = dir.path().join("Projects");
+    std::fs::create_dir(&projects).unwrap();
+    for entry in std::fs::read_dir(data("golden/rosters/Projects")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap();
+        let text = if name == file { edit(&text) } else { text };
+        std::fs::write(projects.join(name), text).unwrap();
+    }
+    dir
+}
+
+/// The issue's case: a quote left open in the third column used to swallow every later
+/// row, and the people in them were planned for removal.
+#[test]
+fn a_roster_with_an_unclosed_quote_in_column_3_is_rejected_and_removes_nobody() {
+    let dir = golden_rosters_with("Project Alpha - Manager.csv", |text| {
+        text.replace(
+            "Ann Member;ANN@contoso.com;Project Alpha | Manager",
+            "Ann Member;ANN@contoso.com;\"Project Alpha | Manager",
+        )
+    });
+    let tenant = data("golden/tenant.json");
+    let args = |format: &'static str| {
+        enroll(&[
+            "plan",
+            dir.path().to_str().unwrap(),
+            "--tenant",
+            tenant.to_str().unwrap(),
+            "--format",
+            format,
+        ])
+    };
+    let output = args("json");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let plan = json(&output);
+    let packages = plan["packages"].as_array().unwrap();
+    let planned: Vec<&str> = packages
+        .iter()
+        .map(|p| p["roster"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        planned,
+        ["Projects/key users.csv"],
+        "the broken roster is not planned"
+    );
+    let removals: usize = packages
+        .iter()
+        .map(|p| p["remove"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(removals, 0);
+    assert_eq!(places(&plan["errors"]), [(3, 3, "malformed_csv")]);
+    assert_eq!(
+        plan["errors"][0]["roster"],
+        "Projects/Project Alpha - Manager.csv"
+    );
+    let text = String::from_utf8_lossy(&args("text").stdout).into_owned();
+    assert!(
+        text.contains("Rosters that were not planned (nothing changes for them):\n  Projects/Project Alpha - Manager.csv: line 3, column 3: a quote opens column 3 here and is never closed"),
+        "{text}"
+    );
+}
+
+/// A rosters folder with one good roster, and beside it a file that must never be shown.
+#[cfg(unix)]
+fn rosters_beside_a_secret() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let rosters = dir.path().join("rosters");
+    std::fs::create_dir(&rosters).unwrap();
+    std::fs::write(rosters.join("Key Users.csv"), "Bob;bob@fabrikam.com\n").unwrap();
+    std::fs::write(
+        dir.path().join("runner-secret.txt"),
+        "ghp_secretToken;not-an-address\n",
+    )
+    .unwrap();
+    (dir, rosters)
+}
+
+/// Runs `enroll` and fails (instead of hanging) if it does not finish.
+#[cfg(unix)]
+fn enroll_without_hanging(args: &[&str]) -> Output {
+    let mut child = Command::new(crate::enroll_binary())
+        .args(args)
+        .env_remove("ENROLL_CATALOG")
+        .env_remove("ENROLL_TENANT")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..1200 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!("enroll {args:?} did not finish: it is waiting on a file it should have refused");
+}
+
+#[cfg(unix)]
+#[test]
+fn plan_refuses_a_roster_that_links_out_of_the_folder_and_never_shows_its_target() {
+    let (dir, rosters) = rosters_beside_a_secret();
+    std::os::unix::fs::symlink(
+        dir.path().join("runner-secret.txt"),
+        rosters.join("Leak.csv"),
+    )
+    .unwrap();
+    let tenant = data("golden/tenant.json");
+    for args in [
+        vec![
+            "plan",
+            rosters.to_str().unwrap(),
+            "--tenant",
+            tenant.to_str().unwrap(),
+        ],
+        vec!["validate", rosters.to_str().unwrap()],
+        vec!["validate", rosters.join("Leak.csv").to_str().unwrap()],
+    ] {
+        let output = enroll(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let err = stderr(&output);
+        assert!(err.contains("Leak.csv is a symbolic link"), "{err}");
+        let everything = format!("{err}{}", String::from_utf8_lossy(&output.stdout));
+        assert!(!everything.contains("ghp_secretToken"), "{everything}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn validate_refuses_a_fifo_without_waiting_on_it() {
+    let (_dir, rosters) = rosters_beside_a_secret();
+    let fifo = rosters.join("Pipe.csv");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for path in [&rosters, &fifo] {
+        let output = enroll_without_hanging(&["validate", path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2));
+        let err = stderr(&output);
+        assert!(
+            err.contains("Pipe.csv is a FIFO (named pipe), not a regular file"),
+            "{err}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn validate_refuses_dev_zero_named_or_linked_without_reading_it() {
+    let (_dir, rosters) = rosters_beside_a_secret();
+    std::os::unix::fs::symlink("/dev/zero", rosters.join("Zero.csv")).unwrap();
+    let linked = enroll_without_hanging(&["validate", rosters.to_str().unwrap()]);
+    assert_eq!(linked.status.code(), Some(2));
+    assert!(
+        stderr(&linked).contains("Zero.csv is a symbolic link"),
+        "{}",
+        stderr(&linked)
+    );
+    let named = enroll_without_hanging(&["validate", "/dev/zero"]);
+    assert_eq!(named.status.code(), Some(2));
+    assert!(
+        stderr(&named).contains("/dev/zero is a character device, not a regular file"),
+        "{}",
+        stderr(&named)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn plan_refuses_a_folder_named_like_a_roster() {
+    let (_dir, rosters) = rosters_beside_a_secret();
+    std::fs::create_dir(rosters.join("Team.csv")).unwrap();
+    let tenant = data("golden/tenant.json");
+    let output = enroll(&[
+        "plan",
+        rosters.to_str().unwrap(),
+        "--tenant",
+        tenant.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("Team.csv is a folder, not a regular file"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(output.stdout.is_empty(), "nothing is planned");
+}
+
+#[test]
+fn validate_reports_an_oversized_roster_as_too_large_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("Huge.csv");
+    // Sparse: reading it whole would take 64 GiB of memory.
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(64 << 30)
+        .unwrap();
+    let output = enroll(&["validate", "--format", "json", huge.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = json(&output);
+    let file = &report["files"][0];
+    assert_eq!(file["valid"], false);
+    assert_eq!(file["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(file["errors"][0]["code"], "too_large");
+    assert_eq!(
+        file["errors"][0]["message"],
+        "the file is 68719476736 bytes; a roster may be at most 16777216 bytes (16 MiB)"
+    );
+}
+
+/// Export guards formulas in CSV cells and the roster reader takes the guard off again, so
+/// an export of a tenant with hostile names still plans without changes; every text output
+/// shows control characters as escapes.
+#[test]
+fn hostile_names_survive_export_plan_and_apply_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tenant: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("golden/tenant.json")).unwrap())
+            .unwrap();
+    let names = [
+        ("u-ann", "=HYPERLINK(\"https://evil.example\",\"Ann\")"),
+        ("u-dee", "@SUM(1+1)\u{1b}[2J"),
+        ("u-bob", "-Bob <img src=x>"),
+    ];
+    for (id, name) in names {
+        let user = tenant["users"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|u| u["id"] == id)
+            .unwrap();
+        user["displayName"] = Value::from(name);
+    }
+    tenant["accessPackages"][0]["displayName"] = Value::from("Project Alpha\u{1b}[31m - Manager");
+    let tenant_path = dir.path().join("tenant.json");
+    std::fs::write(&tenant_path, tenant.to_string()).unwrap();
+    let tenant_arg = tenant_path.to_str().unwrap();
+    let out = dir.path().join("export");
+
+    let export = enroll(&[
+        "export",
+        "--tenant",
+        tenant_arg,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(export.status.code(), Some(0), "{}", stderr(&export));
+    let alpha =
+        std::fs::read_to_string(out.join("Projects/Project Alpha_[31m - Manager.csv")).unwrap();
+    assert_eq!(
+        alpha,
+        "DisplayName;Email\n\
+         \"'=HYPERLINK(\"\"https://evil.example\"\",\"\"Ann\"\")\";ann@contoso.com\n\
+         \"'@SUM(1+1)\u{1b}[2J\";dee@contoso.com\n\
+         Eve Pending;eve@contoso.com\n"
+    );
+    let read = enroll_core::roster::parse(
+        "alpha.csv",
+        alpha.as_bytes(),
+        enroll_core::roster::Limits::default(),
+    );
+    let read_names: Vec<&str> = read
+        .people
+        .iter()
+        .map(|p| p.display_name.as_str())
+        .collect();
+    assert_eq!(
+        read_names,
+        [names[0].1, names[1].1, "Eve Pending"],
+        "the same people"
+    );
+
+    assert_eq!(plan_without_changes(&out, tenant_arg).len(), 3);
+
+    let text = enroll(&["plan", out.to_str().unwrap(), "--tenant", tenant_arg]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(
+        text.contains("Project Alpha\\u{1b}[31m - Manager  [pkg-alpha-manager]\n"),
+        "{text}"
+    );
+    let reports = dir.path().join("reports");
+    let apply = enroll(&[
+        "apply",
+        out.to_str().unwrap(),
+        "--tenant",
+        tenant_arg,
+        "--dry-run",
+        "--reports",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(apply.status.code(), Some(0), "{}", stderr(&apply));
+    let summary = String::from_utf8(apply.stdout).unwrap();
+    assert!(!summary.contains('\u{1b}'), "{summary:?}");
+    assert!(
+        summary.contains(
+            "\nProject Alpha\\u{1b}[31m - Manager        0       0       0         3  planned\n"
+        ),
+        "{summary}"
+    );
+    let run = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.is_dir())
+        .unwrap();
+    let markdown =
+        std::fs::read_to_string(run.join("Projects__Project Alpha_[31m - Manager.md")).unwrap();
+    assert!(
+        markdown.starts_with("# Project Alpha\\\\u{1b}\\[31m - Manager\n"),
+        "{markdown}"
     );
 }

@@ -533,3 +533,50 @@ async fn unreachable_storage_is_a_retryable_transport_error_without_secrets() {
         "{text}"
     );
 }
+
+/// Rosters, manifests and mapping files over the read limit are refused by the length
+/// storage gives before any download; the steps see an error, never a shorter file.
+#[tokio::test]
+async fn blobs_over_the_read_limit_are_refused_and_blobs_at_it_are_read() {
+    use enroll_store::Storage as _;
+    let store = store("limit").with_read_limit(16);
+    store.put_roster("big.csv", vec![b'a'; 17]).await.unwrap();
+    store.put_roster("fits.csv", vec![b'a'; 16]).await.unwrap();
+    store
+        .put_manifest("big.json", vec![b' '; 17])
+        .await
+        .unwrap();
+    let err = store.get_roster("big.csv", None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::TooLarge {
+                size: Some(17),
+                limit: 16,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "get blob `{}/big.csv`: too_large: it is 17 bytes; enroll reads files of at most 16 bytes",
+            store.layout().rosters
+        )
+    );
+    assert_eq!(
+        store.get_roster("fits.csv", None).await.unwrap().bytes,
+        vec![b'a'; 16]
+    );
+    let roster = store.roster("big.csv").await.unwrap_err();
+    assert!(!roster.retryable);
+    assert!(roster.message.contains("too_large"), "{}", roster.message);
+    let manifest = store.manifest("big.json").await.unwrap_err();
+    assert!(
+        manifest.message.contains("too_large"),
+        "{}",
+        manifest.message
+    );
+}

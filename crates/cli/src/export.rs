@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
+use enroll_core::escape::csv_guard;
 use enroll_core::plan::guest_upn_email;
 use enroll_core::roles::{RoleMapping, is_guid, mapping_name_for};
 use enroll_core::roster::{Limits, email_key, parse};
@@ -136,13 +137,17 @@ fn file_name(name: &str) -> String {
     }
 }
 
-/// A CSV field for a `;`-separated roster, quoted when the roster reader needs it.
+/// A CSV field for a `;`-separated roster: a value a spreadsheet would run as a formula
+/// (`=`, `+`, `-`, `@`, tab or CR first) gets a `'` in front and quotes (OWASP), which the
+/// roster reader takes off again; any other value is quoted when the reader needs it.
 fn csv_field(text: &str) -> String {
-    if text.contains([';', '"', '\n', '\r', '\t', ','])
+    let guarded = csv_guard(text);
+    if guarded.len() != text.len()
+        || text.contains([';', '"', '\n', '\r', '\t', ','])
         || text.starts_with('#')
         || text.trim() != text
     {
-        format!("\"{}\"", text.replace('"', "\"\""))
+        format!("\"{}\"", guarded.replace('"', "\"\""))
     } else {
         text.to_owned()
     }
@@ -454,5 +459,45 @@ mod tests {
         assert_eq!(csv_field("Jane Doe"), "Jane Doe");
         assert_eq!(csv_field("#1 \"Fan\"; Jr"), "\"#1 \"\"Fan\"\"; Jr\"");
         assert_eq!(csv_field("Doe, Jane"), "\"Doe, Jane\"");
+    }
+
+    #[test]
+    fn formulas_are_guarded_and_read_back_as_the_same_people() {
+        let names = [
+            "=HYPERLINK(\"https://evil.example\";\"x\")",
+            "+31 6 1234 5678",
+            "-2+3",
+            "@SUM(A1:A9)",
+            "\tTabbed",
+            "\rReturned",
+            "'=already quoted",
+            "Plain Name",
+        ];
+        let written: Vec<String> = names.iter().map(|name| csv_field(name)).collect();
+        assert_eq!(
+            written,
+            [
+                "\"'=HYPERLINK(\"\"https://evil.example\"\";\"\"x\"\")\"",
+                "\"'+31 6 1234 5678\"",
+                "\"'-2+3\"",
+                "\"'@SUM(A1:A9)\"",
+                "\"'\tTabbed\"",
+                "\"'\rReturned\"",
+                "\"''=already quoted\"",
+                "Plain Name",
+            ]
+        );
+        let mut text = String::from("DisplayName;Email\n");
+        for (index, field) in written.iter().enumerate() {
+            text.push_str(&format!("{field};p{index}@example.com\n"));
+        }
+        let roster = parse("r.csv", text.as_bytes(), Limits::default());
+        assert!(roster.is_valid(), "{:?}", roster.errors);
+        let read: Vec<&str> = roster
+            .people
+            .iter()
+            .map(|p| p.display_name.as_str())
+            .collect();
+        assert_eq!(read, names);
     }
 }

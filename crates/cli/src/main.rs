@@ -288,7 +288,9 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("enroll: {error:#}");
+            // Errors name files and quote Graph: control characters in them are shown, not obeyed.
+            let error = format!("{error:#}");
+            eprintln!("enroll: {}", enroll_core::escape::Terminal(&error));
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -906,7 +908,10 @@ async fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         Format::Text => {
             let mut text = String::new();
             for warning in &files.warnings {
-                text.push_str(&format!("warning: {warning}\n"));
+                text.push_str(&format!(
+                    "warning: {}\n",
+                    enroll_core::escape::Terminal(warning)
+                ));
             }
             text.push_str(&format!(
                 "wrote {} rosters ({} people){} to {}\n",
@@ -933,12 +938,13 @@ fn summary_text(
     stats: enroll_graph::GraphStats,
     elapsed: std::time::Duration,
 ) -> String {
+    use enroll_core::escape::{Terminal, terminal};
     use std::fmt::Write as _;
     let mut out = String::new();
     let width = summary
         .plans
         .iter()
-        .map(|p| p.access_package.display_name.chars().count())
+        .map(|p| terminal(&p.access_package.display_name).chars().count())
         .max()
         .unwrap_or(7)
         .max(7);
@@ -976,7 +982,7 @@ fn summary_text(
         let _ = writeln!(
             out,
             "{:<width$}  {:>7} {:>7} {:>7} {:>9}  {status}",
-            plan.access_package.display_name,
+            Terminal(&plan.access_package.display_name),
             plan.invite.len(),
             plan.assign.len(),
             plan.remove.len(),
@@ -987,14 +993,19 @@ fn summary_text(
         let _ = writeln!(
             out,
             "not applied: {}: {} [{}]",
-            error.roster, error.message, error.code
+            Terminal(&error.roster),
+            Terminal(&error.message),
+            Terminal(&error.code)
         );
     }
     for failure in &summary.failures {
         let _ = writeln!(
             out,
             "FAILED ({} queue, {} people): {}: {}",
-            failure.queue, failure.people, failure.roster, failure.error
+            failure.queue,
+            failure.people,
+            Terminal(&failure.roster),
+            Terminal(&failure.error)
         );
     }
     let _ = writeln!(

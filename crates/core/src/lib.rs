@@ -7,11 +7,13 @@
 //! - [`messages`]: what the steps pass each other through queues.
 //! - [`audit`]: the audit trail's records.
 //! - [`report`]: validation results, plans and failures as text, Markdown and JSON.
+//! - [`escape`]: text from rosters and the tenant made safe for terminals, Markdown and CSV.
 //!
 //! Pure: no network, file system, environment or clock (time is a parameter). Depends on no
 //! other crate of enroll; every other crate depends on this one.
 
 pub mod audit;
+pub mod escape;
 pub mod messages;
 pub mod plan;
 pub mod report;

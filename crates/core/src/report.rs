@@ -1,10 +1,15 @@
 //! Reports for people and machines: validation results and plans as text and JSON.
+//!
+//! Every value that came from a roster or the tenant (names, addresses, paths, Graph's
+//! messages) goes through [`crate::escape`]: [`Terminal`] in text for a terminal,
+//! [`Markdown`] or [`code`] in Markdown, so that no report can be turned against its reader.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::audit::AuditRecord;
+use crate::escape::{Markdown, Terminal, code};
 use crate::plan::{PackagePlan, Plan, PlanError};
 use crate::roster::{Problem, Roster, TextEncoding};
 
@@ -75,13 +80,15 @@ impl ValidationReport {
             let _ = writeln!(
                 out,
                 "{status} {}  {} people, {} rows ({encoding}, separator {separator})",
-                file.path, file.people, file.rows
+                Terminal(&file.path),
+                file.people,
+                file.rows
             );
             for error in &file.errors {
-                let _ = writeln!(out, "        error   {error}");
+                let _ = writeln!(out, "        error   {}", Terminal(&error.to_string()));
             }
             for warning in &file.warnings {
-                let _ = writeln!(out, "        warning {warning}");
+                let _ = writeln!(out, "        warning {}", Terminal(&warning.to_string()));
             }
         }
         let invalid = self.files.iter().filter(|f| !f.valid).count();
@@ -116,7 +123,9 @@ pub fn plan_text(plan: &Plan) -> String {
             let _ = writeln!(
                 out,
                 "  {}:{place} {} [{}]",
-                error.roster, error.message, error.code
+                Terminal(&error.roster),
+                Terminal(&error.message),
+                Terminal(&error.code)
             );
         }
         out.push('\n');
@@ -147,12 +156,14 @@ fn package_text(out: &mut String, package: &PackagePlan) {
     let _ = writeln!(
         out,
         "{}  [{}]",
-        package.access_package.display_name, package.access_package.id
+        Terminal(&package.access_package.display_name),
+        Terminal(&package.access_package.id)
     );
     let _ = writeln!(
         out,
         "  roster {} (version {})",
-        package.roster, package.roster_version
+        Terminal(&package.roster),
+        Terminal(&package.roster_version)
     );
     let _ = writeln!(
         out,
@@ -174,7 +185,7 @@ fn package_text(out: &mut String, package: &PackagePlan) {
             out,
             "  BLOCKED ({}): {}",
             reason.as_str().unwrap_or_default(),
-            package.blocked_message.as_deref().unwrap_or_default()
+            Terminal(package.blocked_message.as_deref().unwrap_or_default())
         );
     }
     if let Some(reason) = package.overridden {
@@ -189,25 +200,33 @@ fn package_text(out: &mut String, package: &PackagePlan) {
         let _ = writeln!(
             out,
             "  + invite  {} <{}>",
-            invite.display_name, invite.email
+            Terminal(&invite.display_name),
+            Terminal(&invite.email)
         );
     }
     for assign in &package.assign {
         let _ = writeln!(
             out,
             "  + assign  {} (user {})",
-            assign.email, assign.user_id
+            Terminal(&assign.email),
+            Terminal(&assign.user_id)
         );
     }
     for remove in &package.remove {
         let _ = writeln!(
             out,
             "  - remove  {} (assignment {})",
-            remove.email, remove.assignment_id
+            Terminal(&remove.email),
+            Terminal(&remove.assignment_id)
         );
     }
     for skipped in &package.skipped {
-        let _ = writeln!(out, "  ! skipped {}: {}", skipped.email, skipped.reason);
+        let _ = writeln!(
+            out,
+            "  ! skipped {}: {}",
+            Terminal(&skipped.email),
+            Terminal(&skipped.reason)
+        );
     }
     out.push('\n');
 }
@@ -215,11 +234,13 @@ fn package_text(out: &mut String, package: &PackagePlan) {
 /// One package's plan as Markdown, for people: what changes, what is blocked and why.
 pub fn package_markdown(plan: &PackagePlan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# {}\n", plan.access_package.display_name);
+    let _ = writeln!(out, "# {}\n", Markdown(&plan.access_package.display_name));
     let _ = writeln!(
         out,
-        "Roster `{}` (version `{}`), access package `{}`.\n",
-        plan.roster, plan.roster_version, plan.access_package.id
+        "Roster {} (version {}), access package {}.\n",
+        code(&plan.roster),
+        code(&plan.roster_version),
+        code(&plan.access_package.id)
     );
     if let Some(reason) = plan.blocked {
         let reason = serde_json::to_value(reason).unwrap_or_default();
@@ -227,7 +248,7 @@ pub fn package_markdown(plan: &PackagePlan) -> String {
             out,
             "**Blocked ({}): nothing was changed.** {}\n",
             reason.as_str().unwrap_or_default(),
-            plan.blocked_message.as_deref().unwrap_or_default()
+            Markdown(plan.blocked_message.as_deref().unwrap_or_default())
         );
     }
     if let Some(reason) = plan.overridden {
@@ -254,25 +275,31 @@ pub fn package_markdown(plan: &PackagePlan) -> String {
         "Invite",
         plan.invite
             .iter()
-            .map(|i| format!("{} <{}>", markdown_text(&i.display_name), i.email))
+            .map(|i| Markdown(&format!("{} <{}>", i.display_name, i.email)).to_string())
             .collect(),
     );
     section(
         "Assign",
-        plan.assign.iter().map(|a| a.email.clone()).collect(),
+        plan.assign
+            .iter()
+            .map(|a| Markdown(&a.email).to_string())
+            .collect(),
     );
     section(
         "Remove",
         plan.remove
             .iter()
-            .map(|r| format!("{} (assignment `{}`)", r.email, r.assignment_id))
+            .map(|r| {
+                let id = code(&r.assignment_id);
+                format!("{} (assignment {id})", Markdown(&r.email))
+            })
             .collect(),
     );
     section(
         "Skipped",
         plan.skipped
             .iter()
-            .map(|s| format!("{}: {}", s.email, s.reason))
+            .map(|s| format!("{}: {}", Markdown(&s.email), Markdown(&s.reason)))
             .collect(),
     );
     out
@@ -288,19 +315,15 @@ pub fn rejected_markdown(roster: &str, version: &str, errors: &[PlanError]) -> S
         let place = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
         let _ = writeln!(
             out,
-            "| {} | {} | `{}` | {} |",
+            "| {} | {} | {} | {} |",
             place(error.line),
             place(error.column),
-            error.code,
-            markdown_text(&error.message)
+            // Codes are enroll's own (`[a-z_]`), so a code span cannot meet a `|` here.
+            code(&error.code),
+            Markdown(&error.message)
         );
     }
     out
-}
-
-/// Text safe inside a Markdown table cell or list item.
-pub(crate) fn markdown_text(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
 }
 
 /// A Markdown section of list items; nothing when there are none.
@@ -324,10 +347,11 @@ pub(crate) fn not_applied_heading(
     version: &str,
     problems: usize,
 ) {
-    let _ = writeln!(out, "# {name}\n");
+    let _ = writeln!(out, "# {}\n", Markdown(name));
     let _ = writeln!(
         out,
-        "**Not applied: nothing was changed.** {kind} version `{version}` has {problems} problem{}:\n",
+        "**Not applied: nothing was changed.** {kind} version {} has {problems} problem{}:\n",
+        code(version),
         if problems == 1 { "" } else { "s" }
     );
 }
@@ -350,15 +374,11 @@ pub fn failure_lines(records: &[&AuditRecord]) -> (String, String) {
         jsonl.push('\n');
         let action = serde_json::to_value(record.action).unwrap_or_default();
         markdown.push_str(&format!(
-            "- {} {} `{}`: {}\n",
+            "- {} {} {}: {}\n",
             record.time,
             action.as_str().unwrap_or_default(),
-            record.email.as_deref().unwrap_or("-"),
-            record
-                .detail
-                .as_deref()
-                .unwrap_or_default()
-                .replace('\n', " ")
+            code(record.email.as_deref().unwrap_or("-")),
+            Markdown(record.detail.as_deref().unwrap_or_default())
         ));
     }
     (jsonl, markdown)
@@ -381,29 +401,4 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use super::error_chain;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot reach the endpoint")]
-    struct Outer(#[source] std::io::Error);
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot reach the endpoint: {0}")]
-    struct Repeats(#[source] std::io::Error);
-
-    #[test]
-    fn error_chain_names_each_cause_once() {
-        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        assert_eq!(
-            error_chain(&Outer(refused())),
-            "cannot reach the endpoint: refused"
-        );
-        assert_eq!(
-            error_chain(&Repeats(refused())),
-            "cannot reach the endpoint: refused"
-        );
-    }
-}
+mod tests;

@@ -578,12 +578,7 @@ fn results_markdown(plan: &RolesPlan, records: &[AuditRecord]) -> String {
             "| {} | {} | {} |",
             name(serde_json::to_value(record.action).unwrap_or_default()),
             name(serde_json::to_value(record.outcome).unwrap_or_default()),
-            record
-                .detail
-                .as_deref()
-                .unwrap_or_default()
-                .replace('|', "\\|")
-                .replace('\n', " ")
+            enroll_core::escape::Markdown(record.detail.as_deref().unwrap_or_default())
         );
     }
     out

@@ -113,6 +113,25 @@ pub enum StoreError {
         /// What went wrong, with any signature redacted.
         message: String,
     },
+    /// A roster, manifest or mapping blob over the read limit: refused by the length
+    /// storage gave before it was downloaded, or cut off one byte past the limit.
+    #[error(
+        "{op} {resource}: too_large: {}; enroll reads files of at most {limit} bytes",
+        match .size {
+            Some(size) => format!("it is {size} bytes"),
+            None => "it grew past the limit while it was read".to_owned(),
+        }
+    )]
+    TooLarge {
+        /// The operation.
+        op: &'static str,
+        /// What it was about.
+        resource: Resource,
+        /// Its length before downloading; `None` when it grew past the limit meanwhile.
+        size: Option<u64>,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The request was refused before sending (bad name, message too large) or the answer
     /// could not be understood.
     #[error("{op} {resource}: {message}")]
@@ -138,6 +157,7 @@ impl StoreError {
             }
             StoreError::NotFound { .. }
             | StoreError::Unauthorized { .. }
+            | StoreError::TooLarge { .. }
             | StoreError::Invalid { .. } => false,
         }
     }
@@ -150,6 +170,7 @@ impl StoreError {
             | StoreError::Unauthorized { resource, .. }
             | StoreError::Service { resource, .. }
             | StoreError::Transport { resource, .. }
+            | StoreError::TooLarge { resource, .. }
             | StoreError::Invalid { resource, .. } => resource,
         }
     }
@@ -161,7 +182,9 @@ impl StoreError {
             | StoreError::Conflict { code, .. }
             | StoreError::Unauthorized { code, .. }
             | StoreError::Service { code, .. } => Some(code),
-            StoreError::Transport { .. } | StoreError::Invalid { .. } => None,
+            StoreError::Transport { .. }
+            | StoreError::TooLarge { .. }
+            | StoreError::Invalid { .. } => None,
         }
     }
 

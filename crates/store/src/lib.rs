@@ -36,7 +36,8 @@ use azure_core::http::{
 };
 use azure_core::time::OffsetDateTime;
 use azure_storage_blob::models::{
-    AppendBlobClientCreateOptions, BlobClientDownloadOptions, BlobClientUploadOptions,
+    AppendBlobClientCreateOptions, BlobClientDownloadOptions, BlobClientGetPropertiesOptions,
+    BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions,
     BlobContainerClientListBlobsOptions,
 };
 use azure_storage_blob::{BlobContainerClient, BlobServiceClient, BlobServiceClientOptions};
@@ -261,6 +262,8 @@ pub struct Store {
     queues: Arc<QueueServiceClient>,
     layout: Layout,
     encoding: MessageEncoding,
+    /// The largest roster, manifest or mapping blob read; larger ones are refused unread.
+    read_limit: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -270,6 +273,7 @@ impl std::fmt::Debug for Store {
             .field("queue_endpoint", &self.queues.url().as_str())
             .field("layout", &self.layout)
             .field("encoding", &self.encoding)
+            .field("read_limit", &self.read_limit)
             .finish()
     }
 }
@@ -388,7 +392,15 @@ impl Store {
             queues: Arc::new(queues),
             layout: Layout::default(),
             encoding: MessageEncoding::default(),
+            read_limit: enroll_core::roster::MAX_FILE_BYTES as u64,
         })
+    }
+
+    /// The same store with another limit for the rosters, manifests and mapping files it
+    /// reads (default [`enroll_core::roster::MAX_FILE_BYTES`]).
+    pub fn with_read_limit(mut self, bytes: u64) -> Self {
+        self.read_limit = bytes;
+        self
     }
 
     /// The same store with other container names.
@@ -503,6 +515,59 @@ impl Store {
         })
     }
 
+    /// Reads a blob of at most `limit` bytes, like [`Store::get_blob`]. The blob's length is
+    /// asked first (a HEAD request), so a larger blob is refused without being downloaded;
+    /// the download is then pinned to the version measured (`If-Match`), and stops one byte
+    /// past the limit whatever storage sends.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::TooLarge`] over the limit; [`StoreError::Conflict`] when the blob
+    /// changes between the two requests (or is not at `if_match`); and the others.
+    pub async fn get_blob_within(
+        &self,
+        container: &str,
+        name: &str,
+        if_match: Option<&ETag>,
+        limit: u64,
+    ) -> Result<Blob, StoreError> {
+        let op = "get";
+        let resource = Resource::blob(container, name);
+        let azure = |e: azure_core::Error| StoreError::from_azure(op, resource.clone(), &e);
+        let client = self.container(op, container)?.blob_client(name);
+        let properties = client
+            .get_properties(Some(BlobClientGetPropertiesOptions {
+                if_match: if_match.map(Etag::from),
+                ..Default::default()
+            }))
+            .await
+            .map_err(azure)?;
+        let etag = etag_of(op, &resource, properties.etag().map_err(azure)?)?;
+        let size = properties.content_length().map_err(azure)?.unwrap_or(0);
+        let too_large = |size| StoreError::TooLarge {
+            op,
+            resource: resource.clone(),
+            size,
+            limit,
+        };
+        if size > limit {
+            return Err(too_large(Some(size)));
+        }
+        let options = BlobClientDownloadOptions {
+            if_match: Some(Etag::from(&etag)),
+            ..Default::default()
+        };
+        let mut body = client.download(Some(options)).await.map_err(azure)?.body;
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or_default());
+        while let Some(chunk) = body.try_next().await.map_err(azure)? {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large(None));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Blob { bytes, etag })
+    }
+
     /// Writes a block blob under `condition` and returns its new ETag.
     ///
     /// # Errors
@@ -605,18 +670,31 @@ impl Store {
 
     // ----- rosters -----
 
-    /// Reads a roster; with `if_match`, only that version (the one a plan saw).
+    /// Reads a roster; with `if_match`, only that version (the one a plan saw). A roster
+    /// over the store's read limit is refused without being downloaded.
     ///
     /// # Errors
     ///
     /// [`StoreError::NotFound`] when it does not exist; [`StoreError::Conflict`] when it has
-    /// changed since `if_match`.
+    /// changed since `if_match`; [`StoreError::TooLarge`] over the limit.
     pub async fn get_roster(
         &self,
         name: &str,
         if_match: Option<&ETag>,
     ) -> Result<Blob, StoreError> {
-        self.get_blob(&self.layout.rosters, name, if_match).await
+        self.get_blob_within(&self.layout.rosters, name, if_match, self.read_limit)
+            .await
+    }
+
+    /// Reads a blob the steps read as a file (a manifest or a mapping file), within the
+    /// store's read limit.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get_blob_within`].
+    pub async fn get_file(&self, container: &str, name: &str) -> Result<Blob, StoreError> {
+        self.get_blob_within(container, name, None, self.read_limit)
+            .await
     }
 
     /// Lists the rosters under `prefix` ("" for all) with their ETags.

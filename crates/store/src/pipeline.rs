@@ -44,7 +44,7 @@ impl crate::Storage for Store {
     }
 
     async fn manifest(&self, name: &str) -> Result<Option<StoredRoster>, StorageError> {
-        match self.get_blob(&self.layout().manifests, name, None).await {
+        match self.get_file(&self.layout().manifests, name).await {
             Ok(blob) => Ok(Some(StoredRoster {
                 bytes: blob.bytes,
                 etag: blob.etag.as_str().to_owned(),
@@ -67,10 +67,7 @@ impl crate::Storage for Store {
     }
 
     async fn mapping(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        match self
-            .get_blob(&self.layout().rosters, MAPPING_BLOB, None)
-            .await
-        {
+        match self.get_file(&self.layout().rosters, MAPPING_BLOB).await {
             Ok(blob) => Ok(Some(blob.bytes)),
             Err(StoreError::NotFound { .. }) => Ok(None),
             Err(error) => Err(storage_error(&error)),

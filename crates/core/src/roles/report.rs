@@ -1,14 +1,24 @@
-//! App role plans as text for a terminal and as Markdown for the report store.
+//! App role plans as text for a terminal and as Markdown for the report store. Names,
+//! values and Graph's strings go through [`crate::escape`], as in every report.
 
 use std::fmt::Write as _;
 
-use crate::report::{markdown_section, markdown_text, not_applied_heading};
+use crate::escape::{Markdown, Terminal, code};
+use crate::report::{markdown_section, not_applied_heading};
 
 use super::RoleProblem;
-use super::plan::{RolesPlan, UpdateStep};
+use super::plan::{RolesPlan, UnmanagedAssignment, UpdateStep};
 
 fn value(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or_default()
+}
+
+/// Who holds an unmanaged assignment: their display name, else their id.
+fn holder(assignment: &UnmanagedAssignment) -> &str {
+    assignment
+        .principal_display_name
+        .as_deref()
+        .unwrap_or(&assignment.principal_id)
 }
 
 fn place(problem: &RoleProblem) -> String {
@@ -25,14 +35,15 @@ pub fn plan_text(plan: &RolesPlan) -> String {
     let _ = writeln!(
         out,
         "{}  [appId {}, object {}]",
-        value(&plan.application.display_name),
-        plan.application.app_id,
-        plan.application.id
+        Terminal(value(&plan.application.display_name)),
+        Terminal(&plan.application.app_id),
+        Terminal(&plan.application.id)
     );
     let _ = writeln!(
         out,
         "  manifest {} (version {})",
-        plan.manifest, plan.manifest_version
+        Terminal(&plan.manifest),
+        Terminal(&plan.manifest_version)
     );
     let _ = writeln!(
         out,
@@ -44,19 +55,24 @@ pub fn plan_text(plan: &RolesPlan) -> String {
         roles.unchanged
     );
     for role in &roles.add {
-        let _ = writeln!(out, "  + add       {} (id {})", value(&role.value), role.id);
+        let _ = writeln!(
+            out,
+            "  + add       {} (id {})",
+            Terminal(value(&role.value)),
+            Terminal(&role.id)
+        );
     }
     for change in &roles.change {
         let from = change
             .previous_value
             .as_deref()
-            .map(|old| format!("{old} -> "))
+            .map(|old| format!("{} -> ", Terminal(old)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
             "  ~ change    {from}{} (id {}): {}{}",
-            value(&change.role.value),
-            change.role.id,
+            Terminal(value(&change.role.value)),
+            Terminal(&change.role.id),
             change.changed.join(", "),
             if change.disable_first {
                 "; disabled first"
@@ -69,8 +85,8 @@ pub fn plan_text(plan: &RolesPlan) -> String {
         let _ = writeln!(
             out,
             "  - remove    {} (id {}){}{}",
-            value(&removal.role.value),
-            removal.role.id,
+            Terminal(value(&removal.role.value)),
+            Terminal(&removal.role.id),
             if removal.disable_first {
                 "; disabled first"
             } else {
@@ -90,8 +106,8 @@ pub fn plan_text(plan: &RolesPlan) -> String {
         let _ = writeln!(
             out,
             "  ! refused   {} (id {}): not in the manifest but held by {} assignment(s); kept (--allow-role-removals removes it)",
-            value(&refused.role.value),
-            refused.role.id,
+            Terminal(value(&refused.role.value)),
+            Terminal(&refused.role.id),
             refused.assignments
         );
     }
@@ -105,7 +121,7 @@ pub fn plan_text(plan: &RolesPlan) -> String {
             "  update {}: {step} ({} roles sent): {}",
             number + 1,
             update.app_roles.len(),
-            update.reason
+            Terminal(&update.reason)
         );
     }
     let _ = writeln!(
@@ -120,37 +136,35 @@ pub fn plan_text(plan: &RolesPlan) -> String {
         let _ = writeln!(
             out,
             "  + assign    {} <- {} (group {})",
-            value(&assign.group_display_name),
-            assign.value,
-            assign.group_id
+            Terminal(value(&assign.group_display_name)),
+            Terminal(&assign.value),
+            Terminal(&assign.group_id)
         );
     }
     for unassign in &plan.unassign {
         let _ = writeln!(
             out,
             "  - unassign  {} -/- {}: {}",
-            value(&unassign.group_display_name),
-            unassign.value,
-            unassign.reason
+            Terminal(value(&unassign.group_display_name)),
+            Terminal(&unassign.value),
+            Terminal(&unassign.reason)
         );
     }
     for left in &plan.unmanaged {
         let _ = writeln!(
             out,
             "  ? unmanaged {} (assignment {}): {}",
-            left.principal_display_name
-                .as_deref()
-                .unwrap_or(&left.principal_id),
-            left.assignment_id,
-            left.reason
+            Terminal(holder(left)),
+            Terminal(&left.assignment_id),
+            Terminal(&left.reason)
         );
     }
     for warning in &plan.warnings {
         let _ = writeln!(
             out,
             "  warning {}: {} [{}]",
-            place(warning),
-            warning.message,
+            Terminal(&place(warning)),
+            Terminal(&warning.message),
             warning.code
         );
     }
@@ -181,7 +195,8 @@ pub fn rejected_text(manifest: &str, problems: &[RoleProblem]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{manifest}: not applied, nothing changes; {} problem{}:",
+        "{}: not applied, nothing changes; {} problem{}:",
+        Terminal(manifest),
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     );
@@ -189,13 +204,13 @@ pub fn rejected_text(manifest: &str, problems: &[RoleProblem]) -> String {
         let path = problem
             .path
             .as_deref()
-            .map(|p| format!(" ({p})"))
+            .map(|p| format!(" ({})", Terminal(p)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
             "  {}{path}: {} [{}]",
-            place(problem),
-            problem.message,
+            Terminal(&place(problem)),
+            Terminal(&problem.message),
             problem.code
         );
     }
@@ -209,16 +224,16 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
     let _ = writeln!(
         out,
         "# App roles of {}\n",
-        markdown_text(value(&plan.application.display_name))
+        Markdown(value(&plan.application.display_name))
     );
     let _ = writeln!(
         out,
-        "Manifest `{}` (version `{}`), application `{}` (object `{}`), service principal `{}`.\n",
-        plan.manifest,
-        plan.manifest_version,
-        plan.application.app_id,
-        plan.application.id,
-        plan.service_principal_id.as_deref().unwrap_or("none")
+        "Manifest {} (version {}), application {} (object {}), service principal {}.\n",
+        code(&plan.manifest),
+        code(&plan.manifest_version),
+        code(&plan.application.app_id),
+        code(&plan.application.id),
+        code(plan.service_principal_id.as_deref().unwrap_or("none"))
     );
     if !plan.has_changes() {
         let _ = writeln!(
@@ -253,7 +268,7 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
         roles
             .add
             .iter()
-            .map(|r| format!("`{}` (id `{}`)", value(&r.value), r.id))
+            .map(|r| format!("{} (id {})", code(value(&r.value)), code(&r.id)))
             .collect(),
     );
     section(
@@ -263,13 +278,13 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
             .iter()
             .map(|c| {
                 format!(
-                    "`{}`{} (id `{}`): {}{}",
-                    value(&c.role.value),
+                    "{}{} (id {}): {}{}",
+                    code(value(&c.role.value)),
                     c.previous_value
                         .as_deref()
-                        .map(|old| format!(", was `{old}`"))
+                        .map(|old| format!(", was {}", code(old)))
                         .unwrap_or_default(),
-                    c.role.id,
+                    code(&c.role.id),
                     c.changed.join(", "),
                     if c.disable_first {
                         "; disabled first"
@@ -287,9 +302,9 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
             .iter()
             .map(|r| {
                 format!(
-                    "`{}` (id `{}`), held by {} assignment(s)",
-                    value(&r.role.value),
-                    r.role.id,
+                    "{} (id {}), held by {} assignment(s)",
+                    code(value(&r.role.value)),
+                    code(&r.role.id),
                     r.assignments
                 )
             })
@@ -302,9 +317,9 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
             .iter()
             .map(|r| {
                 format!(
-                    "`{}` (id `{}`) is not in the manifest but is held by {} assignment(s); it stays until they are gone or removals are allowed",
-                    value(&r.role.value),
-                    r.role.id,
+                    "{} (id {}) is not in the manifest but is held by {} assignment(s); it stays until they are gone or removals are allowed",
+                    code(value(&r.role.value)),
+                    code(&r.role.id),
                     r.assignments
                 )
             })
@@ -322,7 +337,7 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
                         UpdateStep::Update => "update",
                     },
                     u.app_roles.len(),
-                    markdown_text(&u.reason)
+                    Markdown(&u.reason)
                 )
             })
             .collect(),
@@ -333,10 +348,10 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
             .iter()
             .map(|a| {
                 format!(
-                    "{} (`{}`) gets `{}`",
-                    markdown_text(value(&a.group_display_name)),
-                    a.group_id,
-                    a.value
+                    "{} ({}) gets {}",
+                    Markdown(value(&a.group_display_name)),
+                    code(&a.group_id),
+                    code(&a.value)
                 )
             })
             .collect(),
@@ -347,10 +362,10 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
             .iter()
             .map(|u| {
                 format!(
-                    "`{}` from {}: {}",
-                    u.value,
-                    markdown_text(value(&u.group_display_name)),
-                    markdown_text(&u.reason)
+                    "{} from {}: {}",
+                    code(&u.value),
+                    Markdown(value(&u.group_display_name)),
+                    Markdown(&u.reason)
                 )
             })
             .collect(),
@@ -361,14 +376,10 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
             .iter()
             .map(|u| {
                 format!(
-                    "{} (`{}`): {}",
-                    markdown_text(
-                        u.principal_display_name
-                            .as_deref()
-                            .unwrap_or(&u.principal_id)
-                    ),
-                    u.assignment_id,
-                    markdown_text(&u.reason)
+                    "{} ({}): {}",
+                    Markdown(holder(u)),
+                    code(&u.assignment_id),
+                    Markdown(&u.reason)
                 )
             })
             .collect(),
@@ -377,7 +388,14 @@ pub fn plan_markdown(plan: &RolesPlan) -> String {
         "Warnings",
         plan.warnings
             .iter()
-            .map(|w| format!("{}: {} `{}`", place(w), markdown_text(&w.message), w.code))
+            .map(|w| {
+                format!(
+                    "{}: {} `{}`",
+                    Markdown(&place(w)),
+                    Markdown(&w.message),
+                    w.code
+                )
+            })
             .collect(),
     );
     out
@@ -394,11 +412,11 @@ pub fn rejected_markdown(manifest: &str, version: &str, problems: &[RoleProblem]
         let _ = writeln!(
             out,
             "| {} | {} | {} | `{}` | {} |",
-            markdown_text(&problem.file),
+            Markdown(&problem.file),
             n(problem.line),
             n(problem.column),
             problem.code,
-            markdown_text(&problem.message)
+            Markdown(&problem.message)
         );
     }
     out

@@ -673,3 +673,66 @@ fn a_role_without_id_gets_a_derived_one_or_keeps_the_tenants_and_says_so() {
         "the existing id is kept"
     );
 }
+
+#[test]
+fn role_reports_show_hostile_names_and_values_as_text() {
+    let roles = vec![role(1, "Rd`|<b>")];
+    let groups = vec![group(1, "<img src=x>\u{1b}[31m")];
+    let assignments = vec![held(
+        "user",
+        &guid(1),
+        "u-1",
+        "User",
+        "[Ann](https://evil.example)\n- fake",
+    )];
+    let mut tenant = Tenant::new(roles.clone(), groups, assignments);
+    tenant.app.display_name = Some("[Projects](https://evil.example)".into());
+    let mapping = r#"{"roles": {"Rd`|<b>": "<img src=x>\u001b[31m"}}"#;
+    let plan = tenant
+        .plan(&manifest_text(&roles), Some(mapping), false)
+        .unwrap();
+    let markdown = plan_markdown(&plan);
+    assert!(
+        markdown.starts_with("# App roles of \\[Projects\\](https://evil.example)\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(
+            "\n## Groups given their role\n\n- \\<img src=x\\>\\\\u{1b}\\[31m (`g001`) gets ``Rd`|<b>``\n"
+        ),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(
+            "\n## Unmanaged assignments (left alone)\n\n- \\[Ann\\](https://evil.example)\\\\n- fake (`user`): "
+        ),
+        "{markdown}"
+    );
+    let text = plan_text(&plan);
+    assert!(
+        !text
+            .chars()
+            .any(|c| c != '\n' && crate::escape::is_hostile(c)),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("\n  + assign    <img src=x>\\u{1b}[31m <- Rd`|<b> (group g001)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  ? unmanaged [Ann](https://evil.example)\\n- fake (assignment user): "),
+        "{text}"
+    );
+    let problem = RoleProblem::new("app\u{1b}[2J.json", RoleCode::InvalidJson, "bad <b>");
+    let rejected = rejected_markdown("app\u{1b}[2J.json", "v1", std::slice::from_ref(&problem));
+    assert!(
+        rejected.contains("| app\\\\u{1b}\\[2J.json |  |  | `invalid_json` | bad \\<b\\> |"),
+        "{rejected}"
+    );
+    let text = rejected_text("app\u{1b}[2J.json", &[problem]);
+    assert!(
+        text.starts_with("app\\u{1b}[2J.json: not applied"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
+}

@@ -9,11 +9,14 @@
 
 mod decode;
 mod email;
+mod quotes;
 
 use std::collections::HashMap;
 use std::fmt;
 
 use serde::Serialize;
+
+use crate::escape::{clip, csv_unguard};
 
 pub use decode::{DecodeError, TextEncoding, decode};
 pub use email::{MAX_EMAIL_LEN, check_email, email_key, email_key_borrowed};
@@ -24,6 +27,10 @@ pub fn is_roster_name(name: &str) -> bool {
         && name.is_char_boundary(name.len() - 4)
         && name[name.len() - 4..].eq_ignore_ascii_case(".csv")
 }
+
+/// The largest file enroll reads: a roster (the default of [`Limits::max_bytes`]), a
+/// mapping file or an app role manifest. 16 MiB.
+pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Size limits for one roster file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +44,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_bytes: 16 * 1024 * 1024,
+            max_bytes: MAX_FILE_BYTES,
             max_rows: 200_000,
         }
     }
@@ -59,7 +66,7 @@ pub enum ProblemCode {
     TooLarge,
     /// A header row names a column the roster format does not have.
     UnknownHeader,
-    /// A quoted field is never closed, or the CSV cannot be split.
+    /// A quote is never closed, or closes only after swallowing a row; or the CSV cannot be split.
     MalformedCsv,
     /// Warning: the same e-mail (in any case) appears again; it counts once.
     DuplicateEmail,
@@ -283,6 +290,22 @@ fn header_kind(cell: &str) -> Option<ColumnKind> {
     }
 }
 
+/// The csv reader every roster is split with: no header handling (the roster decides),
+/// rows of any length, `#` comments; fields trimmed unless `trim` is false.
+fn csv_reader(text: &[u8], delimiter: u8, trim: bool) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .comment(Some(b'#'))
+        .trim(if trim {
+            csv::Trim::All
+        } else {
+            csv::Trim::None
+        })
+        .from_reader(text)
+}
+
 /// Picks `;`, `,` or tab by trying each on the first rows of the file.
 ///
 /// The winner is the separator under which most rows hold a valid e-mail address, then the
@@ -298,12 +321,7 @@ fn detect_delimiter(text: &str) -> u8 {
     let mut best = (CANDIDATES[0], (0, 0, 0, 0));
     for delimiter in CANDIDATES {
         // Untrimmed, so that a tab beside another separator can count against it.
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter)
-            .comment(Some(b'#'))
-            .from_reader(sample);
+        let mut reader = csv_reader(sample, delimiter, false);
         let (mut with_email, mut well_shaped, mut filled, mut clean) = (0, 0, 0, 0);
         for record in reader.byte_records().take(SAMPLE_ROWS).flatten() {
             let raw: Vec<&str> = record.iter().map(as_text).collect();
@@ -335,23 +353,34 @@ fn detect_delimiter(text: &str) -> u8 {
     best.0
 }
 
+/// A roster that was not read because its file is over the byte limit: `size` is what the
+/// file system or blob storage said, or `None` when the file grew past the limit while it
+/// was read (reading stops one byte past the limit).
+pub fn too_large(path: &str, size: Option<u64>, limits: Limits) -> Roster {
+    let mut roster = Roster::empty(path);
+    let size = match size {
+        Some(size) => format!("is {size} bytes"),
+        None => format!("grew past {} bytes while it was read", limits.max_bytes),
+    };
+    roster.error(
+        None,
+        None,
+        ProblemCode::TooLarge,
+        format!(
+            "the file {size}; a roster may be at most {} bytes ({} MiB)",
+            limits.max_bytes,
+            limits.max_bytes / (1024 * 1024)
+        ),
+    );
+    roster
+}
+
 /// Reads one roster file's bytes. Never fails: every problem is in the returned roster.
 pub fn parse(path: &str, bytes: &[u8], limits: Limits) -> Roster {
-    let mut roster = Roster::empty(path);
     if bytes.len() > limits.max_bytes {
-        roster.error(
-            None,
-            None,
-            ProblemCode::TooLarge,
-            format!(
-                "the file is {} bytes; a roster may be at most {} bytes ({} MiB)",
-                bytes.len(),
-                limits.max_bytes,
-                limits.max_bytes / (1024 * 1024)
-            ),
-        );
-        return roster;
+        return too_large(path, Some(bytes.len() as u64), limits);
     }
+    let mut roster = Roster::empty(path);
     let text = match decode(bytes) {
         Ok((text, encoding)) => {
             roster.encoding = Some(encoding);
@@ -374,17 +403,14 @@ pub fn parse(path: &str, bytes: &[u8], limits: Limits) -> Roster {
 }
 
 fn read_rows(roster: &mut Roster, text: &str, delimiter: u8, limits: Limits) {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .comment(Some(b'#'))
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+    let mut reader = csv_reader(text.as_bytes(), delimiter, true);
     let mut record = csv::ByteRecord::new();
     let mut columns: Option<Columns> = None;
     let mut seen = SeenEmails::default();
     let mut lines = LineCounter::new(text.as_bytes());
+    // Found before reading: the reader itself would read the swallowed rows as one field.
+    let mut bad_quote = quotes::find_swallowing_quote(text, delimiter);
+    let mut records = 0;
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
@@ -401,6 +427,10 @@ fn read_rows(roster: &mut Roster, text: &str, delimiter: u8, limits: Limits) {
             }
         }
         let line = lines.line_at(record.position().map_or(0, csv::Position::byte));
+        records += 1;
+        if bad_quote.as_ref().is_some_and(|bad| bad.record == records) {
+            break;
+        }
         // Input is valid UTF-8 (decoded above) and fields are split on ASCII bytes.
         // Rows have a handful of fields: keep them on the stack, not in a fresh Vec per row.
         let mut on_stack: [&str; 8] = [""; 8];
@@ -449,7 +479,7 @@ fn read_rows(roster: &mut Roster, text: &str, delimiter: u8, limits: Limits) {
                     code: ProblemCode::DuplicateEmail,
                     message: format!(
                         "`{}` is already on line {first}; it counts once",
-                        person.email
+                        clip(&person.email)
                     ),
                 }),
                 None => {
@@ -458,6 +488,15 @@ fn read_rows(roster: &mut Roster, text: &str, delimiter: u8, limits: Limits) {
                 }
             }
         }
+    }
+    // Nothing after a bad quote can be trusted to be the row it looks like: stop there.
+    if let Some(bad) = bad_quote.take() {
+        roster.error(
+            Some(bad.line),
+            Some(bad.column),
+            ProblemCode::MalformedCsv,
+            bad.message,
+        );
     }
 }
 
@@ -622,7 +661,10 @@ fn read_header(roster: &mut Roster, line: u64, fields: &[&str]) -> (Columns, boo
                     Some(line),
                     Some(index as u64 + 1),
                     ProblemCode::UnknownHeader,
-                    format!("the header names a second e-mail column `{field}`; a roster has one"),
+                    format!(
+                        "the header names a second e-mail column `{}`; a roster has one",
+                        clip(field)
+                    ),
                 );
                 continue;
             }
@@ -633,7 +675,8 @@ fn read_header(roster: &mut Roster, line: u64, fields: &[&str]) -> (Columns, boo
                     Some(index as u64 + 1),
                     ProblemCode::UnknownHeader,
                     format!(
-                        "the header names a column `{field}`; expected DisplayName, Email and optionally Role"
+                        "the header names a column `{}`; expected DisplayName, Email and optionally Role",
+                        clip(field)
                     ),
                 );
                 continue;
@@ -644,7 +687,7 @@ fn read_header(roster: &mut Roster, line: u64, fields: &[&str]) -> (Columns, boo
                 Some(line),
                 Some(index as u64 + 1),
                 ProblemCode::UnknownHeader,
-                format!("the header names the column `{field}` twice"),
+                format!("the header names the column `{}` twice", clip(field)),
             );
         } else {
             *slot = Some(index);
@@ -672,16 +715,17 @@ fn read_person(roster: &mut Roster, line: u64, fields: &[&str], layout: Columns)
             format!(
                 "the row has a value in column {} (`{}`); a roster has at most {} columns: display name, e-mail, package | role",
                 extra + 1,
-                fields[extra],
+                clip(fields[extra]),
                 layout.count
             ),
         );
         return None;
     }
+    // A value `enroll export` guarded against spreadsheet formulas (`'=…`) reads as itself.
     let field = |index: Option<usize>| {
         index
             .and_then(|index| fields.get(index))
-            .map(|field| field.to_string())
+            .map(|field| csv_unguard(field).to_owned())
             .filter(|field| !field.is_empty())
     };
     let display_name = field(layout.name).unwrap_or_default();
@@ -717,7 +761,10 @@ fn read_person(roster: &mut Roster, line: u64, fields: &[&str], layout: Columns)
             Some(line),
             column_of(layout.email),
             ProblemCode::InvalidEmail,
-            format!("`{email}` is not a valid e-mail address: it {reason}{hint}"),
+            format!(
+                "`{}` is not a valid e-mail address: it {reason}{hint}",
+                clip(&email)
+            ),
         );
         return None;
     }

@@ -183,9 +183,78 @@ fn any_error_makes_the_whole_roster_invalid() {
 }
 
 #[test]
-fn unclosed_quote_is_reported_not_guessed() {
-    let roster = read("A;a@example.com\n\"B;b@example.com\nC;c@example.com\n");
-    assert!(!roster.is_valid());
+fn an_unclosed_quote_in_any_column_is_malformed_at_the_quote_not_guessed() {
+    for (text, line, column) in [
+        (
+            "A;a@example.com\n\"B;b@example.com\nC;c@example.com\n",
+            2,
+            1,
+        ),
+        (
+            "A;a@example.com\nB;\"b@example.com\nC;c@example.com\n",
+            2,
+            2,
+        ),
+        (
+            "A;a@example.com\nB;b@example.com;\"P | R\nC;c@example.com\n",
+            2,
+            3,
+        ),
+        (
+            "Email;DisplayName\na@example.com;\"Ann\nb@example.com;Bob\n",
+            2,
+            2,
+        ),
+    ] {
+        let roster = read(text);
+        assert_eq!(
+            codes(&roster.errors),
+            [(Some(line), Some(column), "malformed_csv")],
+            "{text:?}"
+        );
+        assert!(roster.validated().is_err(), "{text:?}");
+    }
+}
+
+#[test]
+fn rows_before_a_bad_quote_are_still_checked_and_nothing_after_it() {
+    let roster =
+        read("A;a@example.com\nB;broken\nC;c@example.com;\"P\nD;d@example.com;P\"\nE;nope\n");
+    assert_eq!(
+        codes(&roster.errors),
+        [
+            (Some(2), Some(2), "invalid_email"),
+            (Some(3), Some(3), "malformed_csv")
+        ]
+    );
+}
+
+#[test]
+fn messages_quote_at_most_40_characters_of_a_cell_with_controls_escaped() {
+    let long = format!("{}@example.com", "x".repeat(70));
+    let roster = read(&format!("A;{long}\nB;b@example.com;P;\u{1b}[31mextra\n"));
+    let invalid = &roster.errors[0].message;
+    assert!(
+        invalid.starts_with(&format!("`{}…` is not a valid", "x".repeat(40))),
+        "{invalid}"
+    );
+    let extra = &roster.errors[1].message;
+    assert!(extra.contains("(`\\u{1b}[31mextra`)"), "{extra}");
+    assert!(!extra.contains('\u{1b}'), "{extra}");
+}
+
+#[test]
+fn cells_guarded_against_spreadsheet_formulas_read_as_themselves() {
+    let roster =
+        read("'=SUM(A1);sum@example.com\n'@Bob;bob@example.com;'-P\n'Plain;p@example.com\n");
+    assert!(roster.is_valid(), "{:?}", roster.errors);
+    let names: Vec<&str> = roster
+        .people
+        .iter()
+        .map(|p| p.display_name.as_str())
+        .collect();
+    assert_eq!(names, ["=SUM(A1)", "@Bob", "'Plain"]);
+    assert_eq!(roster.people[1].package_role.as_deref(), Some("-P"));
 }
 
 #[test]
@@ -196,6 +265,18 @@ fn limits_give_too_large() {
     };
     let big = parse("r.csv", &[b'a'; 65], limits);
     assert_eq!(codes(&big.errors), [(None, None, "too_large")]);
+    assert!(
+        big.errors[0]
+            .message
+            .starts_with("the file is 65 bytes; a roster may be at most 64 bytes")
+    );
+    let grew = too_large("r.csv", None, limits);
+    assert_eq!(codes(&grew.errors), [(None, None, "too_large")]);
+    assert!(
+        grew.errors[0]
+            .message
+            .contains("grew past 64 bytes while it was read")
+    );
     let many = parse("r.csv", b"A;a@x.com\nB;b@x.com\nC;c@x.com\n", limits);
     assert_eq!(codes(&many.errors), [(Some(3), None, "too_large")]);
     assert!(many.validated().is_err());
@@ -223,7 +304,8 @@ fn content_version_changes_with_content() {
 
 fn name_strategy() -> impl Strategy<Value = String> {
     // Names with the characters that trip CSV writers: separators, quotes, line breaks, non-ASCII.
-    proptest::string::string_regex("[A-Za-zÀ-ÿĲŁłë ,;\"'\n-]{0,20}")
+    // `=`, `+`, `-` and `@` at the start are guarded as `enroll export` writes them.
+    proptest::string::string_regex("[A-Za-zÀ-ÿĲŁłë ,;\"'\n=+@-]{0,20}")
         .unwrap()
         .prop_map(|name| name.trim().to_owned())
         .prop_filter("a lone # would read as a comment", |name| {
@@ -254,7 +336,7 @@ proptest! {
             writer.write_record(["DisplayName", "Email"]).unwrap();
         }
         for (name, email) in &people {
-            writer.write_record([name, email]).unwrap();
+            writer.write_record([&*crate::escape::csv_guard(name), email]).unwrap();
         }
         let bytes = writer.into_inner().unwrap();
         let roster = parse("p.csv", &bytes, Limits::default());
