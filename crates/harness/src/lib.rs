@@ -31,6 +31,8 @@ use enroll_handler::definitions::{
 use enroll_handler::protocol::InvocationResult;
 use enroll_store::{ETag, Layout, ReceivedMessage, StorageConfig, Store, StoreError};
 
+pub mod http;
+
 /// How the harness runs.
 #[derive(Debug, Clone)]
 pub struct HarnessConfig {
@@ -233,6 +235,12 @@ impl Harness {
     /// The handler's process id, while it runs.
     pub fn handler_pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Where the handler listens, e.g. `http://127.0.0.1:41234`, for requests a test sends
+    /// it directly.
+    pub fn handler_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// The handler's peak resident memory (VmHWM), in KiB, on Linux.

@@ -26,7 +26,9 @@ pub use disposition::{Aside, Attempt, Disposition, disposition};
 pub use enroll_core::{audit, messages};
 pub use enroll_store::{Storage, StorageError, StoredRoster};
 pub use people::{assign, invite, remove};
-pub use reconcile::{PlanOutcome, plan_roster, reconcile_all, reconcile_for_upload};
+pub use reconcile::{
+    PlanOutcome, PlanRequest, plan_bytes, plan_roster, reconcile_all, reconcile_for_upload,
+};
 pub use roles::{
     RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,
 };

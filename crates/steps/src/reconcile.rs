@@ -168,7 +168,6 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         ));
         return Ok(outcome);
     };
-    let roster = parse(&message.roster, &stored.bytes, world.config.limits);
     let record = |outcome_kind: Outcome, package: Option<&str>, detail: String| AuditRecord {
         time: rfc3339((world.now)()),
         actor: world.config.actor.clone(),
@@ -186,89 +185,26 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         detail: Some(detail),
         request_id: None,
     };
-    let valid = match roster.validated() {
-        Ok(valid) => valid,
-        Err(invalid) => {
-            outcome.errors = invalid
-                .errors
-                .iter()
-                .map(|problem| PlanError {
-                    roster: message.roster.clone(),
-                    line: problem.line,
-                    column: problem.column,
-                    code: problem.code.as_str().to_owned(),
-                    message: problem.message.clone(),
-                })
-                .collect();
-            return reject(world, message, &stored.etag, outcome, record).await;
-        }
+    let request = PlanRequest {
+        allow_removals: message.allow_removals,
+        ..PlanRequest::default()
     };
-    let mapping = match read_mapping(world).await? {
-        Ok(mapping) => mapping,
-        Err(problem) => {
-            outcome.errors = vec![roster_error(&message.roster, "invalid_mapping", problem)];
-            return reject(world, message, &stored.etag, outcome, record).await;
-        }
-    };
-    let catalog = catalog_name(&message.roster, world.config.catalog.as_deref());
-    let (packages, catalogs) = match candidate_packages(world, catalog).await? {
-        Ok(found) => found,
-        Err(problem) => {
-            outcome.errors = vec![roster_error(
-                &message.roster,
-                "no_matching_catalog",
-                problem,
-            )];
-            return reject(world, message, &stored.etag, outcome, record).await;
-        }
-    };
-    let mut names = world.storage.roster_names().await?;
-    if !names.contains(&message.roster) {
-        names.push(message.roster.clone());
-    }
-    let candidates = TenantSnapshot {
-        access_packages: packages,
-        catalogs: catalogs.clone(),
-        ..TenantSnapshot::default()
-    };
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let located = locate_all(
-        &name_refs,
-        &candidates,
-        &mapping,
-        world.config.catalog.as_deref(),
-    );
-    let position = names.iter().position(|name| *name == message.roster);
-    let package = match position.and_then(|index| located.into_iter().nth(index)) {
-        Some(Ok(package)) => package.clone(),
-        Some(Err(error)) => {
-            outcome.errors = vec![locate_error(&message.roster, &error)];
-            return reject(world, message, &stored.etag, outcome, record).await;
-        }
-        None => return Ok(outcome),
-    };
-    let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
-    let users = world.graph.users_by_email(&emails).await?;
-    let assignments = world.graph.assignments(&package.id).await?;
-    let mut requests = world.graph.open_assignment_requests().await?;
-    requests.retain(|request| request.access_package_id() == Some(package.id.as_str()));
-    let tenant = TenantSnapshot {
-        users: users.into_values().collect(),
-        access_packages: vec![package.clone()],
-        assignments,
-        assignment_requests: requests,
-        catalogs,
-        ..TenantSnapshot::default()
-    };
-    let mut options = world.plan_options(mapping);
-    options.guards.allow_removals |= message.allow_removals;
-    let plan = plan_package(
-        valid,
+    let plan = match plan_bytes(
+        world,
+        &message.roster,
+        &stored.bytes,
         &stored.etag,
-        &package,
-        &TenantIndex::new(&tenant),
-        &options,
-    );
+        &request,
+    )
+    .await?
+    {
+        Ok(plan) => plan,
+        Err(errors) => {
+            outcome.errors = errors;
+            return reject(world, message, &stored.etag, outcome, record).await;
+        }
+    };
+    let package = &plan.access_package;
     let messages = change_messages(&plan, &message.run_id, &message.roster);
     let summary = format!(
         "invite {}, assign {}, remove {}, unchanged {}{}",
@@ -311,6 +247,135 @@ pub async fn plan_roster<S: Storage, D: Directory>(
     outcome.output.remove = messages.remove;
     outcome.plan = Some(plan);
     Ok(outcome)
+}
+
+/// How [`plan_bytes`] plans a roster beyond the world's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanRequest {
+    /// The access package the roster is for, by id, whatever its name says (as a mapping
+    /// file's pin).
+    pub access_package_id: Option<String>,
+    /// Whether removals past the guards are allowed (recorded in the plan).
+    pub allow_removals: bool,
+    /// Plan the roster alone, without the stored rosters: no `several_rosters` check
+    /// against them (for a roster named only by its package).
+    pub alone: bool,
+}
+
+/// Plans one roster's bytes against the tenant, as the Plan step does, and writes nothing:
+/// the package plan with its guards, or every problem that keeps the roster from being
+/// planned (roster errors with line and column, an invalid mapping file, no or several
+/// matching packages, two rosters for one package).
+///
+/// # Errors
+/// [`StepError`] when storage or Graph fail; retrying can help then.
+pub async fn plan_bytes<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    roster_name: &str,
+    bytes: &[u8],
+    version: &str,
+    request: &PlanRequest,
+) -> Result<Result<PackagePlan, Vec<PlanError>>, StepError> {
+    let roster = parse(roster_name, bytes, world.config.limits);
+    let valid = match roster.validated() {
+        Ok(valid) => valid,
+        Err(invalid) => {
+            return Ok(Err(invalid
+                .errors
+                .iter()
+                .map(|problem| PlanError {
+                    roster: roster_name.to_owned(),
+                    line: problem.line,
+                    column: problem.column,
+                    code: problem.code.as_str().to_owned(),
+                    message: problem.message.clone(),
+                })
+                .collect()));
+        }
+    };
+    let mut mapping = match read_mapping(world).await? {
+        Ok(mapping) => mapping,
+        Err(problem) => {
+            return Ok(Err(vec![roster_error(
+                roster_name,
+                "invalid_mapping",
+                problem,
+            )]));
+        }
+    };
+    if let Some(id) = &request.access_package_id {
+        mapping
+            .access_packages
+            .insert(roster_name.to_owned(), id.clone());
+    }
+    let catalog = catalog_name(roster_name, world.config.catalog.as_deref());
+    let (packages, catalogs) = match candidate_packages(world, catalog).await? {
+        Ok(found) => found,
+        Err(problem) => {
+            return Ok(Err(vec![roster_error(
+                roster_name,
+                "no_matching_catalog",
+                problem,
+            )]));
+        }
+    };
+    let mut names = if request.alone {
+        Vec::new()
+    } else {
+        world.storage.roster_names().await?
+    };
+    if !names.iter().any(|name| name == roster_name) {
+        names.push(roster_name.to_owned());
+    }
+    let candidates = TenantSnapshot {
+        access_packages: packages,
+        catalogs: catalogs.clone(),
+        ..TenantSnapshot::default()
+    };
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let located = locate_all(
+        &name_refs,
+        &candidates,
+        &mapping,
+        world.config.catalog.as_deref(),
+    );
+    let package = match names
+        .iter()
+        .zip(located)
+        .find_map(|(name, found)| (name == roster_name).then_some(found))
+    {
+        Some(Ok(package)) => package.clone(),
+        Some(Err(error)) => return Ok(Err(vec![locate_error(roster_name, &error)])),
+        None => {
+            return Ok(Err(vec![roster_error(
+                roster_name,
+                "no_matching_package",
+                format!("roster {roster_name} could not be matched to an access package"),
+            )]));
+        }
+    };
+    let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
+    let users = world.graph.users_by_email(&emails).await?;
+    let assignments = world.graph.assignments(&package.id).await?;
+    let mut requests = world.graph.open_assignment_requests().await?;
+    requests.retain(|open| open.access_package_id() == Some(package.id.as_str()));
+    let tenant = TenantSnapshot {
+        users: users.into_values().collect(),
+        access_packages: vec![package.clone()],
+        assignments,
+        assignment_requests: requests,
+        catalogs,
+        ..TenantSnapshot::default()
+    };
+    let mut options = world.plan_options(mapping);
+    options.guards.allow_removals |= request.allow_removals;
+    Ok(Ok(plan_package(
+        valid,
+        version,
+        &package,
+        &TenantIndex::new(&tenant),
+        &options,
+    )))
 }
 
 fn locate_error(roster: &str, error: &LocateError) -> PlanError {

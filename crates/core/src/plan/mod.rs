@@ -105,6 +105,7 @@ pub struct RosterSource {
 
 /// Why a package's plan is held back; a blocked package changes nothing at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BlockReason {
     /// It would remove more than the guard allows.
@@ -119,6 +120,7 @@ pub enum BlockReason {
 
 /// The package a plan is for, and the policy its assignments will use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PackageRef {
     /// Access package id.
@@ -131,6 +133,7 @@ pub struct PackageRef {
 
 /// Someone to invite as a B2B guest (and then assign).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Invite {
     /// Address to invite.
@@ -141,6 +144,7 @@ pub struct Invite {
 
 /// An existing user to assign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Assign {
     /// Address in the roster.
@@ -151,6 +155,7 @@ pub struct Assign {
 
 /// An assignment to remove.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Remove {
     /// The holder's address, as best known.
@@ -163,6 +168,7 @@ pub struct Remove {
 
 /// A roster person left alone because the tenant is ambiguous about them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Skipped {
     /// Address in the roster.
@@ -173,6 +179,7 @@ pub struct Skipped {
 
 /// The plan for one access package.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PackagePlan {
     /// Roster path.
@@ -212,6 +219,7 @@ impl PackagePlan {
 
 /// A problem that keeps a roster from being planned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanError {
     /// Roster path.
     pub roster: String,
@@ -227,6 +235,7 @@ pub struct PlanError {
 
 /// The whole plan: one entry per roster that could be planned, errors for the rest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// Per-package plans, in roster order.
