@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use enroll_api::{Api, ApiSettings, AuthSettings, HttpKeys, Role, TokenError, Validator};
-use enroll_core::plan::{PlanOptions, RosterSource, plan};
+use enroll_core::plan::{PlanOptions, RosterSource};
 use enroll_core::roster::{Limits, content_version, parse};
 use enroll_core::tenant::TenantSnapshot;
 use enroll_graph::GraphClient;
@@ -721,7 +721,7 @@ impl Rig {
 /// Every endpoint's success path and every refusal, then a roster put and reconciled until
 /// the simulated tenant holds exactly its people.
 async fn the_api_works_end_to_end(lambda: bool) {
-    let rig = Rig::new(lambda).await;
+    let mut rig = Rig::new(lambda).await;
     let issuer = &rig.issuer;
     let admin = issuer.admin();
     let roster_url = format!("/api/rosters/{}", ALPHA.replace(' ', "%20"));
@@ -877,7 +877,10 @@ async fn the_api_works_end_to_end(lambda: bool) {
         )
         .await;
     assert_eq!(plan.status, 200);
-    assert_eq!(plan.json(), cli_plan(ALPHA, ALPHA_ROSTER));
+    assert_eq!(
+        plan.json(),
+        cli_plan(ALPHA, ALPHA_ROSTER, &rig.sim.snapshot().await)
+    );
     let by_package = rig
         .send(
             "POST",
@@ -1018,7 +1021,7 @@ async fn the_api_works_end_to_end(lambda: bool) {
         version: content_version(ALPHA_ROSTER.as_bytes()),
         roster: parse(ALPHA, ALPHA_ROSTER.as_bytes(), Limits::default()),
     };
-    let left = plan(&[source], &tenant, &PlanOptions::default());
+    let left = enroll_core::plan::plan(&[source], &tenant, &PlanOptions::default());
     let package = &left.packages[0];
     assert_eq!(
         (
@@ -1103,19 +1106,21 @@ async fn the_api_works_end_to_end(lambda: bool) {
     assert_eq!(unknown.status, 404);
 }
 
-/// `enroll plan --format json` of one roster against a snapshot of the golden tenant.
-fn cli_plan(name: &str, text: &str) -> Value {
+/// `enroll plan --format json` of one roster against a snapshot of the tenant.
+fn cli_plan(name: &str, text: &str, tenant: &TenantSnapshot) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rosters").join(name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, text).unwrap();
+    let snapshot = dir.path().join("tenant.json");
+    std::fs::write(&snapshot, serde_json::to_vec(tenant).unwrap()).unwrap();
     let output = std::process::Command::new(crate::enroll_binary())
         .args([
             "plan",
             dir.path().join("rosters").to_str().unwrap(),
             "--tenant",
         ])
-        .arg(root().join("tests/data/golden/tenant.json"))
+        .arg(&snapshot)
         .args(["--format", "json"])
         .env_clear()
         .output()
@@ -1363,6 +1368,6 @@ async fn the_lambda_binary_answers_over_http_under_cargo_lambda_watch() {
     assert_eq!(plan.status(), 200);
     assert_eq!(
         plan.json::<Value>().await.unwrap(),
-        cli_plan(ALPHA, ALPHA_ROSTER)
+        cli_plan(ALPHA, ALPHA_ROSTER, &sim.snapshot().await)
     );
 }

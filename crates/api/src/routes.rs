@@ -437,13 +437,7 @@ pub(crate) async fn put_roster<D: Directory, K: KeySource>(
     let as_errors = |problems: &[enroll_core::roster::Problem]| -> Vec<PlanError> {
         problems
             .iter()
-            .map(|problem| PlanError {
-                roster: name.clone(),
-                line: problem.line,
-                column: problem.column,
-                code: problem.code.as_str().to_owned(),
-                message: problem.message.clone(),
-            })
+            .map(|problem| enroll_core::plan::roster_error(&name, problem))
             .collect()
     };
     if !roster.is_valid() {

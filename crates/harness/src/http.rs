@@ -126,7 +126,6 @@ impl Harness {
             .and(warp::path::full())
             .and(query)
             .and(warp::header::headers_cloned())
-            .and(warp::body::content_length_limit(MAX_REQUEST_BYTES))
             .and(warp::body::bytes())
             .then(
                 move |method: Method,
@@ -154,13 +153,8 @@ impl Harness {
                     }
                 },
             )
-            .recover(|rejection: warp::Rejection| async move {
-                let status = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                } else {
-                    StatusCode::BAD_REQUEST
-                };
-                Ok::<_, std::convert::Infallible>(empty(status))
+            .recover(|_: warp::Rejection| async move {
+                Ok::<_, std::convert::Infallible>(empty(StatusCode::BAD_REQUEST))
             })
             .unify();
         let task = tokio::spawn(async move {
@@ -259,6 +253,13 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> warp::reply::Response {
+    let declared = headers
+        .get(warp::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.unwrap_or(body.len() as u64) > MAX_REQUEST_BYTES {
+        return empty(StatusCode::PAYLOAD_TOO_LARGE);
+    }
     let path = absolute_path(raw_path);
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let Some(route) = routes.iter().find(|route| {
@@ -287,11 +288,7 @@ async fn forward(
     } else {
         format!("{handler}{path}?{query}")
     };
-    let length = headers
-        .get(warp::http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok())
-        .unwrap_or(0);
+    let length = declared.unwrap_or(0);
     let mut forwarded = HeaderMap::new();
     for (name, value) in &headers {
         // reqwest frames the body itself; the host's HttpClient does the same.

@@ -283,13 +283,7 @@ pub async fn plan_bytes<S: Storage, D: Directory>(
             return Ok(Err(invalid
                 .errors
                 .iter()
-                .map(|problem| PlanError {
-                    roster: roster_name.to_owned(),
-                    line: problem.line,
-                    column: problem.column,
-                    code: problem.code.as_str().to_owned(),
-                    message: problem.message.clone(),
-                })
+                .map(|problem| enroll_core::plan::roster_error(roster_name, problem))
                 .collect()));
         }
     };

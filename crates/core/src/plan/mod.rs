@@ -694,7 +694,8 @@ pub fn plan(rosters: &[RosterSource], tenant: &TenantSnapshot, options: &PlanOpt
     result
 }
 
-fn roster_error(path: &str, problem: &Problem) -> PlanError {
+/// A roster problem as a plan error (the roster, its line, column, code and message).
+pub fn roster_error(path: &str, problem: &Problem) -> PlanError {
     PlanError {
         roster: path.to_owned(),
         line: problem.line,
