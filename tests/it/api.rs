@@ -1228,8 +1228,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         "1".to_owned(),
     ];
     let output = tokio::task::spawn_blocking(move || {
+        // Schemathesis keeps a cache in its working folder; not in the repository.
+        let scratch = tempfile::tempdir().unwrap();
         std::process::Command::new(schemathesis)
             .args(&arguments)
+            .current_dir(scratch.path())
             .env("NO_COLOR", "1")
             .output()
             .unwrap()
@@ -1273,7 +1276,7 @@ async fn the_lambda_binary_answers_over_http_under_cargo_lambda_watch() {
     std::fs::write(
         env_file.path(),
         env.iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
+            .map(|(k, v)| format!("{k}=\"{}\"\n", v.replace('"', "\\\"")))
             .collect::<String>(),
     )
     .unwrap();
@@ -1314,7 +1317,7 @@ async fn the_lambda_binary_answers_over_http_under_cargo_lambda_watch() {
             command.env_remove(name);
         }
     }
-    let _group = Group(command.spawn().unwrap());
+    let mut group = Group(command.spawn().unwrap());
     let base = format!("http://127.0.0.1:{port}/lambda-url/enroll-lambda");
     let http = reqwest::Client::new();
     let started = Instant::now();
@@ -1323,6 +1326,9 @@ async fn the_lambda_binary_answers_over_http_under_cargo_lambda_watch() {
             if answer.status().is_success() {
                 break answer.json::<Value>().await.unwrap();
             }
+        }
+        if let Ok(Some(status)) = group.0.try_wait() {
+            panic!("cargo lambda watch stopped with {status} before serving the function");
         }
         assert!(
             started.elapsed() < Duration::from_secs(600),
