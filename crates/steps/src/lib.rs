@@ -25,8 +25,11 @@ pub mod world;
 pub use disposition::{Aside, Attempt, Disposition, disposition};
 pub use enroll_core::{audit, messages};
 pub use enroll_store::{Storage, StorageError, StoredRoster};
-pub use people::{assign, invite, remove};
-pub use reconcile::{PlanOutcome, plan_roster, reconcile_all, reconcile_for_upload};
+pub use people::{Person, assign, invite, record_set_aside, remove};
+pub use reconcile::{
+    PlanOutcome, plan_roster, reconcile_all, reconcile_for_upload, record_roster_set_aside,
+    roster_too_large,
+};
 pub use roles::{
     RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,
 };
