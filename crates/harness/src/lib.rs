@@ -31,6 +31,9 @@ use enroll_handler::definitions::{
 use enroll_handler::protocol::InvocationResult;
 use enroll_store::{ETag, Layout, ReceivedMessage, StorageConfig, Store, StoreError};
 
+/// The timer schedule the handler gets unless the configuration's `env` names another.
+pub const DEFAULT_SCHEDULE: &str = "0 0 2 * * *";
+
 /// How the harness runs.
 #[derive(Debug, Clone)]
 pub struct HarnessConfig {
@@ -301,6 +304,10 @@ impl Harness {
             )
             .env("AzureWebJobsStorage", &self.config.storage)
             .env("ENROLL_STORAGE_PREFIX", &self.config.prefix)
+            .env("FUNCTIONS_WORKER_RUNTIME", "custom")
+            // The host resolves the timer's `%ENROLL_SCHEDULE%`, and so the app must set it;
+            // the harness fires timers on demand, so any valid schedule does.
+            .env("ENROLL_SCHEDULE", DEFAULT_SCHEDULE)
             .envs(self.config.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.config.app_root)
             .stdin(Stdio::null());
