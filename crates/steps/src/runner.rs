@@ -11,11 +11,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Aside, Attempt, Disposition, StepError, StepOutput, Storage, World};
+use crate::{Aside, Attempt, Change, Disposition, StepError, StepOutput, Storage, World};
 use enroll_core::audit::{Action, AuditRecord, Outcome};
-use enroll_core::messages::{
-    AssignPerson, ChangeMessage, InvitePerson, Reason, ReconcileMessage, RemovePerson,
-};
+use enroll_core::messages::{Reason, ReconcileMessage};
 use enroll_core::plan::{PackagePlan, PlanError};
 use enroll_graph::Directory;
 
@@ -152,56 +150,6 @@ impl RunSummary {
     }
 }
 
-#[derive(Clone)]
-enum Job {
-    Invite(ChangeMessage<InvitePerson>),
-    Assign(ChangeMessage<AssignPerson>),
-    Remove(ChangeMessage<RemovePerson>),
-}
-
-impl Job {
-    fn queue(&self) -> &'static str {
-        match self {
-            Self::Invite(_) => "invite",
-            Self::Assign(_) => "assign",
-            Self::Remove(_) => "remove",
-        }
-    }
-
-    fn roster_and_people(&self) -> (String, usize) {
-        match self {
-            Self::Invite(m) => (m.context.roster.clone(), m.people.len()),
-            Self::Assign(m) => (m.context.roster.clone(), m.people.len()),
-            Self::Remove(m) => (m.context.roster.clone(), m.people.len()),
-        }
-    }
-
-    async fn run<S: Storage, D: Directory>(
-        &self,
-        world: &World<S, D>,
-        attempt: Attempt,
-    ) -> Result<StepOutput, StepError> {
-        match self {
-            Self::Invite(message) => crate::invite(world, message, attempt).await,
-            Self::Assign(message) => crate::assign(world, message, attempt).await,
-            Self::Remove(message) => crate::remove(world, message, attempt).await,
-        }
-    }
-
-    /// Records everyone in the message as failed (it is given up on as a whole).
-    async fn record_set_aside<S: Storage, D: Directory>(
-        &self,
-        world: &World<S, D>,
-        reason: &str,
-    ) -> Result<Vec<AuditRecord>, StepError> {
-        match self {
-            Self::Invite(message) => crate::record_set_aside(world, message, reason).await,
-            Self::Assign(message) => crate::record_set_aside(world, message, reason).await,
-            Self::Remove(message) => crate::record_set_aside(world, message, reason).await,
-        }
-    }
-}
-
 /// What a task that stopped without an answer said: its panic message, or that it was
 /// cancelled.
 fn stopped(error: tokio::task::JoinError) -> String {
@@ -215,15 +163,6 @@ fn stopped(error: tokio::task::JoinError) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".to_owned());
     format!("the step stopped unexpectedly (panic: {text})")
-}
-
-fn jobs_of(output: StepOutput) -> impl Iterator<Item = Job> {
-    output
-        .invite
-        .into_iter()
-        .map(Job::Invite)
-        .chain(output.assign.into_iter().map(Job::Assign))
-        .chain(output.remove.into_iter().map(Job::Remove))
 }
 
 /// Runs Plan for every roster, then the steps, until no message is left.
@@ -259,7 +198,7 @@ pub async fn run<S: Storage + 'static, D: Directory>(
         });
         planned_roster.insert(task.id(), roster);
     }
-    let mut queue: VecDeque<(Job, u32)> = VecDeque::new();
+    let mut queue: VecDeque<(Change, u32)> = VecDeque::new();
     let mut outcomes = Vec::new();
     while let Some(joined) = planning.join_next_with_id().await {
         match joined {
@@ -294,7 +233,7 @@ pub async fn run<S: Storage + 'static, D: Directory>(
         summary.errors.extend(outcome.errors);
         summary.plans.extend(outcome.plan);
         if !options.dry_run {
-            queue.extend(jobs_of(outcome.output).map(|job| (job, 1)));
+            queue.extend(Change::all_of(outcome.output).map(|job| (job, 1)));
         }
     }
     summary
@@ -305,7 +244,7 @@ pub async fn run<S: Storage + 'static, D: Directory>(
     let max_tries = world.config.max_dequeue_count.max(1);
     let mut running = tokio::task::JoinSet::new();
     // The message each running task works on, to record it if the task stops unanswered.
-    let mut in_flight: HashMap<tokio::task::Id, Job> = HashMap::new();
+    let mut in_flight: HashMap<tokio::task::Id, Change> = HashMap::new();
     loop {
         while running.len() < options.concurrency.max(1) {
             let Some((job, number)) = queue.pop_front() else {
@@ -372,13 +311,13 @@ async fn finish<S: Storage, D: Directory>(
     world: &World<S, D>,
     summary: &mut RunSummary,
     state: &mut Progress,
-    queue: &mut VecDeque<(Job, u32)>,
-    job: Job,
+    queue: &mut VecDeque<(Change, u32)>,
+    job: Change,
     disposition: Disposition,
     result: Option<Result<StepOutput, StepError>>,
 ) -> Result<(), StepError> {
     if let Disposition::SetAside { aside, reason } = disposition {
-        let (roster, people) = job.roster_and_people();
+        let (roster, people) = (job.roster().to_owned(), job.people());
         let (people, error) = match aside {
             Aside::Message => {
                 let records = job.record_set_aside(world, &reason).await?;
@@ -397,7 +336,7 @@ async fn finish<S: Storage, D: Directory>(
     // Done, or set aside in part: what the step finished goes on.
     if let Some(Ok(output)) = result {
         summary.tally(&output.audit);
-        let follow: Vec<Job> = jobs_of(output).collect();
+        let follow: Vec<Change> = Change::all_of(output).collect();
         state.messages.1 += follow.len();
         queue.extend(follow.into_iter().map(|job| (job, 1)));
     }
