@@ -274,21 +274,16 @@ fn too_large(detail: String) -> Problem {
     Problem::new(StatusCode::PAYLOAD_TOO_LARGE, detail)
 }
 
-/// Reads a queue or timer invocation of at most [`MAX_INVOCATION_BYTES`], refusing a larger
-/// one before reading it.
+/// Reads a queue or timer invocation of at most [`MAX_INVOCATION_BYTES`]. A larger one is
+/// refused, its body read through and dropped (so the caller gets the answer rather than a
+/// connection reset), never held.
 async fn read_small<B: Buf>(
     length: u64,
     body: impl Stream<Item = Result<B, warp::Error>>,
 ) -> Result<Read, Problem> {
-    let over = || {
-        too_large(format!(
-            "a queue or timer invocation has at most {MAX_INVOCATION_BYTES} bytes (a queue message at most 64 KiB)"
-        ))
-    };
-    if length > MAX_INVOCATION_BYTES {
-        return Err(over());
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or_default());
+    let mut bytes =
+        Vec::with_capacity(usize::try_from(length.min(MAX_INVOCATION_BYTES)).unwrap_or_default());
+    let mut over = length > MAX_INVOCATION_BYTES;
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|_| {
@@ -299,13 +294,18 @@ async fn read_small<B: Buf>(
         })?;
         while chunk.has_remaining() {
             let part = chunk.chunk();
-            if (bytes.len() + part.len()) as u64 > MAX_INVOCATION_BYTES {
-                return Err(over());
+            over |= (bytes.len() + part.len()) as u64 > MAX_INVOCATION_BYTES;
+            if !over {
+                bytes.extend_from_slice(part);
             }
-            bytes.extend_from_slice(part);
             let read = part.len();
             chunk.advance(read);
         }
+    }
+    if over {
+        return Err(too_large(format!(
+            "a queue or timer invocation has at most {MAX_INVOCATION_BYTES} bytes (a queue message at most 64 KiB)"
+        )));
     }
     Ok(serde_json::from_slice(&bytes).map_err(|error| {
         format!(
