@@ -68,6 +68,12 @@ pub struct HarnessConfig {
     pub double_encode: bool,
     /// Where the handler's stdout and stderr go.
     pub handler_log: Option<PathBuf>,
+    /// Deliver every message twice and out of order, as at-least-once queues may: each
+    /// output to a trigger queue is written in a shuffled order, and again as a copy that
+    /// becomes visible one or two seconds later.
+    pub deliver_twice: bool,
+    /// Seed of the harness's own random choices (the order and delay of copies).
+    pub seed: u64,
 }
 
 impl HarnessConfig {
@@ -87,6 +93,8 @@ impl HarnessConfig {
             concurrency: 16,
             double_encode: true,
             handler_log: None,
+            deliver_twice: false,
+            seed: 1,
         }
     }
 }
@@ -168,6 +176,7 @@ pub struct Harness {
     /// Failed tries per blob version.
     blob_tries: HashMap<(String, String, String), u32>,
     counters: Counters,
+    rng: fastrand::Rng,
 }
 
 /// The result of one invocation, as the host sees it.
@@ -222,6 +231,7 @@ impl Harness {
             )
             .build()
             .map_err(|error| HarnessError::Handler(error.to_string()))?;
+        let seed = config.seed;
         let mut harness = Self {
             config,
             host,
@@ -234,6 +244,7 @@ impl Harness {
             receipts: HashMap::new(),
             blob_tries: HashMap::new(),
             counters: Counters::default(),
+            rng: fastrand::Rng::with_seed(seed),
         };
         for queue in harness.trigger_queues() {
             harness.store.ensure_queue(&queue).await?;
@@ -564,13 +575,25 @@ impl Harness {
                 other => vec![other.clone()],
             };
             let target = self.queue_name(&queue);
-            for item in items {
-                let text = match item {
+            let mut texts: Vec<String> = items
+                .into_iter()
+                .map(|item| match item {
                     Value::String(text) => text,
                     other => other.to_string(),
-                };
-                let text = host_output_text(&text, binding.data_type.as_deref());
+                })
+                .map(|text| host_output_text(&text, binding.data_type.as_deref()))
+                .collect();
+            // Poison queues are where people look; they get each message once.
+            let twice = self.config.deliver_twice && !queue.ends_with("-poison");
+            if twice {
+                self.rng.shuffle(&mut texts);
+            }
+            for text in texts {
                 self.send(&target, &text).await?;
+                if twice {
+                    let later = Duration::from_secs(self.rng.u64(1..=2));
+                    self.send_later(&target, &text, later).await?;
+                }
                 *self.counters.messages_out.entry(queue.clone()).or_default() += 1;
             }
         }
@@ -894,16 +917,59 @@ impl Harness {
 
     /// Sends a message, creating the queue first if needed, as the host does for outputs.
     async fn send(&self, queue: &str, text: &str) -> Result<(), HarnessError> {
-        match self.store.send_message(queue, text, None).await {
+        self.send_after(queue, text, None).await
+    }
+
+    /// Sends a message that becomes visible only after `delay` (whole seconds).
+    async fn send_later(
+        &self,
+        queue: &str,
+        text: &str,
+        delay: Duration,
+    ) -> Result<(), HarnessError> {
+        self.send_after(queue, text, Some(delay)).await
+    }
+
+    async fn send_after(
+        &self,
+        queue: &str,
+        text: &str,
+        delay: Option<Duration>,
+    ) -> Result<(), HarnessError> {
+        match self.store.send_message(queue, text, delay).await {
             Err(StoreError::NotFound { .. }) => {
                 self.store.ensure_queue(queue).await?;
-                self.store.send_message(queue, text, None).await?;
+                self.store.send_message(queue, text, delay).await?;
             }
             other => {
                 other?;
             }
         }
         Ok(())
+    }
+
+    /// Takes every message out of a queue (a poison queue, at the end of a test) and
+    /// returns their texts.
+    ///
+    /// # Errors
+    /// [`HarnessError::Store`] when storage fails.
+    pub async fn drain(&self, queue: &str) -> Result<Vec<String>, HarnessError> {
+        let name = self.queue_name(queue);
+        let mut texts = Vec::new();
+        loop {
+            let batch = match self.store.receive_messages(&name, 32, MESSAGE_LEASE).await {
+                Ok(batch) => batch,
+                Err(StoreError::NotFound { .. }) => return Ok(texts),
+                Err(error) => return Err(error.into()),
+            };
+            if batch.is_empty() {
+                return Ok(texts);
+            }
+            for message in batch {
+                self.store.delete_message(&name, &message.handle).await?;
+                texts.push(message.text.unwrap_or(message.raw));
+            }
+        }
     }
 
     /// Messages waiting in the trigger queues, visible or not.
