@@ -274,16 +274,11 @@ fn too_large(detail: String) -> Problem {
     Problem::new(StatusCode::PAYLOAD_TOO_LARGE, detail)
 }
 
-/// Reads a queue or timer invocation of at most [`MAX_INVOCATION_BYTES`]. A larger one is
-/// refused, its body read through and dropped (so the caller gets the answer rather than a
-/// connection reset), never held.
-async fn read_small<B: Buf>(
-    length: u64,
+/// Passes every chunk of the body to `each` as it arrives.
+async fn read_chunks<B: Buf>(
     body: impl Stream<Item = Result<B, warp::Error>>,
-) -> Result<Read, Problem> {
-    let mut bytes =
-        Vec::with_capacity(usize::try_from(length.min(MAX_INVOCATION_BYTES)).unwrap_or_default());
-    let mut over = length > MAX_INVOCATION_BYTES;
+    mut each: impl FnMut(&[u8]),
+) -> Result<(), Problem> {
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|_| {
@@ -294,14 +289,31 @@ async fn read_small<B: Buf>(
         })?;
         while chunk.has_remaining() {
             let part = chunk.chunk();
-            over |= (bytes.len() + part.len()) as u64 > MAX_INVOCATION_BYTES;
-            if !over {
-                bytes.extend_from_slice(part);
-            }
+            each(part);
             let read = part.len();
             chunk.advance(read);
         }
     }
+    Ok(())
+}
+
+/// Reads a queue or timer invocation of at most [`MAX_INVOCATION_BYTES`]. A larger one is
+/// refused, its body read through and dropped (so the caller gets the answer rather than a
+/// connection reset), never held.
+async fn read_small<B: Buf>(
+    length: u64,
+    body: impl Stream<Item = Result<B, warp::Error>>,
+) -> Result<Read, Problem> {
+    let mut bytes =
+        Vec::with_capacity(usize::try_from(length.min(MAX_INVOCATION_BYTES)).unwrap_or_default());
+    let mut over = length > MAX_INVOCATION_BYTES;
+    read_chunks(body, |part| {
+        over |= (bytes.len() + part.len()) as u64 > MAX_INVOCATION_BYTES;
+        if !over {
+            bytes.extend_from_slice(part);
+        }
+    })
+    .await?;
     if over {
         return Err(too_large(format!(
             "a queue or timer invocation has at most {MAX_INVOCATION_BYTES} bytes (a queue message at most 64 KiB)"
@@ -320,21 +332,7 @@ async fn skim_body<B: Buf>(
     body: impl Stream<Item = Result<B, warp::Error>>,
 ) -> Result<Skim, Problem> {
     let mut skim = Skim::default();
-    let mut body = std::pin::pin!(body);
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|_| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "the invocation's body could not be read",
-            )
-        })?;
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            skim.feed(part);
-            let read = part.len();
-            chunk.advance(read);
-        }
-    }
+    read_chunks(body, |part| skim.feed(part)).await?;
     Ok(skim)
 }
 

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::holders;
 use enroll_core::plan::{PlanOptions, RosterSource, plan};
 use enroll_core::roster::{Limits, content_version, parse};
 use enroll_core::tenant::TenantSnapshot;
@@ -207,17 +208,6 @@ impl E2e {
             counters.undeclared_outputs
         );
     }
-}
-
-fn holders(tenant: &TenantSnapshot, package: &str) -> Vec<String> {
-    let mut ids: Vec<String> = tenant
-        .assignments
-        .iter()
-        .filter(|a| a.is_active() && a.access_package.as_ref().is_some_and(|p| p.id == package))
-        .filter_map(|a| a.target.as_ref()?.object_id.clone())
-        .collect();
-    ids.sort();
-    ids
 }
 
 const ALPHA_ROSTER: &str =

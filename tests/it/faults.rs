@@ -23,6 +23,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::holders;
 use enroll_core::tenant::{Assignment, ObjectRef, Subject, TenantSnapshot, User};
 use enroll_harness::{Harness, HarnessConfig};
 use enroll_sim::{SimConfig, SimHandle, start};
@@ -345,18 +346,6 @@ fn user_of(tenant: &TenantSnapshot, email: &str) -> Option<String> {
                 .any(|a| a.eq_ignore_ascii_case(email))
         })
         .map(|u| u.id.clone())
-}
-
-/// The holders of a package's active assignments, by user id.
-fn holders(tenant: &TenantSnapshot, package: &str) -> Vec<String> {
-    let mut ids: Vec<String> = tenant
-        .assignments
-        .iter()
-        .filter(|a| a.is_active() && a.access_package.as_ref().is_some_and(|p| p.id == package))
-        .filter_map(|a| a.target.as_ref()?.object_id.clone())
-        .collect();
-    ids.sort();
-    ids
 }
 
 /// What a case did, from the tenant's side and from the records, sorted for comparison.

@@ -169,22 +169,17 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         return Ok(outcome);
     };
     let roster = parse(&message.roster, &stored.bytes, world.config.limits);
-    let record = |outcome_kind: Outcome, package: Option<&str>, detail: String| AuditRecord {
-        time: rfc3339((world.now)()),
-        actor: world.config.actor.clone(),
-        run_id: message.run_id.clone(),
-        roster: message.roster.clone(),
-        roster_version: stored.etag.clone(),
+    let record = |outcome: Outcome, package: Option<&str>, detail: String| AuditRecord {
         access_package_id: package.map(str::to_owned),
-        action: Action::Plan,
-        email: None,
-        user_id: None,
-        assignment_id: None,
-        group_id: None,
-        app_role_id: None,
-        outcome: outcome_kind,
-        detail: Some(detail),
-        request_id: None,
+        ..roster_record(
+            world,
+            Action::Plan,
+            &message.run_id,
+            &message.roster,
+            &stored.etag,
+            outcome,
+            detail,
+        )
     };
     let valid = match roster.validated() {
         Ok(valid) => valid,
@@ -327,23 +322,15 @@ pub async fn record_roster_set_aside<S: Storage, D: Directory>(
     version: Option<&str>,
     reason: &str,
 ) -> Result<AuditRecord, StepError> {
-    let record = AuditRecord {
-        time: rfc3339((world.now)()),
-        actor: world.config.actor.clone(),
-        run_id: run_id.to_owned(),
-        roster: roster.to_owned(),
-        roster_version: version.unwrap_or_default().to_owned(),
-        access_package_id: None,
+    let record = roster_record(
+        world,
         action,
-        email: None,
-        user_id: None,
-        assignment_id: None,
-        group_id: None,
-        app_role_id: None,
-        outcome: Outcome::Failed,
-        detail: Some(format!("set aside, nothing applied: {reason}")),
-        request_id: None,
-    };
+        run_id,
+        roster,
+        version.unwrap_or_default(),
+        Outcome::Failed,
+        format!("set aside, nothing applied: {reason}"),
+    );
     world
         .storage
         .append_audit(std::slice::from_ref(&record))
@@ -392,13 +379,38 @@ pub async fn roster_too_large<S: Storage, D: Directory>(
         ..PlanOutcome::default()
     };
     let record = |outcome: Outcome, package: Option<&str>, detail: String| AuditRecord {
+        access_package_id: package.map(str::to_owned),
+        ..roster_record(
+            world,
+            Action::Plan,
+            run_id,
+            roster,
+            version,
+            outcome,
+            detail,
+        )
+    };
+    reject(world, &message, version, outcome, record).await
+}
+
+/// An audit record about a roster (or manifest) as a whole, not a person.
+fn roster_record<S, D>(
+    world: &World<S, D>,
+    action: Action,
+    run_id: &str,
+    roster: &str,
+    version: &str,
+    outcome: Outcome,
+    detail: String,
+) -> AuditRecord {
+    AuditRecord {
         time: rfc3339((world.now)()),
         actor: world.config.actor.clone(),
         run_id: run_id.to_owned(),
         roster: roster.to_owned(),
         roster_version: version.to_owned(),
-        access_package_id: package.map(str::to_owned),
-        action: Action::Plan,
+        access_package_id: None,
+        action,
         email: None,
         user_id: None,
         assignment_id: None,
@@ -407,8 +419,7 @@ pub async fn roster_too_large<S: Storage, D: Directory>(
         outcome,
         detail: Some(detail),
         request_id: None,
-    };
-    reject(world, &message, version, outcome, record).await
+    }
 }
 
 fn locate_error(roster: &str, error: &LocateError) -> PlanError {
