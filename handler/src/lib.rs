@@ -8,6 +8,7 @@
 pub mod app;
 pub mod definitions;
 pub mod protocol;
+pub mod skim;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1024,3 +1024,120 @@ fn hostile_names_survive_export_plan_and_apply_as_text() {
         "{markdown}"
     );
 }
+
+/// `enroll apply` of one rosters folder against the golden tenant (served in process).
+fn apply(rosters: &[(&str, &str)], extra: &[&str]) -> (Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in rosters {
+        let path = dir.path().join("rosters").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let tenant = data("golden/tenant.json");
+    let mut args = vec![
+        "apply".to_owned(),
+        dir.path().join("rosters").to_str().unwrap().to_owned(),
+        "--tenant".to_owned(),
+        tenant.to_str().unwrap().to_owned(),
+        "--reports".to_owned(),
+        dir.path().join("reports").to_str().unwrap().to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (enroll(&args), dir)
+}
+
+const ALPHA_MANAGER: &str = "Projects/Project Alpha - Manager.csv";
+
+#[test]
+fn apply_says_the_tenant_matches_only_when_everything_was_applied() {
+    let (output, _dir) = apply(
+        &[(
+            ALPHA_MANAGER,
+            "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nEve;eve@contoso.com\nFay;fay@tailspin.be\n",
+        )],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    // The verdict is the line before the figures.
+    assert_eq!(
+        text.lines().rev().nth(1),
+        Some("the tenant now matches the rosters"),
+        "{text}"
+    );
+}
+
+#[test]
+fn apply_of_only_an_invalid_roster_exits_1_and_says_it_was_not_applied() {
+    let (output, _dir) = apply(
+        &[(ALPHA_MANAGER, "Ann;ann@contoso.com\nBroken;nope\n")],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(!text.contains("now matches"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the tenant does not match the rosters:\n- 1 roster(s) not applied ({ALPHA_MANAGER})\n"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn apply_with_a_blocked_package_exits_1_and_names_it() {
+    let (output, _dir) = apply(
+        &[(ALPHA_MANAGER, "Ann;ann@contoso.com\n")],
+        &["--max-removals", "0", "--max-removal-percent", "10"],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(!text.contains("now matches"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the tenant does not match the rosters:\n- 1 package(s) blocked, nothing changed for them ({ALPHA_MANAGER})\n"
+        )),
+        "{text}"
+    );
+    let (json_output, _dir) = apply(
+        &[(ALPHA_MANAGER, "Ann;ann@contoso.com\n")],
+        &[
+            "--max-removals",
+            "0",
+            "--max-removal-percent",
+            "10",
+            "--format",
+            "json",
+        ],
+    );
+    let summary = json(&json_output);
+    assert_eq!(summary["matches"], false);
+    assert_eq!(
+        summary["notDone"],
+        serde_json::json!([format!(
+            "1 package(s) blocked, nothing changed for them ({ALPHA_MANAGER})"
+        )])
+    );
+}
+
+#[test]
+fn an_io_error_names_its_cause_once() {
+    let missing = enroll(&["validate", "tests/data/no-such-folder"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        stderr(&missing).trim_end(),
+        "enroll: cannot read tests/data/no-such-folder: No such file or directory (os error 2)"
+    );
+    let tenant = enroll(&[
+        "plan",
+        "tests/data/golden/rosters",
+        "--tenant",
+        "no-such.json",
+    ]);
+    assert_eq!(tenant.status.code(), Some(2));
+    assert_eq!(
+        stderr(&tenant).trim_end(),
+        "enroll: cannot read no-such.json: No such file or directory (os error 2)"
+    );
+}

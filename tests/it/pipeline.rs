@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::holders;
 use enroll_core::audit::{Action, Outcome};
 use enroll_core::messages::{ChangeContext, ChangeMessage, RemovePerson, VERSION};
 use enroll_core::plan::{PlanOptions, plan};
@@ -116,17 +117,6 @@ impl Setup {
             LocalStorage::new(self.rosters.path(), self.reports.path()).report_path(run_id, roster);
         std::fs::read_to_string(path.with_extension("md")).unwrap()
     }
-}
-
-fn holders(tenant: &TenantSnapshot, package: &str) -> Vec<String> {
-    let mut ids: Vec<String> = tenant
-        .assignments
-        .iter()
-        .filter(|a| a.is_active() && a.access_package.as_ref().is_some_and(|p| p.id == package))
-        .filter_map(|a| a.target.as_ref()?.object_id.clone())
-        .collect();
-    ids.sort();
-    ids
 }
 
 fn user_id(tenant: &TenantSnapshot, email: &str) -> String {

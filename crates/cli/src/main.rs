@@ -10,7 +10,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 use enroll_core::audit::{Action, Outcome};
 use enroll_core::plan::{Guards, InviteDomains, PlanOptions, plan};
-use enroll_core::report::{FileReport, ValidationReport, plan_text};
+use enroll_core::report::{FileReport, ValidationReport, error_chain, plan_text};
 use enroll_core::roster::Limits;
 use enroll_store::local::{self, LocalError};
 
@@ -256,7 +256,7 @@ fn main() -> ExitCode {
     // Hidden until `apply` shows it on a terminal; log lines are written around it.
     let bar = indicatif::ProgressBar::hidden();
     if let Err(error) = init_logging(&bar) {
-        eprintln!("enroll: {error:#}");
+        eprintln!("enroll: {}", error_chain(error.as_ref()));
         return ExitCode::from(EXIT_USAGE);
     }
     let outcome = match cli.command {
@@ -288,8 +288,9 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            // Errors name files and quote Graph: control characters in them are shown, not obeyed.
-            let error = format!("{error:#}");
+            // Each cause once, and control characters in file names or Graph's words shown,
+            // not obeyed.
+            let error = error_chain(error.as_ref());
             eprintln!("enroll: {}", enroll_core::escape::Terminal(&error));
             ExitCode::from(EXIT_USAGE)
         }
@@ -570,9 +571,7 @@ async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<E
     bar.finish_and_clear();
     let summary = summary?;
     let elapsed = started.elapsed();
-    let mut exit_clean = summary.errors.is_empty()
-        && summary.failures.is_empty()
-        && summary.plans.iter().all(|p| p.blocked.is_none());
+    let mut exit_clean = summary.applied_everything();
     let mut converged = None;
     if let Some(sim) = sim {
         if !args.dry_run {
@@ -617,6 +616,8 @@ async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<E
                 "removed": summary.count(Action::Remove, Outcome::Done),
             },
             "changesLeft": converged,
+            "notDone": summary.not_done(),
+            "matches": converged.map(|left| left == 0 && summary.applied_everything()),
             "graph": {"httpRequests": stats.http_requests, "operations": stats.operations, "retries": stats.retries, "throttled": stats.throttled},
             "seconds": elapsed.as_secs_f64(),
         }))?,
@@ -930,6 +931,31 @@ async fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The last word of `apply`: that the tenant matches the rosters only when every roster was
+/// applied, no package was blocked, nothing failed and (against a snapshot) nothing is left
+/// to change; otherwise exactly what did not happen.
+fn verdict(summary: &enroll_steps::runner::RunSummary, changes_left: Option<usize>) -> String {
+    let mut not_done = summary.not_done();
+    if let Some(left) = changes_left.filter(|left| *left > 0) {
+        not_done.push(format!("{left} change(s) still outstanding in the tenant"));
+    }
+    match (not_done.is_empty(), changes_left) {
+        (true, Some(_)) => "the tenant now matches the rosters\n".to_owned(),
+        (true, None) => "every change the rosters ask for was made or requested\n".to_owned(),
+        (false, checked) => {
+            let mut text = if checked.is_some() {
+                "the tenant does not match the rosters:\n".to_owned()
+            } else {
+                "not everything the rosters ask for was done:\n".to_owned()
+            };
+            for line in not_done {
+                text.push_str(&format!("- {line}\n"));
+            }
+            text
+        }
+    }
+}
+
 fn summary_text(
     summary: &enroll_steps::runner::RunSummary,
     storage: &enroll_store::local::LocalStorage,
@@ -1019,12 +1045,8 @@ fn summary_text(
         summary.errors.len(),
         summary.failures.len()
     );
-    if let Some(left) = converged {
-        if left == 0 {
-            let _ = writeln!(out, "the tenant now matches the rosters");
-        } else {
-            let _ = writeln!(out, "{left} changes are still outstanding");
-        }
+    if !dry_run {
+        let _ = write!(out, "{}", verdict(summary, converged));
     }
     let _ = writeln!(
         out,

@@ -284,6 +284,27 @@ pub(crate) struct RequestRec {
 }
 
 impl RequestRec {
+    /// The request in the snapshot's shape.
+    pub(crate) fn to_request(&self) -> AssignmentRequest {
+        AssignmentRequest {
+            id: self.id.clone(),
+            request_type: Some(self.request_type.clone()),
+            state: Some(self.state.clone()),
+            access_package: Some(ObjectRef {
+                id: self.package_id.clone(),
+                display_name: None,
+            }),
+            assignment: Some(RequestedAssignment {
+                id: self.assignment_id.clone(),
+                target_id: self.target_object_id.clone(),
+                target: None,
+                access_package_id: Some(self.package_id.clone()),
+                assignment_policy_id: self.policy_id.clone(),
+            }),
+            target: None,
+        }
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         matches!(
             self.state.as_str(),
@@ -620,23 +641,7 @@ impl Tenant {
                 .requests
                 .iter()
                 .filter(|r| r.is_open())
-                .map(|r| AssignmentRequest {
-                    id: r.id.clone(),
-                    request_type: Some(r.request_type.clone()),
-                    state: Some(r.state.clone()),
-                    access_package: Some(ObjectRef {
-                        id: r.package_id.clone(),
-                        display_name: None,
-                    }),
-                    assignment: Some(RequestedAssignment {
-                        id: r.assignment_id.clone(),
-                        target_id: r.target_object_id.clone(),
-                        target: None,
-                        access_package_id: Some(r.package_id.clone()),
-                        assignment_policy_id: r.policy_id.clone(),
-                    }),
-                    target: None,
-                })
+                .map(RequestRec::to_request)
                 .collect(),
             catalogs: self
                 .catalogs

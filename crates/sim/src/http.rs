@@ -181,7 +181,20 @@ pub(crate) fn routes(
              headers: HeaderMap,
              body: Bytes,
              shared: Arc<Shared>| async move {
-                handle(shared, method, path.as_str(), &query, &headers, body).await
+                let in_flight = carries_write(&method, path.as_str(), &body)
+                    .then(|| WriteInFlight::new(&shared));
+                // Graph finishes a request it received even if the client goes away: the
+                // work runs in its own task, which a dropped connection does not cancel.
+                let path = path.as_str().to_owned();
+                let answer = tokio::spawn(async move {
+                    let answer = handle(shared, method, &path, &query, &headers, body).await;
+                    drop(in_flight);
+                    answer
+                })
+                .await;
+                answer.unwrap_or_else(|_| {
+                    to_warp(Resp::error(500, "UnknownError", "The simulator failed."))
+                })
             },
         )
         .recover(|_| async {
@@ -191,6 +204,55 @@ pub(crate) fn routes(
             Ok::<_, Infallible>(to_warp(resp))
         })
         .unify()
+}
+
+/// Counts a write request from when it arrives until it is answered (or abandoned).
+struct WriteInFlight(Arc<Shared>);
+
+impl WriteInFlight {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared
+            .counters
+            .writes_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(Arc::clone(shared))
+    }
+}
+
+impl Drop for WriteInFlight {
+    fn drop(&mut self) {
+        self.0
+            .counters
+            .writes_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether a request asks Graph to change something: a POST, PATCH, PUT or DELETE under
+/// `/v1.0`, or a `$batch` with such an item (a batch of reads is not a write).
+fn carries_write(method: &Method, path: &str, body: &Bytes) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        method: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Batch {
+        #[serde(default)]
+        requests: Vec<Item>,
+    }
+    if *method == Method::GET || !path.starts_with("/v1.0/") {
+        return false;
+    }
+    if path.trim_end_matches('/') != "/v1.0/$batch" {
+        return true;
+    }
+    serde_json::from_slice::<Batch>(body).is_ok_and(|batch| {
+        batch
+            .requests
+            .iter()
+            .any(|item| !item.method.eq_ignore_ascii_case("GET"))
+    })
 }
 
 async fn handle(

@@ -174,6 +174,9 @@ pub struct Counters {
     pub unauthorized: u64,
     /// Writes that changed the tenant (invitations, assignment requests, PATCH, role assignments).
     pub writes: u64,
+    /// HTTP requests carrying a write (a POST, PATCH or DELETE, or a `$batch` holding one)
+    /// received and not yet answered.
+    pub writes_in_flight: u64,
 }
 
 /// Live counters shared by the server tasks.
@@ -188,6 +191,7 @@ pub(crate) struct AtomicCounters {
     pub(crate) dropped: AtomicU64,
     pub(crate) unauthorized: AtomicU64,
     pub(crate) writes: AtomicU64,
+    pub(crate) writes_in_flight: AtomicU64,
 }
 
 impl AtomicCounters {
@@ -207,7 +211,26 @@ impl AtomicCounters {
             dropped: get(&self.dropped),
             unauthorized: get(&self.unauthorized),
             writes: get(&self.writes),
+            writes_in_flight: get(&self.writes_in_flight),
         }
+    }
+}
+
+/// The live counters of a running simulator, cheap to clone and to read from any task.
+#[derive(Debug, Clone)]
+pub struct SimProbe(Arc<http::Shared>);
+
+impl SimProbe {
+    /// Request counts so far.
+    pub fn counters(&self) -> Counters {
+        self.0.counters.read()
+    }
+
+    /// HTTP requests carrying a write that have been received and not yet answered. The
+    /// simulator finishes such a request even when its client has gone, as Graph does, so a
+    /// client killed meanwhile loses the answer, not the work.
+    pub fn writes_in_flight(&self) -> u64 {
+        self.0.counters.writes_in_flight.load(Ordering::Relaxed)
     }
 }
 
@@ -242,9 +265,34 @@ impl SimHandle {
         self.shared.counters.read()
     }
 
+    /// A handle on the live counters that another task can hold, e.g. one that waits for a
+    /// write to be in flight before killing the client.
+    pub fn probe(&self) -> SimProbe {
+        SimProbe(Arc::clone(&self.shared))
+    }
+
     /// The tenant's current state, with every request delivered by now applied.
     pub async fn snapshot(&self) -> TenantSnapshot {
         self.shared.snapshot()
+    }
+
+    /// The address of every invitation that took effect, in order, lower case: an address
+    /// twice means a guest got a second invitation e-mail.
+    pub async fn invitations(&self) -> Vec<String> {
+        self.shared.lock().invitations.clone()
+    }
+
+    /// Every assignment request the tenant accepted since start, whatever its state now (a
+    /// snapshot holds only the open ones), in the order made.
+    pub async fn assignment_requests_made(&self) -> Vec<enroll_core::tenant::AssignmentRequest> {
+        let mut state = self.shared.lock();
+        state.advance();
+        state
+            .tenant
+            .requests
+            .iter()
+            .map(entities::RequestRec::to_request)
+            .collect()
     }
 
     /// The tenant once no assignment request is open any more (polled every 50 ms, for at

@@ -637,6 +637,7 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
             (id, "PendingAcceptance")
         }
     };
+    state.invitations.push(email.to_ascii_lowercase());
     let invitation_id = state.new_guid();
     let value = json!({
         "id": invitation_id,

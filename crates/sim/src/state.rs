@@ -30,6 +30,9 @@ pub(crate) struct State {
     pub(crate) app_role_assignment_created: HashMap<String, Instant>,
     pub(crate) delivery_delay: Duration,
     pub(crate) page_size: usize,
+    /// The address of every invitation that took effect, in order (one e-mail each, in
+    /// Entra), whether its answer reached the client or not.
+    pub(crate) invitations: Vec<String>,
 }
 
 impl State {
@@ -44,6 +47,7 @@ impl State {
             app_role_assignment_created: HashMap::new(),
             delivery_delay: Duration::from_millis(config.delivery_delay_ms),
             page_size: config.page_size,
+            invitations: Vec::new(),
         })
     }
 

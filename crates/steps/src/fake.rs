@@ -111,6 +111,13 @@ pub(crate) struct Tenant {
     pub(crate) added: Vec<NewAssignment>,
     /// Assignments asked to be removed, in order.
     pub(crate) removed: Vec<String>,
+    /// Access packages (with their policies), for Plan.
+    pub(crate) packages: Vec<AccessPackage>,
+    /// Addresses whose invitation makes the directory panic: a step that stops without an
+    /// answer, which only a test can provoke.
+    pub(crate) panic_on_invite: Vec<String>,
+    /// Addresses whose lookup makes the directory panic (Plan looks everyone up first).
+    pub(crate) panic_on_lookup: Vec<String>,
 }
 
 impl Tenant {
@@ -189,6 +196,13 @@ impl Directory for FakeDirectory {
         emails: &[E],
     ) -> impl Future<Output = Result<BTreeMap<String, User>, GraphError>> + Send {
         self.answer(|tenant| {
+            for email in emails {
+                assert!(
+                    !tenant.panic_on_lookup.iter().any(|e| e == email.as_ref()),
+                    "the test made the lookup of {} panic",
+                    email.as_ref()
+                );
+            }
             Ok(emails
                 .iter()
                 .map(|email| email.as_ref().trim().to_ascii_lowercase())
@@ -225,6 +239,10 @@ impl Directory for FakeDirectory {
                 .iter()
                 .map(|invitation| {
                     let email = invitation.invited_user_email_address.clone();
+                    assert!(
+                        !tenant.panic_on_invite.contains(&email),
+                        "the test made the invitation of {email} panic"
+                    );
                     tenant.invited.push(email.clone());
                     if let Some(error) = tenant.invite_errors.get(&email) {
                         return (email, Err(error.clone()));
@@ -262,7 +280,7 @@ impl Directory for FakeDirectory {
         &self,
         _catalog_id: Option<&str>,
     ) -> impl Future<Output = Result<Vec<AccessPackage>, GraphError>> + Send {
-        std::future::ready(Ok(Vec::new()))
+        self.answer(|tenant| Ok(tenant.packages.clone()))
     }
 
     fn assignments(

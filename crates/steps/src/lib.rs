@@ -12,6 +12,7 @@
 //! result means for its message (try again, set aside, done) is [`disposition`]'s decision,
 //! the one every adapter follows.
 
+mod change;
 pub mod config;
 mod disposition;
 #[cfg(test)]
@@ -22,11 +23,15 @@ mod roles;
 pub mod runner;
 pub mod world;
 
+pub use change::Change;
 pub use disposition::{Aside, Attempt, Disposition, disposition};
 pub use enroll_core::{audit, messages};
 pub use enroll_store::{Storage, StorageError, StoredRoster};
-pub use people::{assign, invite, remove};
-pub use reconcile::{PlanOutcome, plan_roster, reconcile_all, reconcile_for_upload};
+pub use people::{Person, assign, invite, record_set_aside, remove};
+pub use reconcile::{
+    PlanOutcome, plan_roster, reconcile_all, reconcile_for_upload, record_roster_set_aside,
+    roster_too_large,
+};
 pub use roles::{
     RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,
 };
@@ -47,6 +52,11 @@ pub enum StepError {
     /// The message cannot be read; trying again cannot help.
     #[error(transparent)]
     Message(#[from] MessageError),
+    /// The host's invocation that carried the message cannot be used (an input binding
+    /// missing or of the wrong form, a body that is not the protocol's JSON); trying again
+    /// cannot help.
+    #[error("the invocation cannot be used: {0}")]
+    Invocation(String),
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
@@ -80,7 +90,7 @@ impl StepError {
     /// recorded and dropped).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Message(_) => false,
+            Self::Message(_) | Self::Invocation(_) => false,
             Self::Storage(error) => error.retryable,
             Self::Graph(error) => error.is_retryable(),
             Self::PeopleToRetry { .. } | Self::ChangesToRetry { .. } => true,

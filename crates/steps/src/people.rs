@@ -162,44 +162,97 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
     }
 }
 
-/// Who an audit record is about, from a person in a change message.
-trait AboutWhom {
-    fn whom(&self) -> Whom<'_>;
-}
-
-impl AboutWhom for InvitePerson {
-    fn whom(&self) -> Whom<'_> {
-        Whom {
-            email: &self.email,
-            ..Whom::default()
-        }
+/// A person in a change message (Invite, Assign or Remove): what the audit trail says
+/// about them, and the action their queue stands for.
+pub trait Person {
+    /// The action a message of these people asks for.
+    const ACTION: Action;
+    /// The person's address, as in the message.
+    fn email(&self) -> &str;
+    /// The user's object id, when the message knows it.
+    fn user_id(&self) -> Option<&str> {
+        None
+    }
+    /// The assignment concerned (Remove only).
+    fn assignment_id(&self) -> Option<&str> {
+        None
     }
 }
 
-impl AboutWhom for AssignPerson {
-    fn whom(&self) -> Whom<'_> {
-        Whom {
-            email: &self.email,
-            user_id: self.user_id.as_deref(),
-            ..Whom::default()
-        }
+impl Person for InvitePerson {
+    const ACTION: Action = Action::Invite;
+    fn email(&self) -> &str {
+        &self.email
     }
 }
 
-impl AboutWhom for RemovePerson {
-    fn whom(&self) -> Whom<'_> {
-        Whom {
-            email: &self.email,
-            user_id: self.user_id.as_deref(),
-            assignment_id: Some(&self.assignment_id),
-        }
+impl Person for AssignPerson {
+    const ACTION: Action = Action::Assign;
+    fn email(&self) -> &str {
+        &self.email
     }
+    fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+}
+
+impl Person for RemovePerson {
+    const ACTION: Action = Action::Remove;
+    fn email(&self) -> &str {
+        &self.email
+    }
+    fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+    fn assignment_id(&self) -> Option<&str> {
+        Some(&self.assignment_id)
+    }
+}
+
+/// Who a record is about, from a person in a change message.
+fn whom<P: Person>(person: &P) -> Whom<'_> {
+    Whom {
+        email: person.email(),
+        user_id: person.user_id(),
+        assignment_id: person.assignment_id(),
+    }
+}
+
+/// Records a whole change message that is set aside (the poison queue, or a runner that
+/// gives up on it): a `failed` audit record and a line in the run's failures report for
+/// every person in it, so that nobody is given up on with only a log line to say so.
+/// Returns the records written.
+///
+/// # Errors
+/// [`StepError::Storage`] when the audit trail or the report cannot be written.
+pub async fn record_set_aside<S: Storage, D: Directory, P: Person>(
+    world: &World<S, D>,
+    message: &ChangeMessage<P>,
+    reason: &str,
+) -> Result<Vec<AuditRecord>, StepError> {
+    let mut ledger = Ledger::new(world, &message.context, P::ACTION);
+    for person in &message.people {
+        ledger.record(
+            whom(person),
+            Outcome::Failed,
+            format!("set aside: {reason}"),
+            None,
+        );
+    }
+    tracing::warn!(
+        run_id = %message.context.run_id,
+        roster = %message.context.roster,
+        people = message.people.len(),
+        %reason,
+        "a message was set aside; each of its people is recorded as failed"
+    );
+    Ok(ledger.finish(StepOutput::default()).await?.audit)
 }
 
 /// Starts a step on a message: the ledger, and the roster as it is now. When the roster
 /// is gone or invalid, everyone is recorded as skipped and that finished output comes back
 /// instead, because no step may act for a roster that cannot be read.
-async fn open_ledger<'w, S: Storage, D: Directory, P: AboutWhom>(
+async fn open_ledger<'w, S: Storage, D: Directory, P: Person>(
     world: &'w World<S, D>,
     message: &'w ChangeMessage<P>,
     action: Action,
@@ -212,7 +265,7 @@ async fn open_ledger<'w, S: Storage, D: Directory, P: AboutWhom>(
         }
         Err(reason) => {
             for person in &message.people {
-                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
+                ledger.record(whom(person), Outcome::Skipped, reason.clone(), None);
             }
             ledger.finish(StepOutput::default()).await.map(Err)
         }

@@ -169,22 +169,17 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         return Ok(outcome);
     };
     let roster = parse(&message.roster, &stored.bytes, world.config.limits);
-    let record = |outcome_kind: Outcome, package: Option<&str>, detail: String| AuditRecord {
-        time: rfc3339((world.now)()),
-        actor: world.config.actor.clone(),
-        run_id: message.run_id.clone(),
-        roster: message.roster.clone(),
-        roster_version: stored.etag.clone(),
+    let record = |outcome: Outcome, package: Option<&str>, detail: String| AuditRecord {
         access_package_id: package.map(str::to_owned),
-        action: Action::Plan,
-        email: None,
-        user_id: None,
-        assignment_id: None,
-        group_id: None,
-        app_role_id: None,
-        outcome: outcome_kind,
-        detail: Some(detail),
-        request_id: None,
+        ..roster_record(
+            world,
+            Action::Plan,
+            &message.run_id,
+            &message.roster,
+            &stored.etag,
+            outcome,
+            detail,
+        )
     };
     let valid = match roster.validated() {
         Ok(valid) => valid,
@@ -311,6 +306,120 @@ pub async fn plan_roster<S: Storage, D: Directory>(
     outcome.output.remove = messages.remove;
     outcome.plan = Some(plan);
     Ok(outcome)
+}
+
+/// Records a Plan or MapRoles message that is set aside (the poison queue, or a runner that
+/// gives up on it): a `failed` audit record for the roster (or manifest) and a line in the
+/// run's failures report, because nothing of it was applied.
+///
+/// # Errors
+/// [`StepError::Storage`] when the audit trail or the report cannot be written.
+pub async fn record_roster_set_aside<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    action: Action,
+    run_id: &str,
+    roster: &str,
+    version: Option<&str>,
+    reason: &str,
+) -> Result<AuditRecord, StepError> {
+    let record = roster_record(
+        world,
+        action,
+        run_id,
+        roster,
+        version.unwrap_or_default(),
+        Outcome::Failed,
+        format!("set aside, nothing applied: {reason}"),
+    );
+    world
+        .storage
+        .append_audit(std::slice::from_ref(&record))
+        .await?;
+    let (jsonl, markdown) = enroll_core::report::failure_lines(&[&record]);
+    world
+        .storage
+        .append_failures(run_id, roster, &jsonl, &markdown)
+        .await?;
+    tracing::warn!(run_id, roster, %reason, "set aside; recorded as failed");
+    Ok(record)
+}
+
+/// The answer to a roster upload too large for the handler to take in: the roster is
+/// rejected with `too_large` (report and audit record, as Plan rejects an invalid roster),
+/// and nothing is changed for it.
+///
+/// # Errors
+/// [`StepError::Storage`] when the report or the audit trail cannot be written.
+pub async fn roster_too_large<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    run_id: &str,
+    roster: &str,
+    version: Option<&str>,
+    size: u64,
+) -> Result<PlanOutcome, StepError> {
+    let message = ReconcileMessage {
+        v: VERSION,
+        run_id: run_id.to_owned(),
+        roster: roster.to_owned(),
+        etag: version.map(str::to_owned),
+        reason: Reason::Upload,
+        allow_removals: false,
+    };
+    let version = version.unwrap_or_default();
+    let limit = world.config.limits.max_bytes;
+    let outcome = PlanOutcome {
+        errors: vec![roster_error(
+            roster,
+            "too_large",
+            format!(
+                "the upload is {size} bytes or more, over the {} MiB a roster may have; nothing was read",
+                limit / (1024 * 1024)
+            ),
+        )],
+        ..PlanOutcome::default()
+    };
+    let record = |outcome: Outcome, package: Option<&str>, detail: String| AuditRecord {
+        access_package_id: package.map(str::to_owned),
+        ..roster_record(
+            world,
+            Action::Plan,
+            run_id,
+            roster,
+            version,
+            outcome,
+            detail,
+        )
+    };
+    reject(world, &message, version, outcome, record).await
+}
+
+/// An audit record about a roster (or manifest) as a whole, not a person.
+fn roster_record<S, D>(
+    world: &World<S, D>,
+    action: Action,
+    run_id: &str,
+    roster: &str,
+    version: &str,
+    outcome: Outcome,
+    detail: String,
+) -> AuditRecord {
+    AuditRecord {
+        time: rfc3339((world.now)()),
+        actor: world.config.actor.clone(),
+        run_id: run_id.to_owned(),
+        roster: roster.to_owned(),
+        roster_version: version.to_owned(),
+        access_package_id: None,
+        action,
+        email: None,
+        user_id: None,
+        assignment_id: None,
+        group_id: None,
+        app_role_id: None,
+        outcome,
+        detail: Some(detail),
+        request_id: None,
+    }
 }
 
 fn locate_error(roster: &str, error: &LocateError) -> PlanError {

@@ -48,7 +48,7 @@ use azure_storage_queue::models::{
 use azure_storage_queue::{QueueClient, QueueServiceClient, QueueServiceClientOptions};
 use futures_util::TryStreamExt as _;
 
-pub use config::{ConfigError, STORAGE_SETTING, StorageConfig};
+pub use config::{ConfigError, PREFIX_SETTING, STORAGE_SETTING, StorageConfig, storage_layout};
 pub use error::{Resource, StoreError};
 pub use sas::{AccountKey, SasError};
 pub use storage::{Storage, StorageError, StoredRoster};
