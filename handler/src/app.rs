@@ -297,7 +297,8 @@ async fn queue_step<S: Storage>(
     let mut result = InvocationResult::default();
     match (enroll_steps::disposition(outcome.as_ref(), attempt), people) {
         (Disposition::Done, _) => {}
-        (Disposition::RetryLater { reason }, _) => return retry_later(spec.name, &reason),
+        // The host's visibility timeout decides when the message comes back.
+        (Disposition::RetryLater { reason, .. }, _) => return retry_later(spec.name, &reason),
         (
             Disposition::SetAside {
                 aside: Aside::People(emails),

@@ -107,6 +107,7 @@ fn quick_retries() -> RetryPolicy {
         max_elapsed: Duration::from_secs(30),
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(100),
+        max_wait: Duration::from_secs(60),
     }
 }
 
@@ -899,4 +900,212 @@ async fn a_throttled_answer_holds_back_the_clients_other_requests() {
             arrived.duration_since(throttled_at)
         );
     }
+}
+
+/// An answer of the stand-ins below.
+fn reply(status: u16, body: serde_json::Value) -> warp::reply::Response {
+    use warp::Reply;
+    let mut response = warp::reply::json(&body).into_response();
+    *response.status_mut() = warp::http::StatusCode::from_u16(status).unwrap();
+    response
+}
+
+/// A 429 with the given `Retry-After`, taken as sent.
+fn throttled_with(retry_after: &str) -> warp::reply::Response {
+    let mut response = reply(
+        429,
+        serde_json::json!({"error": {"code": "TooManyRequests", "message": "Please retry again later."}}),
+    );
+    response.headers_mut().insert(
+        "Retry-After",
+        warp::http::HeaderValue::from_bytes(retry_after.as_bytes()).unwrap(),
+    );
+    response
+}
+
+/// A stand-in for Graph on a free port that grants every token and answers every other
+/// request with `answer(path)`; its base URL.
+async fn stand_in(
+    answer: impl Fn(&str) -> warp::reply::Response + Clone + Send + Sync + 'static,
+) -> String {
+    use warp::Filter;
+    let routes = warp::path::full().map(move |path: warp::path::FullPath| {
+        if path.as_str().ends_with("/oauth2/v2.0/token") {
+            return reply(
+                200,
+                serde_json::json!({"access_token": "t", "expires_in": 3600, "token_type": "Bearer"}),
+            );
+        }
+        answer(path.as_str())
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(warp::serve(routes).incoming(listener).run());
+    base
+}
+
+/// A client of the stand-in at `base`.
+fn stand_in_client(base: &str, retry: RetryPolicy, concurrency: usize) -> GraphClient {
+    let mut config = GraphConfig::new("tenant", secret_credential());
+    config.graph_base_url = format!("{base}/v1.0");
+    config.authority_url = base.to_owned();
+    config.retry = retry;
+    config.concurrency = concurrency;
+    GraphClient::new(config).unwrap()
+}
+
+/// A user the stand-in answers with: its id is the last segment of the path.
+fn user_answer(path: &str) -> warp::reply::Response {
+    reply(
+        200,
+        serde_json::json!({"id": path.rsplit('/').next().unwrap()}),
+    )
+}
+
+#[tokio::test]
+async fn any_retry_after_is_read_without_panic_and_none_holds_the_client_for_long() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    // Each user's first answer is a 429 with one of these Retry-After values; later ones
+    // succeed. (value, whether the client waits and tries again, the wait it reports).
+    let day = Duration::from_secs(86_400);
+    let cases: Vec<(&str, bool, Option<Duration>)> = vec![
+        ("1e30", false, Some(day)),
+        ("99999999999999999999999", false, Some(day)),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", false, Some(day)),
+        ("3600", false, Some(Duration::from_secs(3_600))),
+        ("61", false, Some(Duration::from_secs(61))),
+        ("-1", true, None),
+        ("NaN", true, None),
+        ("inf", true, None),
+        ("a while", true, None),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", true, None),
+        ("0", true, None),
+    ];
+    let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let values: HashMap<String, String> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (value, ..))| (format!("/v1.0/users/u{i}"), (*value).to_owned()))
+        .collect();
+    let base = stand_in({
+        let seen = seen.clone();
+        move |path| {
+            let count = {
+                let mut seen = seen.lock().unwrap();
+                let count = seen.entry(path.to_owned()).or_default();
+                *count += 1;
+                *count
+            };
+            match values.get(path) {
+                Some(value) if count == 1 => throttled_with(value),
+                _ => user_answer(path),
+            }
+        }
+    })
+    .await;
+    let client = stand_in_client(&base, quick_retries(), 4);
+    for (i, (value, retried, reported)) in cases.iter().enumerate() {
+        let id = format!("u{i}");
+        // A stall shows as this guard running out, not as a hung test.
+        let result = tokio::time::timeout(Duration::from_secs(30), client.user(&id))
+            .await
+            .unwrap_or_else(|_| panic!("Retry-After {value:?} held the call"));
+        let answers = seen.lock().unwrap()[&format!("/v1.0/users/{id}")];
+        if *retried {
+            assert_eq!(result.unwrap().unwrap().id, id, "Retry-After {value:?}");
+            assert_eq!(answers, 2, "Retry-After {value:?}");
+        } else {
+            let error = result.unwrap_err();
+            assert_eq!(answers, 1, "Retry-After {value:?} was waited out");
+            assert!(error.is_throttled() && error.is_retryable(), "{error}");
+            assert_eq!(error.retry_after(), *reported, "Retry-After {value:?}");
+            assert!(error.to_string().contains("asked to wait"), "{error}");
+        }
+    }
+    // Nobody is held back by the answers the client gave up on: the next call goes at once.
+    let after = tokio::time::timeout(Duration::from_secs(30), client.user("after"))
+        .await
+        .expect("a long Retry-After held back the client's other requests");
+    assert_eq!(after.unwrap().unwrap().id, "after");
+}
+
+#[tokio::test]
+async fn a_long_retry_after_inside_a_batch_gives_the_write_back_at_once() {
+    // The $batch envelope succeeds; the one adminAdd in it is throttled for an hour.
+    let base = stand_in(|path| {
+        assert_eq!(path, "/v1.0/$batch");
+        reply(
+            200,
+            serde_json::json!({"responses": [{
+                "id": "0", "status": 429,
+                "headers": {"Retry-After": "3600"},
+                "body": {"error": {"code": "TooManyRequests", "message": "Please retry again later."}}
+            }]}),
+        )
+    })
+    .await;
+    let client = stand_in_client(&base, quick_retries(), 4);
+    let results =
+        tokio::time::timeout(Duration::from_secs(30), client.add_assignments(&adds(0..1)))
+            .await
+            .expect("the client waited out an hour's Retry-After");
+    let error = results[0].1.as_ref().unwrap_err();
+    assert_eq!(
+        error.retry_after(),
+        Some(Duration::from_secs(3_600)),
+        "{error}"
+    );
+    assert_eq!(
+        client.stats().batches,
+        1,
+        "the throttled write was sent again"
+    );
+}
+
+#[tokio::test]
+async fn another_request_goes_out_while_one_waits_to_try_again() {
+    use std::sync::{Arc, Mutex};
+
+    // One request at a time. The first answer to user `a` is a 500; the client waits (backoff
+    // of at least a quarter second) before trying it again. Meanwhile `b` must go out.
+    let arrivals: Arc<Mutex<Vec<String>>> = Arc::default();
+    let base = stand_in({
+        let arrivals = arrivals.clone();
+        move |path| {
+            let first = {
+                let mut arrivals = arrivals.lock().unwrap();
+                arrivals.push(path.to_owned());
+                arrivals.len() == 1
+            };
+            if first {
+                return reply(
+                    500,
+                    serde_json::json!({"error": {"code": "UnknownError", "message": "An internal server error occurred."}}),
+                );
+            }
+            user_answer(path)
+        }
+    })
+    .await;
+    let retry = RetryPolicy {
+        base_delay: Duration::from_millis(500),
+        ..quick_retries()
+    };
+    let client = stand_in_client(&base, retry, 1);
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.user("a").await }
+    });
+    while arrivals.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(client.user("b").await.unwrap().unwrap().id, "b");
+    assert_eq!(waiting.await.unwrap().unwrap().unwrap().id, "a");
+    assert_eq!(
+        *arrivals.lock().unwrap(),
+        ["/v1.0/users/a", "/v1.0/users/b", "/v1.0/users/a"],
+        "b waited for a's retry"
+    );
 }

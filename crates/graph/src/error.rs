@@ -99,6 +99,9 @@ impl std::fmt::Display for StatusError {
         if !self.code.is_empty() || !self.message.is_empty() {
             write!(f, ": {}: {}", self.code, self.message)?;
         }
+        if let Some(wait) = self.retry_after {
+            write!(f, "; it asked to wait {} s", wait.as_secs_f64().ceil())?;
+        }
         if let Some(request_id) = &self.request_id {
             write!(f, " (request-id {request_id})")?;
         }
@@ -245,6 +248,13 @@ impl GraphError {
             GraphError::Decode { .. } | GraphError::Config(_) => false,
             GraphError::MissingBatchResponse { .. } => true,
         }
+    }
+
+    /// How long Graph asked to wait before the call is tried again (`Retry-After`), when it
+    /// said: the client gives up at once when that is longer than it waits
+    /// ([`crate::RetryPolicy::max_wait`]), and the caller should not try before then.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.status_error()?.retry_after
     }
 
     /// Whether Graph throttled the call (429).

@@ -48,12 +48,15 @@ fn path_only(path: &str) -> &str {
 
 /// Statuses worth another try for any method: Graph did not process the request.
 pub(crate) fn is_throttle_status(status: u16) -> bool {
-    matches!(status, 429 | 503 | 504)
+    matches!(status, 429 | 503)
 }
 
-/// Statuses worth another try only when a second attempt cannot make a change twice.
+/// Statuses worth another try only when a second attempt cannot make a change twice: the
+/// request may have been carried out although the answer says it failed (a gateway timeout
+/// loses the answer, not the work), so a write that got one is left to the caller, which
+/// reads whether the change was made (`crate::writes`).
 pub(crate) fn is_fault_status(status: u16) -> bool {
-    matches!(status, 500 | 502)
+    matches!(status, 500 | 502 | 504)
 }
 
 impl GraphClient {
@@ -111,13 +114,7 @@ impl GraphClient {
                 request = request.json(body);
             }
             let outcome = {
-                let _permit = self
-                    .inner
-                    .permits
-                    .acquire()
-                    .await
-                    .map_err(|_| GraphError::Config("the client was shut down".into()))?;
-                self.wait_out_pause().await;
+                let _permit = self.permit().await?;
                 Counters::add(&counters.http_requests, 1);
                 Counters::add(&counters.operations, operations);
                 match request.send().await {
@@ -165,13 +162,6 @@ impl GraphClient {
                 return Ok(RawResponse { body: bytes });
             }
             let wait = retry_after(&headers);
-            if let (true, Some(wait)) = (is_throttle_status(status), wait) {
-                // Before counting the throttle, so whoever sees the count sees the pause.
-                self.pause(wait);
-            }
-            if status == 429 {
-                Counters::add(&counters.throttled, 1);
-            }
             let header_request_id = headers
                 .get("request-id")
                 .and_then(|value| value.to_str().ok())
@@ -193,30 +183,39 @@ impl GraphClient {
                 attempt -= 1;
                 continue;
             }
-            let retry = is_throttle_status(status) || (idempotent && is_fault_status(status));
-            if retry {
-                let delay = match wait {
-                    Some(wait) if is_throttle_status(status) => {
-                        // Not an attempt used up (see `RetryPolicy::delay_after_throttle`).
-                        attempt -= 1;
-                        policy.delay_after_throttle(started.elapsed(), wait)
+            let delay = match wait {
+                // Not an attempt used up (see `RetryPolicy::delay_after_throttle`).
+                Some(wait) if is_throttle_status(status) => {
+                    attempt -= 1;
+                    let delay = policy.delay_after_throttle(started.elapsed(), wait);
+                    if let Some(delay) = delay {
+                        // Before counting the throttle, so whoever sees the count sees the
+                        // pause.
+                        self.pause(delay);
                     }
-                    _ => policy.next_delay(attempt, started.elapsed(), wait),
-                };
-                if let Some(delay) = delay {
-                    tracing::debug!(
-                        method = %method,
-                        path = path_only(&path),
-                        status,
-                        request_id = error.request_id.as_deref(),
-                        attempt,
-                        delay_ms = delay.as_millis(),
-                        "Graph answered {status}; trying again"
-                    );
-                    Counters::add(&counters.retries, operations);
-                    tokio::time::sleep(delay).await;
-                    continue;
+                    delay
                 }
+                _ if is_throttle_status(status) || (idempotent && is_fault_status(status)) => {
+                    policy.next_delay(attempt, started.elapsed(), wait)
+                }
+                _ => None,
+            };
+            if status == 429 {
+                Counters::add(&counters.throttled, 1);
+            }
+            if let Some(delay) = delay {
+                tracing::debug!(
+                    method = %method,
+                    path = path_only(&path),
+                    status,
+                    request_id = error.request_id.as_deref(),
+                    attempt,
+                    delay_ms = delay.as_millis(),
+                    "Graph answered {status}; trying again"
+                );
+                Counters::add(&counters.retries, operations);
+                tokio::time::sleep(delay).await;
+                continue;
             }
             return Err(GraphError::Status(Box::new(error)));
         }

@@ -184,6 +184,17 @@ pub fn graph_config(env: &Env) -> Result<GraphConfig, ConfigError> {
         u64::try_from(config.retry.base_delay.as_millis()).unwrap_or(u64::MAX),
     )?;
     config.retry.base_delay = Duration::from_millis(base_ms);
+    let max_wait = env.parse(
+        "ENROLL_GRAPH_MAX_WAIT_SECONDS",
+        config.retry.max_wait.as_secs(),
+    )?;
+    if max_wait > enroll_graph::retry::MAX_RETRY_AFTER.as_secs() {
+        return Err(ConfigError::Invalid {
+            name: "ENROLL_GRAPH_MAX_WAIT_SECONDS",
+            problem: format!("{max_wait} is more than a day (86400)"),
+        });
+    }
+    config.retry.max_wait = Duration::from_secs(max_wait);
     let timeout = env.parse(
         "ENROLL_GRAPH_TIMEOUT_SECONDS",
         config.request_timeout.as_secs(),

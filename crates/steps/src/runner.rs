@@ -178,13 +178,15 @@ pub async fn run<S: Storage + 'static, D: Directory>(
             plan_with_retries(&world, &message, retry_delay).await
         });
     }
-    let mut queue: VecDeque<(Job, u32)> = VecDeque::new();
+    // Each message with its delivery number and the least wait before it (Graph's).
+    let mut queue: VecDeque<(Job, u32, Duration)> = VecDeque::new();
     let mut outcomes = Vec::new();
     while let Some(joined) = planning.join_next().await {
         let outcome = joined.map_err(|error| StepError::PeopleToRetry {
             count: 0,
             first: format!("a planning task stopped: {error}"),
             emails: Vec::new(),
+            retry_after: None,
         })??;
         state.planned.0 += 1;
         progress(state);
@@ -195,7 +197,7 @@ pub async fn run<S: Storage + 'static, D: Directory>(
         summary.errors.extend(outcome.errors);
         summary.plans.extend(outcome.plan);
         if !options.dry_run {
-            queue.extend(jobs_of(outcome.output).map(|job| (job, 1)));
+            queue.extend(jobs_of(outcome.output).map(|job| (job, 1, Duration::ZERO)));
         }
     }
     summary
@@ -207,7 +209,7 @@ pub async fn run<S: Storage + 'static, D: Directory>(
     let mut running = tokio::task::JoinSet::new();
     loop {
         while running.len() < options.concurrency.max(1) {
-            let Some((job, number)) = queue.pop_front() else {
+            let Some((job, number, not_before)) = queue.pop_front() else {
                 break;
             };
             let world = world.clone();
@@ -215,7 +217,8 @@ pub async fn run<S: Storage + 'static, D: Directory>(
                 options.retry_delay * 2u32.saturating_pow(number - 2)
             } else {
                 Duration::ZERO
-            };
+            }
+            .max(not_before);
             running.spawn(async move {
                 tokio::time::sleep(delay).await;
                 let attempt = Attempt::of(number, max_tries);
@@ -230,8 +233,8 @@ pub async fn run<S: Storage + 'static, D: Directory>(
             continue;
         };
         let disposition = crate::disposition(result.as_ref(), attempt);
-        if let Disposition::RetryLater { .. } = disposition {
-            queue.push_back((job, attempt.number + 1));
+        if let Disposition::RetryLater { after, .. } = disposition {
+            queue.push_back((job, attempt.number + 1, after.unwrap_or_default()));
         } else {
             if let Disposition::SetAside { aside, reason } = disposition {
                 let (roster, people) = job.roster_and_people();
@@ -253,11 +256,11 @@ pub async fn run<S: Storage + 'static, D: Directory>(
                 summary.tally(&output.audit);
                 let follow: Vec<Job> = jobs_of(output).collect();
                 state.messages.1 += follow.len();
-                queue.extend(follow.into_iter().map(|job| (job, 1)));
+                queue.extend(follow.into_iter().map(|job| (job, 1, Duration::ZERO)));
             }
             state.messages.0 += 1;
         }
-        state.retrying = queue.iter().filter(|(_, n)| *n > 1).count();
+        state.retrying = queue.iter().filter(|(_, n, _)| *n > 1).count();
         progress(state);
     }
     Ok(summary)
@@ -284,8 +287,8 @@ async fn plan_with_retries<S: Storage, D: Directory>(
         let result = crate::plan_roster(world, message).await;
         let attempt = Attempt::of(number, tries);
         match crate::disposition(result.as_ref().map(|o| &o.output), attempt) {
-            Disposition::RetryLater { .. } => {
-                tokio::time::sleep(delay).await;
+            Disposition::RetryLater { after, .. } => {
+                tokio::time::sleep(delay.max(after.unwrap_or_default())).await;
                 delay *= 2;
                 number += 1;
             }
