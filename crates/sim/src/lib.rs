@@ -73,9 +73,14 @@ pub struct SimConfig {
     /// A 504 is returned after the operation took effect (the answer is lost, not the work),
     /// as a gateway timeout does. Default 0.0.
     pub fault_rate: f64,
-    /// Share (0.0–1.0) of HTTP requests whose connection is dropped without a response.
-    /// Default 0.0.
+    /// Share (0.0–1.0) of HTTP requests whose connection is dropped without a response:
+    /// half of them before the request is carried out (the request is lost), half after
+    /// (the answer is lost, not the work). Default 0.0.
     pub drop_rate: f64,
+    /// Share (0.0–1.0) of writes (any method but GET, each `$batch` item on its own) that
+    /// take effect and are then answered 504, as a gateway timeout loses the answer and not
+    /// the work. Default 0.0.
+    pub lost_answer_rate: f64,
     /// How long a newly invited user stays invisible to `$filter` queries and unknown to
     /// entitlement management, in milliseconds (Entra's replication delay). Default 0.
     pub consistency_delay_ms: u64,
@@ -109,6 +114,7 @@ impl Default for SimConfig {
             throttle_rps: None,
             fault_rate: 0.0,
             drop_rate: 0.0,
+            lost_answer_rate: 0.0,
             consistency_delay_ms: 0,
             app_role_assignment_lag_ms: 0,
             delivery_delay_ms: 0,
@@ -328,6 +334,7 @@ pub async fn start(config: SimConfig, snapshot: TenantSnapshot) -> Result<SimHan
     for (name, rate) in [
         ("fault_rate", config.fault_rate),
         ("drop_rate", config.drop_rate),
+        ("lost_answer_rate", config.lost_answer_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(SimError::Config(format!(
