@@ -924,20 +924,22 @@ fn throttled_with(retry_after: &str) -> warp::reply::Response {
 }
 
 /// A stand-in for Graph on a free port that grants every token and answers every other
-/// request with `answer(path)`; its base URL.
+/// request with `answer(path, body)`; its base URL.
 async fn stand_in(
-    answer: impl Fn(&str) -> warp::reply::Response + Clone + Send + Sync + 'static,
+    answer: impl Fn(&str, &[u8]) -> warp::reply::Response + Clone + Send + Sync + 'static,
 ) -> String {
     use warp::Filter;
-    let routes = warp::path::full().map(move |path: warp::path::FullPath| {
-        if path.as_str().ends_with("/oauth2/v2.0/token") {
-            return reply(
-                200,
-                serde_json::json!({"access_token": "t", "expires_in": 3600, "token_type": "Bearer"}),
-            );
-        }
-        answer(path.as_str())
-    });
+    let routes = warp::path::full().and(warp::body::bytes()).map(
+        move |path: warp::path::FullPath, body: warp::hyper::body::Bytes| {
+            if path.as_str().ends_with("/oauth2/v2.0/token") {
+                return reply(
+                    200,
+                    serde_json::json!({"access_token": "t", "expires_in": 3600, "token_type": "Bearer"}),
+                );
+            }
+            answer(path.as_str(), &body)
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(warp::serve(routes).incoming(listener).run());
@@ -991,7 +993,7 @@ async fn any_retry_after_is_read_without_panic_and_none_holds_the_client_for_lon
         .collect();
     let base = stand_in({
         let seen = seen.clone();
-        move |path| {
+        move |path, _body| {
             let count = {
                 let mut seen = seen.lock().unwrap();
                 let count = seen.entry(path.to_owned()).or_default();
@@ -1034,7 +1036,7 @@ async fn any_retry_after_is_read_without_panic_and_none_holds_the_client_for_lon
 #[tokio::test]
 async fn a_long_retry_after_inside_a_batch_gives_the_write_back_at_once() {
     // The $batch envelope succeeds; the one adminAdd in it is throttled for an hour.
-    let base = stand_in(|path| {
+    let base = stand_in(|path, _body| {
         assert_eq!(path, "/v1.0/$batch");
         reply(
             200,
@@ -1073,7 +1075,7 @@ async fn another_request_goes_out_while_one_waits_to_try_again() {
     let arrivals: Arc<Mutex<Vec<String>>> = Arc::default();
     let base = stand_in({
         let arrivals = arrivals.clone();
-        move |path| {
+        move |path, _body| {
             let first = {
                 let mut arrivals = arrivals.lock().unwrap();
                 arrivals.push(path.to_owned());
@@ -1108,4 +1110,144 @@ async fn another_request_goes_out_while_one_waits_to_try_again() {
         ["/v1.0/users/a", "/v1.0/users/b", "/v1.0/users/a"],
         "b waited for a's retry"
     );
+}
+
+fn invitation(email: &str) -> NewInvitation {
+    NewInvitation {
+        invited_user_email_address: email.into(),
+        invite_redirect_url: "https://myapps.microsoft.com".into(),
+        invited_user_display_name: None,
+        send_invitation_message: true,
+    }
+}
+
+#[tokio::test]
+async fn writes_whose_answers_are_lost_are_found_made_by_a_read_and_not_sent_again() {
+    // Every write takes effect and is then answered 504: the answer is lost, not the work.
+    let sim = sim_with(
+        SimConfig {
+            lost_answer_rate: 1.0,
+            ..SimConfig::default()
+        },
+        3,
+    )
+    .await;
+    let client = client(&sim);
+
+    let invited = client
+        .invite(&[
+            invitation("ann@partner.example"),
+            invitation("bo@partner.example"),
+        ])
+        .await;
+    for (email, result) in &invited {
+        let error = result.as_ref().unwrap_err();
+        assert!(error.is_existing_user_invitation(), "{email}: {error}");
+        assert!(
+            error.to_string().contains("has the invited address"),
+            "{error}"
+        );
+    }
+    let added = client.add_assignments(&adds(0..2)).await;
+    for (add, result) in &added {
+        let error = result.as_ref().unwrap_err();
+        assert!(error.is_already_done(), "{}: {error}", add.target_id);
+    }
+    assert_eq!(assigned(&sim).await, vec![user_id(0), user_id(1)]);
+    let first = sim
+        .snapshot()
+        .await
+        .assignments
+        .into_iter()
+        .find(|a| a.target.as_ref().and_then(|t| t.object_id.as_deref()) == Some(&user_id(0)))
+        .unwrap();
+    let removed = client.remove_assignments(std::slice::from_ref(&first.id)).await;
+    let error = removed[0].1.as_ref().unwrap_err();
+    assert!(error.is_already_removed(), "{error}");
+    assert_eq!(assigned(&sim).await, vec![user_id(1)]);
+    let granted = client
+        .add_group_app_role_assignments(&[NewGroupAppRoleAssignment {
+            principal_id: GROUP.into(),
+            resource_id: SP.into(),
+            app_role_id: ROLE.into(),
+        }])
+        .await;
+    let error = granted[0].1.as_ref().unwrap_err();
+    assert!(error.is_existing_app_role_assignment(), "{error}");
+
+    // Each change was sent once: two invitations (no second e-mail), two adminAdd, one
+    // adminRemove, one app role assignment.
+    assert_eq!(sim.counters().writes, 6);
+    let snapshot = sim.snapshot().await;
+    for email in ["ann@partner.example", "bo@partner.example"] {
+        let guests = snapshot
+            .users
+            .iter()
+            .filter(|u| u.mail.as_deref() == Some(email))
+            .count();
+        assert_eq!(guests, 1, "{email}");
+    }
+    assert_eq!(snapshot.app_role_assignments.len(), 1);
+}
+
+#[tokio::test]
+async fn a_lost_invitation_whose_guest_is_not_visible_yet_is_left_unclear_not_sent_again() {
+    let sim = sim_with(
+        SimConfig {
+            lost_answer_rate: 1.0,
+            consistency_delay_ms: 60_000,
+            ..SimConfig::default()
+        },
+        0,
+    )
+    .await;
+    let client = client(&sim);
+    let invited = client.invite(&[invitation("cy@partner.example")]).await;
+    let error = invited[0].1.as_ref().unwrap_err();
+    // The read cannot see the guest yet: the caller is told to try later, when it looks the
+    // address up before inviting.
+    assert_eq!(error.status(), Some(504), "{error}");
+    assert!(error.is_retryable() && !error.is_already_done(), "{error}");
+    assert_eq!(sim.counters().writes, 1, "the invitation was sent again");
+}
+
+#[tokio::test]
+async fn a_write_lost_before_it_was_made_is_sent_again_once_a_read_finds_nothing() {
+    use std::sync::{Arc, Mutex};
+
+    // The first adminAdd is answered 500 without being made; the reads that follow find
+    // neither an assignment nor an open request; the second adminAdd is made.
+    let writes: Arc<Mutex<usize>> = Arc::default();
+    let base = stand_in({
+        let writes = writes.clone();
+        move |path, body| {
+            assert_eq!(path, "/v1.0/$batch");
+            let envelope: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let responses: Vec<serde_json::Value> = envelope["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| {
+                    let id = item["id"].clone();
+                    if item["method"] == "GET" {
+                        return serde_json::json!({"id": id, "status": 200, "body": {"value": []}});
+                    }
+                    let mut writes = writes.lock().unwrap();
+                    *writes += 1;
+                    if *writes == 1 {
+                        serde_json::json!({"id": id, "status": 500, "body": {"error": {"code": "UnknownError", "message": "An internal server error occurred."}}})
+                    } else {
+                        serde_json::json!({"id": id, "status": 201, "body": {"id": "request-2", "requestType": "adminAdd", "state": "submitted"}})
+                    }
+                })
+                .collect();
+            reply(200, serde_json::json!({"responses": responses}))
+        }
+    })
+    .await;
+    let client = stand_in_client(&base, quick_retries(), 4);
+    let results = client.add_assignments(&adds(0..1)).await;
+    let request = results[0].1.as_ref().unwrap();
+    assert_eq!(request.id, "request-2");
+    assert_eq!(*writes.lock().unwrap(), 2);
 }

@@ -1,15 +1,13 @@
 //! Access package assignment requests: the open ones, `adminAdd` and `adminRemove`.
 
-use reqwest::Method;
-use serde_json::json;
-
 use super::GraphClient;
-use super::batch::SubRequest;
+use super::batch::{SubRequest, SubResponse};
 use super::entitlement::EM;
 use super::error::GraphError;
 use super::invitations::decode_body;
 use super::odata::relative_url;
 use super::request::Page;
+use super::writes::RemoveAssignment;
 use enroll_core::tenant::AssignmentRequest;
 
 /// States in which a request will still change an assignment.
@@ -58,54 +56,41 @@ impl GraphClient {
     /// Asks for `assignments` (`adminAdd`) through `$batch`, each answer on its own, in the
     /// order given.
     ///
-    /// A request that failed with an unclear outcome is not sent again: list assignments
-    /// and open requests before trying again. [`GraphError::is_already_done`] recognises
-    /// the answers for an existing assignment or open request.
+    /// [`GraphError::is_already_done`] recognises the answers for an existing assignment or
+    /// open request, and a request whose answer was lost but which a read found made. One a
+    /// read did not find is sent again: should it have landed after all, Graph refuses the
+    /// repeat as an open request (see `crate::writes`).
     pub async fn add_assignments(
         &self,
         assignments: &[NewAssignment],
     ) -> Vec<(NewAssignment, Result<AssignmentRequest, GraphError>)> {
-        let requests = assignments
-            .iter()
-            .map(|assignment| {
-                assignment_request(json!({
-                    "requestType": "adminAdd",
-                    "assignment": {
-                        "targetId": assignment.target_id,
-                        "assignmentPolicyId": assignment.assignment_policy_id,
-                        "accessPackageId": assignment.access_package_id,
-                    }
-                }))
-            })
-            .collect();
-        self.submit(assignments, requests).await
+        let answers = self.write(assignments).await;
+        Self::requests_made(assignments, answers)
     }
 
     /// Asks to remove the assignments with ids `assignment_ids` (`adminRemove`) through
-    /// `$batch`, each answer on its own, in the order given.
+    /// `$batch`, each answer on its own, in the order given. [`GraphError::is_already_removed`]
+    /// recognises an assignment already gone, no longer active or being removed, and a
+    /// request whose answer was lost but which a read found made.
     pub async fn remove_assignments(
         &self,
         assignment_ids: &[String],
     ) -> Vec<(String, Result<AssignmentRequest, GraphError>)> {
-        let requests = assignment_ids
+        let removals: Vec<RemoveAssignment> = assignment_ids
             .iter()
-            .map(|id| {
-                assignment_request(json!({
-                    "requestType": "adminRemove",
-                    "assignment": { "id": id }
-                }))
-            })
+            .cloned()
+            .map(RemoveAssignment)
             .collect();
-        self.submit(assignment_ids, requests).await
+        let answers = self.write(&removals).await;
+        Self::requests_made(assignment_ids, answers)
     }
 
-    async fn submit<K: Clone>(
-        &self,
+    /// Each key with its answer read as the request Graph made.
+    fn requests_made<K: Clone>(
         keys: &[K],
-        requests: Vec<SubRequest>,
+        answers: Vec<Result<SubResponse, GraphError>>,
     ) -> Vec<(K, Result<AssignmentRequest, GraphError>)> {
         let path = format!("{EM}/assignmentRequests");
-        let answers = self.batch(requests).await;
         keys.iter()
             .cloned()
             .zip(answers)
@@ -117,8 +102,4 @@ impl GraphClient {
             })
             .collect()
     }
-}
-
-fn assignment_request(body: serde_json::Value) -> SubRequest {
-    SubRequest::with_body(Method::POST, format!("{EM}/assignmentRequests"), body)
 }

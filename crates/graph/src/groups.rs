@@ -1,6 +1,5 @@
 //! Groups and their app role assignments.
 
-use reqwest::Method;
 use serde::Serialize;
 
 use super::GraphClient;
@@ -90,7 +89,8 @@ impl GraphClient {
     }
 
     /// Grants app roles to groups through `$batch`, each answer on its own, in the order
-    /// given. [`GraphError::is_existing_app_role_assignment`] recognises a grant that exists.
+    /// given. [`GraphError::is_existing_app_role_assignment`] recognises a grant that exists,
+    /// and one whose answer was lost but which a read of the group found made.
     pub async fn add_group_app_role_assignments(
         &self,
         assignments: &[NewGroupAppRoleAssignment],
@@ -98,20 +98,7 @@ impl GraphClient {
         NewGroupAppRoleAssignment,
         Result<AppRoleAssignment, GraphError>,
     )> {
-        let requests = assignments
-            .iter()
-            .map(|assignment| {
-                SubRequest::with_body(
-                    Method::POST,
-                    format!(
-                        "/groups/{}/appRoleAssignments",
-                        encode_path_segment(&assignment.principal_id)
-                    ),
-                    serde_json::to_value(assignment).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let answers = self.batch(requests).await;
+        let answers = self.write(assignments).await;
         assignments
             .iter()
             .cloned()

@@ -35,6 +35,7 @@ mod request;
 pub mod retry;
 mod snapshot;
 mod users;
+mod writes;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,7 @@ pub use error::{GraphError, StatusError};
 pub use groups::NewGroupAppRoleAssignment;
 pub use invitations::NewInvitation;
 pub use retry::RetryPolicy;
+pub use writes::Write;
 
 /// The public cloud's Graph endpoint.
 pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
