@@ -1161,7 +1161,9 @@ async fn writes_whose_answers_are_lost_are_found_made_by_a_read_and_not_sent_aga
         .into_iter()
         .find(|a| a.target.as_ref().and_then(|t| t.object_id.as_deref()) == Some(&user_id(0)))
         .unwrap();
-    let removed = client.remove_assignments(std::slice::from_ref(&first.id)).await;
+    let removed = client
+        .remove_assignments(std::slice::from_ref(&first.id))
+        .await;
     let error = removed[0].1.as_ref().unwrap_err();
     assert!(error.is_already_removed(), "{error}");
     assert_eq!(assigned(&sim).await, vec![user_id(1)]);
@@ -1250,4 +1252,86 @@ async fn a_write_lost_before_it_was_made_is_sent_again_once_a_read_finds_nothing
     let request = results[0].1.as_ref().unwrap();
     assert_eq!(request.id, "request-2");
     assert_eq!(*writes.lock().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn failed_and_stuck_requests_are_listed_with_their_dates_and_reprocessed() {
+    let failing = sim_with(
+        SimConfig {
+            delivery_failure_rate: 1.0,
+            ..SimConfig::default()
+        },
+        2,
+    )
+    .await;
+    let client = client(&failing);
+    let before = std::time::SystemTime::now() - Duration::from_secs(1);
+    let made = client.add_assignments(&adds(0..2)).await;
+    assert!(made.iter().all(|(_, result)| result.is_ok()));
+    let unfinished = client
+        .unfinished_assignment_requests(PACKAGE)
+        .await
+        .unwrap();
+    assert_eq!(unfinished.len(), 2);
+    for request in &unfinished {
+        assert_eq!(request.state, "deliveryFailed");
+        assert!(request.is_add());
+        assert!(
+            request.created.is_some_and(|at| at >= before),
+            "{request:?}"
+        );
+        assert!(request.completed.is_some(), "{request:?}");
+        assert_eq!(request.assignment_state.as_deref(), Some("deliveryFailed"));
+    }
+    assert!(assigned(&failing).await.is_empty());
+    let ids: Vec<String> = unfinished.iter().map(|r| r.id.clone()).collect();
+    let answers = client.reprocess_assignment_requests(&ids).await;
+    assert!(
+        answers.iter().all(|(_, answer)| answer.is_ok()),
+        "{answers:?}"
+    );
+    wait_until_assigned(&failing, 2).await;
+    assert_eq!(assigned(&failing).await, vec![user_id(0), user_id(1)]);
+    assert!(
+        client
+            .unfinished_assignment_requests(PACKAGE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let stuck = sim_with(
+        SimConfig {
+            delivery_stuck_rate: 1.0,
+            ..SimConfig::default()
+        },
+        1,
+    )
+    .await;
+    let client = self::client(&stuck);
+    client.add_assignments(&adds(0..1)).await[0]
+        .1
+        .as_ref()
+        .unwrap();
+    let unfinished = client
+        .unfinished_assignment_requests(PACKAGE)
+        .await
+        .unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].state, "delivering");
+    let assignment = unfinished[0].assignment_id.clone().unwrap();
+    let answers = client.reprocess_assignments(&[assignment]).await;
+    assert!(answers[0].1.is_ok(), "{answers:?}");
+    assert!(
+        client
+            .unfinished_assignment_requests(PACKAGE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A second reprocess of a request that delivered is refused, per request.
+    let refused = client
+        .reprocess_assignment_requests(&[unfinished[0].id.clone()])
+        .await;
+    assert_eq!(refused[0].1.as_ref().unwrap_err().status(), Some(400));
 }

@@ -1575,3 +1575,125 @@ async fn lost_answers_and_late_drops_lose_the_answer_not_the_work() {
         "drops all before or all after the work: {counters:?}"
     );
 }
+
+/// The request and its assignment's states, as the simulator has them now.
+async fn request_and_assignment(sim: &Sim, request: &str) -> (String, String) {
+    let answer = sim
+        .get(&format!("{REQUESTS}/{request}?$expand=assignment"))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    (
+        answer.body["state"].as_str().unwrap_or_default().to_owned(),
+        answer.body["assignment"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_failed_request_is_delivered_when_reprocessed() {
+    let sim = Sim::start(
+        SimConfig {
+            delivery_delay_ms: 40,
+            delivery_failure_rate: 1.0,
+            ..SimConfig::default()
+        },
+        tenant(3),
+    )
+    .await;
+    let created = sim.post(REQUESTS, add_request(&member_id(2))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    // Accepted: the assignment exists at once, delivering.
+    assert_eq!(
+        request_and_assignment(&sim, &id).await.1,
+        "delivering".to_owned()
+    );
+    eventually("deliveryFailed", || async {
+        request_and_assignment(&sim, &id).await
+            == ("deliveryFailed".to_owned(), "deliveryFailed".to_owned())
+    })
+    .await;
+    // The failed assignment gives no access: a new adminAdd would be taken.
+    assert!(sim.get(DELIVERED).await.values().is_empty());
+
+    let reprocessed = sim
+        .send("POST", &format!("{REQUESTS}/{id}/reprocess"), None)
+        .await;
+    assert_eq!(reprocessed.status, 202, "{}", reprocessed.body);
+    assert_eq!(reprocessed.body, Value::Null);
+    eventually("delivered", || async {
+        request_and_assignment(&sim, &id).await == ("delivered".to_owned(), "delivered".to_owned())
+    })
+    .await;
+    assert_eq!(sim.get(DELIVERED).await.values().len(), 1);
+    // A delivered request is not reprocessed; an unknown one is not found.
+    let again = sim
+        .send(
+            "POST",
+            &format!("{REQUESTS}/{id}/microsoft.graph.reprocess"),
+            None,
+        )
+        .await;
+    assert_graph_error(&again, 400, "BadRequest");
+    let unknown = sim
+        .send(
+            "POST",
+            &format!("{REQUESTS}/00000000-0000-4000-8000-00000000dead/reprocess"),
+            None,
+        )
+        .await;
+    assert_graph_error(&unknown, 404, "ResourceNotFound");
+    let get = sim.get(&format!("{REQUESTS}/{id}/reprocess")).await;
+    assert_eq!(get.status, 405);
+}
+
+#[tokio::test]
+async fn a_stuck_request_is_delivered_when_its_assignment_is_reprocessed() {
+    let sim = Sim::start(
+        SimConfig {
+            delivery_delay_ms: 20,
+            delivery_stuck_rate: 1.0,
+            ..SimConfig::default()
+        },
+        tenant(3),
+    )
+    .await;
+    let created = sim.post(REQUESTS, add_request(&member_id(2))).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    eventually("delivering", || async {
+        request_and_assignment(&sim, &id).await.0 == "delivering"
+    })
+    .await;
+    // Long past the delivery delay, still delivering.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        request_and_assignment(&sim, &id).await,
+        ("delivering".to_owned(), "delivering".to_owned())
+    );
+    let assignment = sim
+        .get(&format!("{REQUESTS}/{id}?$expand=assignment"))
+        .await
+        .body["assignment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reprocessed = sim
+        .send(
+            "POST",
+            &format!("/identityGovernance/entitlementManagement/assignments/{assignment}/microsoft.graph.reprocess"),
+            None,
+        )
+        .await;
+    assert_eq!(reprocessed.status, 202, "{}", reprocessed.body);
+    assert_eq!(
+        request_and_assignment(&sim, &id).await,
+        ("delivered".to_owned(), "delivered".to_owned())
+    );
+    // A request that is not stuck or failed cannot be reprocessed.
+    let not_failed = sim
+        .send("POST", &format!("{REQUESTS}/{id}/reprocess"), None)
+        .await;
+    assert_graph_error(&not_failed, 400, "BadRequest");
+}

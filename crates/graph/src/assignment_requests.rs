@@ -1,17 +1,93 @@
-//! Access package assignment requests: the open ones, `adminAdd` and `adminRemove`.
+//! Access package assignment requests: the open ones, the unfinished ones, `adminAdd`,
+//! `adminRemove` and `reprocess`.
+
+use std::time::SystemTime;
+
+use reqwest::Method;
+use serde::Deserialize;
 
 use super::GraphClient;
 use super::batch::{SubRequest, SubResponse};
 use super::entitlement::EM;
 use super::error::GraphError;
 use super::invitations::decode_body;
-use super::odata::relative_url;
+use super::odata::{encode_path_segment, quote, relative_url};
 use super::request::Page;
 use super::writes::RemoveAssignment;
 use enroll_core::tenant::AssignmentRequest;
 
 /// States in which a request will still change an assignment.
 const OPEN_STATES: [&str; 4] = ["submitted", "pendingApproval", "delivering", "scheduled"];
+
+/// States of a request that did not deliver, or has not yet: what the reprocess step looks
+/// at (`pendingApproval` and `scheduled` wait on purpose and are left out).
+const UNFINISHED_STATES: [&str; 4] = [
+    "deliveryFailed",
+    "partiallyDelivered",
+    "delivering",
+    "submitted",
+];
+
+/// An assignment request that has not delivered, or not yet, with when it was made: what
+/// the reprocess step needs to tell a stuck or failed request from one under way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnfinishedRequest {
+    /// The request's id (what `assignmentRequests/{id}/reprocess` takes).
+    pub id: String,
+    /// `adminAdd`, `adminRemove`, ...
+    pub request_type: Option<String>,
+    /// `deliveryFailed`, `partiallyDelivered`, `delivering` or `submitted`.
+    pub state: String,
+    /// When it was made (`createdDateTime`), if Graph said.
+    pub created: Option<SystemTime>,
+    /// When it ended (`completedDateTime`), if it did.
+    pub completed: Option<SystemTime>,
+    /// The assignment it adds or removes (`$expand=assignment`), if Graph named one.
+    pub assignment_id: Option<String>,
+    /// That assignment's state.
+    pub assignment_state: Option<String>,
+}
+
+impl UnfinishedRequest {
+    /// Whether the request adds access (`adminAdd`, `userAdd`, `systemAdd`).
+    pub fn is_add(&self) -> bool {
+        self.request_type
+            .as_deref()
+            .is_some_and(|kind| kind.to_ascii_lowercase().ends_with("add"))
+    }
+}
+
+/// An assignment request as Graph sends it, for [`UnfinishedRequest`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRequest {
+    id: String,
+    #[serde(default)]
+    request_type: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    created_date_time: Option<String>,
+    #[serde(default)]
+    completed_date_time: Option<String>,
+    #[serde(default)]
+    assignment: Option<RawAssignment>,
+}
+
+#[derive(Deserialize)]
+struct RawAssignment {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+}
+
+/// A Graph date-time (`2021-02-19T17:55:08.3369542Z`, RFC 3339), or `None` if unreadable.
+fn graph_time(value: Option<&str>) -> Option<SystemTime> {
+    let at =
+        time::OffsetDateTime::parse(value?, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(SystemTime::from(at))
+}
 
 /// An assignment to ask for with `adminAdd`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,6 +127,98 @@ impl GraphClient {
             open.extend(self.rest_of(page).await?);
         }
         Ok(open)
+    }
+
+    /// The requests for the access package `access_package_id` that ended `deliveryFailed`
+    /// or `partiallyDelivered`, or are still `delivering` or `submitted`, with their
+    /// assignment: one filtered list per state, together in one `$batch`.
+    ///
+    /// # Errors
+    ///
+    /// The first list that failed after retries.
+    pub async fn unfinished_assignment_requests(
+        &self,
+        access_package_id: &str,
+    ) -> Result<Vec<UnfinishedRequest>, GraphError> {
+        let path = format!("{EM}/assignmentRequests");
+        let requests = UNFINISHED_STATES
+            .iter()
+            .map(|state| {
+                SubRequest::get(relative_url(
+                    &path,
+                    &[
+                        ("$expand", "assignment"),
+                        (
+                            "$filter",
+                            &format!(
+                                "accessPackage/id eq {} and state eq '{state}'",
+                                quote(access_package_id)
+                            ),
+                        ),
+                    ],
+                ))
+            })
+            .collect();
+        let mut unfinished = Vec::new();
+        for answer in self.batch(requests).await {
+            let page: Page<RawRequest> = decode_body("GET", &path, answer?.body)?;
+            for raw in self.rest_of(page).await? {
+                let assignment = raw.assignment.unwrap_or(RawAssignment {
+                    id: None,
+                    state: None,
+                });
+                unfinished.push(UnfinishedRequest {
+                    id: raw.id,
+                    request_type: raw.request_type,
+                    state: raw.state.unwrap_or_default(),
+                    created: graph_time(raw.created_date_time.as_deref()),
+                    completed: graph_time(raw.completed_date_time.as_deref()),
+                    assignment_id: assignment.id,
+                    assignment_state: assignment.state,
+                });
+            }
+        }
+        Ok(unfinished)
+    }
+
+    /// Asks Graph to deliver again the requests with ids `request_ids` (v1.0
+    /// `assignmentRequests/{id}/reprocess`, for requests that ended `deliveryFailed` or
+    /// `partiallyDelivered` within the last 14 days), each answer on its own, in order.
+    pub async fn reprocess_assignment_requests(
+        &self,
+        request_ids: &[String],
+    ) -> Vec<(String, Result<(), GraphError>)> {
+        self.reprocess("assignmentRequests", request_ids).await
+    }
+
+    /// Asks Graph to evaluate and enforce again the assignments with ids `assignment_ids`
+    /// (v1.0 `assignments/{id}/reprocess`), each answer on its own, in order.
+    pub async fn reprocess_assignments(
+        &self,
+        assignment_ids: &[String],
+    ) -> Vec<(String, Result<(), GraphError>)> {
+        self.reprocess("assignments", assignment_ids).await
+    }
+
+    /// `POST {EM}/{collection}/{id}/reprocess` for each id, through `$batch`.
+    async fn reprocess(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Vec<(String, Result<(), GraphError>)> {
+        let requests = ids
+            .iter()
+            .map(|id| SubRequest {
+                method: Method::POST,
+                url: format!("{EM}/{collection}/{}/reprocess", encode_path_segment(id)),
+                body: None,
+            })
+            .collect();
+        let answers = self.batch(requests).await;
+        ids.iter()
+            .cloned()
+            .zip(answers.into_iter().map(|answer| answer.map(|_| ())))
+            .collect()
     }
 
     /// Asks for `assignments` (`adminAdd`) through `$batch`, each answer on its own, in the

@@ -81,6 +81,14 @@ pub struct SimConfig {
     /// take effect and are then answered 504, as a gateway timeout loses the answer and not
     /// the work. Default 0.0.
     pub lost_answer_rate: f64,
+    /// Share (0.0–1.0) of assignment requests that end `deliveryFailed` instead of
+    /// `delivered` (the assignment of an `adminAdd` ends `deliveryFailed` too; an
+    /// `adminRemove` leaves its assignment as it was). `reprocess` delivers them. Default 0.0.
+    pub delivery_failure_rate: f64,
+    /// Share (0.0–1.0) of assignment requests that stay `delivering` (and the assignment of
+    /// an `adminAdd` with them) until the assignment or the request is reprocessed.
+    /// Default 0.0.
+    pub delivery_stuck_rate: f64,
     /// How long a newly invited user stays invisible to `$filter` queries and unknown to
     /// entitlement management, in milliseconds (Entra's replication delay). Default 0.
     pub consistency_delay_ms: u64,
@@ -115,6 +123,8 @@ impl Default for SimConfig {
             fault_rate: 0.0,
             drop_rate: 0.0,
             lost_answer_rate: 0.0,
+            delivery_failure_rate: 0.0,
+            delivery_stuck_rate: 0.0,
             consistency_delay_ms: 0,
             app_role_assignment_lag_ms: 0,
             delivery_delay_ms: 0,
@@ -335,6 +345,8 @@ pub async fn start(config: SimConfig, snapshot: TenantSnapshot) -> Result<SimHan
         ("fault_rate", config.fault_rate),
         ("drop_rate", config.drop_rate),
         ("lost_answer_rate", config.lost_answer_rate),
+        ("delivery_failure_rate", config.delivery_failure_rate),
+        ("delivery_stuck_rate", config.delivery_stuck_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(SimError::Config(format!(

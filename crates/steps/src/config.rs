@@ -256,6 +256,13 @@ pub fn step_config(env: &Env, require_invite_domains: bool) -> Result<StepConfig
             .map_or(defaults.actor, str::to_owned),
         app_id: env.get("ENROLL_APP_ID").map(|id| id.trim().to_owned()),
         group_pattern: group_pattern(env)?,
+        reprocess_after: std::time::Duration::from_secs(
+            env.parse(
+                "ENROLL_REPROCESS_AFTER_MINUTES",
+                defaults.reprocess_after.as_secs() / 60,
+            )?
+            .saturating_mul(60),
+        ),
     })
 }
 

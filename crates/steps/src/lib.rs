@@ -18,6 +18,7 @@ mod disposition;
 mod fake;
 mod people;
 mod reconcile;
+mod reprocess;
 mod roles;
 pub mod runner;
 pub mod world;
@@ -30,7 +31,7 @@ pub use reconcile::{PlanOutcome, plan_roster, reconcile_all, reconcile_for_uploa
 pub use roles::{
     RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,
 };
-pub use world::{StepConfig, World};
+pub use world::{DEFAULT_REPROCESS_AFTER, StepConfig, World};
 
 use enroll_graph::GraphError;
 use messages::MessageError;
