@@ -1697,3 +1697,37 @@ async fn a_stuck_request_is_delivered_when_its_assignment_is_reprocessed() {
         .await;
     assert_graph_error(&not_failed, 400, "BadRequest");
 }
+
+#[tokio::test]
+async fn settings_that_would_overflow_a_clock_are_refused_at_start() {
+    let cases = [
+        (
+            SimConfig {
+                token_lifetime_ms: u64::MAX,
+                ..SimConfig::default()
+            },
+            "token_lifetime_ms must be at most 2592000000 (30 days), got 18446744073709551615",
+        ),
+        (
+            SimConfig {
+                consistency_delay_ms: enroll_sim::MAX_DELAY_MS + 1,
+                ..SimConfig::default()
+            },
+            "consistency_delay_ms must be at most 2592000000 (30 days), got 2592000001",
+        ),
+        (
+            SimConfig {
+                delivery_failure_rate: 1.5,
+                ..SimConfig::default()
+            },
+            "delivery_failure_rate must be between 0 and 1, got 1.5",
+        ),
+    ];
+    for (config, expected) in cases {
+        let error = start(config, tenant(1)).await.unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!("invalid simulator configuration: {expected}")
+        );
+    }
+}

@@ -333,13 +333,16 @@ impl Drop for SimHandle {
     }
 }
 
+/// The longest delay or lifetime a [`SimConfig`] may set, in milliseconds: 30 days.
+pub const MAX_DELAY_MS: u64 = 30 * 24 * 3_600_000;
+
 /// Starts the simulator on 127.0.0.1 (`config.port`, or a free port for 0) with `snapshot` as
 /// the initial tenant, and returns once it accepts connections.
 ///
 /// # Errors
 ///
 /// [`SimError::Bind`] when the port cannot be opened, [`SimError::Config`] for an unusable
-/// certificate or rate, [`SimError::Snapshot`] for a snapshot with duplicate ids.
+/// certificate, rate or delay, [`SimError::Snapshot`] for a snapshot with duplicate ids.
 pub async fn start(config: SimConfig, snapshot: TenantSnapshot) -> Result<SimHandle, SimError> {
     for (name, rate) in [
         ("fault_rate", config.fault_rate),
@@ -351,6 +354,23 @@ pub async fn start(config: SimConfig, snapshot: TenantSnapshot) -> Result<SimHan
         if !(0.0..=1.0).contains(&rate) {
             return Err(SimError::Config(format!(
                 "{name} must be between 0 and 1, got {rate}"
+            )));
+        }
+    }
+    // Each is added to an instant; past a month it could overflow and means nothing here.
+    for (name, ms) in [
+        ("token_lifetime_ms", config.token_lifetime_ms),
+        ("latency_ms", config.latency_ms),
+        ("consistency_delay_ms", config.consistency_delay_ms),
+        (
+            "app_role_assignment_lag_ms",
+            config.app_role_assignment_lag_ms,
+        ),
+        ("delivery_delay_ms", config.delivery_delay_ms),
+    ] {
+        if ms > MAX_DELAY_MS {
+            return Err(SimError::Config(format!(
+                "{name} must be at most {MAX_DELAY_MS} (30 days), got {ms}"
             )));
         }
     }
