@@ -407,4 +407,55 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn graph_waits_and_reprocessing_have_their_settings() {
+        let graph = |pairs: &[(&'static str, &'static str)]| {
+            let mut all = vec![
+                ("ENROLL_TENANT_ID", "t"),
+                ("ENROLL_CLIENT_ID", "c"),
+                ("ENROLL_CLIENT_SECRET", "s"),
+            ];
+            all.extend_from_slice(pairs);
+            graph_config(&Env::from_pairs(all))
+        };
+        assert_eq!(graph(&[]).unwrap().retry.max_wait, Duration::from_secs(60));
+        assert_eq!(
+            graph(&[("ENROLL_GRAPH_MAX_WAIT_SECONDS", "5")])
+                .unwrap()
+                .retry
+                .max_wait,
+            Duration::from_secs(5)
+        );
+        for value in ["86401", "-1", "soon"] {
+            let error = graph(&[("ENROLL_GRAPH_MAX_WAIT_SECONDS", value)]).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("ENROLL_GRAPH_MAX_WAIT_SECONDS is not valid"),
+                "{value}: {error}"
+            );
+        }
+        assert_eq!(
+            step_config(&Env::default(), false).unwrap().reprocess_after,
+            Duration::from_secs(6 * 3600)
+        );
+        let config = step_config(
+            &Env::from_pairs([("ENROLL_REPROCESS_AFTER_MINUTES", "30")]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(config.reprocess_after, Duration::from_secs(1800));
+        let error = step_config(
+            &Env::from_pairs([("ENROLL_REPROCESS_AFTER_MINUTES", "an hour")]),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("ENROLL_REPROCESS_AFTER_MINUTES is not valid"),
+            "{error}"
+        );
+    }
 }
