@@ -134,6 +134,16 @@ async fn sim_with(config: SimConfig, people: usize) -> SimHandle {
     start(config, tenant(people)).await.unwrap()
 }
 
+/// An invitation to `email`, without a display name or an e-mail from Microsoft.
+fn invitation(email: &str) -> NewInvitation {
+    NewInvitation {
+        invited_user_email_address: email.into(),
+        invite_redirect_url: "https://myapps.microsoft.com".into(),
+        invited_user_display_name: None,
+        send_invitation_message: false,
+    }
+}
+
 fn adds(range: std::ops::Range<usize>) -> Vec<NewAssignment> {
     range
         .map(|i| NewAssignment {
@@ -413,14 +423,12 @@ async fn invited_user_is_retried_until_replicated() {
     let client = client(&sim);
     let invitations = client
         .invite(&[NewInvitation {
-            invited_user_email_address: "guest@partner.example".into(),
-            invite_redirect_url: "https://myapps.microsoft.com".into(),
             invited_user_display_name: Some("Guest".into()),
-            send_invitation_message: false,
+            ..invitation("guest@partner.example")
         }])
         .await;
-    let invitation = invitations[0].1.as_ref().unwrap();
-    let guest_id = invitation.invited_user.as_ref().unwrap().id.clone();
+    let invited = invitations[0].1.as_ref().unwrap();
+    let guest_id = invited.invited_user.as_ref().unwrap().id.clone();
     let add = NewAssignment {
         target_id: guest_id.clone(),
         access_package_id: PACKAGE.into(),
@@ -461,14 +469,7 @@ async fn invited_user_is_retried_until_replicated() {
         .unwrap();
     assert_eq!(found["guest@partner.example"].id, guest_id);
     // Inviting again answers with the same user.
-    let again = client
-        .invite(&[NewInvitation {
-            invited_user_email_address: "guest@partner.example".into(),
-            invite_redirect_url: "https://myapps.microsoft.com".into(),
-            invited_user_display_name: None,
-            send_invitation_message: false,
-        }])
-        .await;
+    let again = client.invite(&[invitation("guest@partner.example")]).await;
     assert_eq!(
         again[0]
             .1
@@ -1110,15 +1111,6 @@ async fn another_request_goes_out_while_one_waits_to_try_again() {
         ["/v1.0/users/a", "/v1.0/users/b", "/v1.0/users/a"],
         "b waited for a's retry"
     );
-}
-
-fn invitation(email: &str) -> NewInvitation {
-    NewInvitation {
-        invited_user_email_address: email.into(),
-        invite_redirect_url: "https://myapps.microsoft.com".into(),
-        invited_user_display_name: None,
-        send_invitation_message: true,
-    }
 }
 
 #[tokio::test]

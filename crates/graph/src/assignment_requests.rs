@@ -12,7 +12,6 @@ use super::entitlement::EM;
 use super::error::GraphError;
 use super::invitations::decode_body;
 use super::odata::{encode_path_segment, quote, relative_url};
-use super::request::Page;
 use super::writes::RemoveAssignment;
 use enroll_core::tenant::AssignmentRequest;
 
@@ -109,24 +108,16 @@ impl GraphClient {
     /// The first list that failed after retries.
     pub async fn open_assignment_requests(&self) -> Result<Vec<AssignmentRequest>, GraphError> {
         let path = format!("{EM}/assignmentRequests");
-        let requests = OPEN_STATES
-            .iter()
-            .map(|state| {
-                SubRequest::get(relative_url(
-                    &path,
-                    &[
-                        ("$expand", "accessPackage,assignment"),
-                        ("$filter", &format!("state eq '{state}'")),
-                    ],
-                ))
-            })
-            .collect();
-        let mut open = Vec::new();
-        for answer in self.batch(requests).await {
-            let page: Page<AssignmentRequest> = decode_body("GET", &path, answer?.body)?;
-            open.extend(self.rest_of(page).await?);
-        }
-        Ok(open)
+        let urls = OPEN_STATES.iter().map(|state| {
+            relative_url(
+                &path,
+                &[
+                    ("$expand", "accessPackage,assignment"),
+                    ("$filter", &format!("state eq '{state}'")),
+                ],
+            )
+        });
+        self.list_each(&path, urls).await
     }
 
     /// The requests for the access package `access_package_id` that ended `deliveryFailed`
@@ -141,33 +132,30 @@ impl GraphClient {
         access_package_id: &str,
     ) -> Result<Vec<UnfinishedRequest>, GraphError> {
         let path = format!("{EM}/assignmentRequests");
-        let requests = UNFINISHED_STATES
-            .iter()
-            .map(|state| {
-                SubRequest::get(relative_url(
-                    &path,
-                    &[
-                        ("$expand", "assignment"),
-                        (
-                            "$filter",
-                            &format!(
-                                "accessPackage/id eq {} and state eq '{state}'",
-                                quote(access_package_id)
-                            ),
+        let urls = UNFINISHED_STATES.iter().map(|state| {
+            relative_url(
+                &path,
+                &[
+                    ("$expand", "assignment"),
+                    (
+                        "$filter",
+                        &format!(
+                            "accessPackage/id eq {} and state eq '{state}'",
+                            quote(access_package_id)
                         ),
-                    ],
-                ))
-            })
-            .collect();
-        let mut unfinished = Vec::new();
-        for answer in self.batch(requests).await {
-            let page: Page<RawRequest> = decode_body("GET", &path, answer?.body)?;
-            for raw in self.rest_of(page).await? {
+                    ),
+                ],
+            )
+        });
+        let raw: Vec<RawRequest> = self.list_each(&path, urls).await?;
+        Ok(raw
+            .into_iter()
+            .map(|raw| {
                 let assignment = raw.assignment.unwrap_or(RawAssignment {
                     id: None,
                     state: None,
                 });
-                unfinished.push(UnfinishedRequest {
+                UnfinishedRequest {
                     id: raw.id,
                     request_type: raw.request_type,
                     state: raw.state.unwrap_or_default(),
@@ -175,10 +163,9 @@ impl GraphClient {
                     completed: graph_time(raw.completed_date_time.as_deref()),
                     assignment_id: assignment.id,
                     assignment_state: assignment.state,
-                });
-            }
-        }
-        Ok(unfinished)
+                }
+            })
+            .collect())
     }
 
     /// Asks Graph to deliver again the requests with ids `request_ids` (v1.0

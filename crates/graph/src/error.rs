@@ -251,6 +251,12 @@ impl GraphError {
         }
     }
 
+    /// Whether `write` was found made after a lost answer, or Graph's answer is one that
+    /// `answered` takes as "already done".
+    fn made_or(&self, write: crate::Write, answered: impl FnOnce(&StatusError) -> bool) -> bool {
+        self.made() == Some(write) || self.status_error().is_some_and(answered)
+    }
+
     /// The status error, when this is one.
     pub fn status_error(&self) -> Option<&StatusError> {
         match self {
@@ -298,21 +304,20 @@ impl GraphError {
     /// Graph documents no code for this (graph.md §3.3), so the 400's message is read too;
     /// the wordings are in `tests/data/graph/errors/already-done.json`.
     pub fn is_existing_assignment(&self) -> bool {
-        self.made() == Some(crate::Write::AdminAdd)
-            || self.status_error().is_some_and(|error| {
-                matches!(error.status, 400 | 409)
-                    && (error.code_is(&[
-                        "ExistingAssignment",
-                        "AlreadyAssigned",
-                        "AssignmentAlreadyExists",
-                    ]) || error.message_has(&[
-                        "already has an active assignment",
-                        "already has an existing assignment",
-                        "existing assignment",
-                        "already assigned",
-                        "assignment already exists",
-                    ]))
-            })
+        self.made_or(crate::Write::AdminAdd, |error| {
+            matches!(error.status, 400 | 409)
+                && (error.code_is(&[
+                    "ExistingAssignment",
+                    "AlreadyAssigned",
+                    "AssignmentAlreadyExists",
+                ]) || error.message_has(&[
+                    "already has an active assignment",
+                    "already has an existing assignment",
+                    "existing assignment",
+                    "already assigned",
+                    "assignment already exists",
+                ]))
+        })
     }
 
     /// An `adminAdd`/`adminRemove` while an open request exists for the same person and package.
@@ -338,27 +343,22 @@ impl GraphError {
     /// Inviting an existing guest answers 201 with the same user, so this only covers members
     /// ("The invited user already exists in the directory as object ID: ...").
     pub fn is_existing_user_invitation(&self) -> bool {
-        self.made() == Some(crate::Write::Invitation)
-            || self.status_error().is_some_and(|error| {
-                matches!(error.status, 400 | 409)
-                    && (error.code_is(&["UserAlreadyExists"])
-                        || error.message_has(&[
-                            "already exists in the directory",
-                            "user already exists",
-                        ]))
-            })
+        self.made_or(crate::Write::Invitation, |error| {
+            matches!(error.status, 400 | 409)
+                && (error.code_is(&["UserAlreadyExists"])
+                    || error
+                        .message_has(&["already exists in the directory", "user already exists"]))
+        })
     }
 
     /// An app role assignment that exists already
     /// ("Permission being assigned already exists on the object."), or one whose lost answer
     /// a read found made.
     pub fn is_existing_app_role_assignment(&self) -> bool {
-        self.made() == Some(crate::Write::AppRoleAssignment)
-            || self.status_error().is_some_and(|error| {
-                matches!(error.status, 400 | 409)
-                    && error
-                        .message_has(&["permission being assigned already exists on the object"])
-            })
+        self.made_or(crate::Write::AppRoleAssignment, |error| {
+            matches!(error.status, 400 | 409)
+                && error.message_has(&["permission being assigned already exists on the object"])
+        })
     }
 
     /// A removal of something that is already gone or going: a 404 on DELETE; an
@@ -367,19 +367,17 @@ impl GraphError {
     /// lost gets), or while a request to remove it is open; or a removal whose lost answer
     /// a read found made. Wordings: `tests/data/graph/errors/already-done.json`.
     pub fn is_already_removed(&self) -> bool {
-        self.made() == Some(crate::Write::AdminRemove)
-            || self.status_error().is_some_and(|error| {
-                error.status == 404
-                    || (error.status == 400
-                        && error.message_has(&[
-                            "already expired",
-                            "already removed",
-                            "already been removed",
-                            "is not active",
-                            "is no longer active",
-                        ]))
-            })
-            || self.is_existing_open_request()
+        self.made_or(crate::Write::AdminRemove, |error| {
+            error.status == 404
+                || (error.status == 400
+                    && error.message_has(&[
+                        "already expired",
+                        "already removed",
+                        "already been removed",
+                        "is not active",
+                        "is no longer active",
+                    ]))
+        }) || self.is_existing_open_request()
     }
 
     /// An app roles update that would change or remove a role that is enabled

@@ -7,7 +7,6 @@ use super::batch::SubRequest;
 use super::error::GraphError;
 use super::invitations::decode_body;
 use super::odata::{self, MAX_IN_VALUES, encode_path_segment, relative_url};
-use super::request::Page;
 use enroll_core::tenant::{AppRoleAssignment, Group};
 
 /// An app role to grant a group (graph.md §4.4).
@@ -52,24 +51,16 @@ impl GraphClient {
         values: &[S],
     ) -> Result<Vec<Group>, GraphError> {
         let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
-        let requests = values
-            .chunks(MAX_IN_VALUES)
-            .map(|chunk| {
-                SubRequest::get(relative_url(
-                    "/groups",
-                    &[
-                        ("$filter", &odata::in_filter(property, chunk)),
-                        ("$select", "id,displayName,securityEnabled"),
-                    ],
-                ))
-            })
-            .collect();
-        let mut groups = Vec::new();
-        for answer in self.batch(requests).await {
-            let page: Page<Group> = decode_body("GET", "/groups", answer?.body)?;
-            groups.extend(self.rest_of(page).await?);
-        }
-        Ok(groups)
+        let urls = values.chunks(MAX_IN_VALUES).map(|chunk| {
+            relative_url(
+                "/groups",
+                &[
+                    ("$filter", &odata::in_filter(property, chunk)),
+                    ("$select", "id,displayName,securityEnabled"),
+                ],
+            )
+        });
+        self.list_each("/groups", urls).await
     }
 
     /// The app roles the group `group_id` holds.

@@ -137,11 +137,23 @@ impl Tenant {
         })
     }
 
-    /// The scripted answer to reprocessing `id`, else success.
-    fn reprocess_answer(&self, id: &str) -> Result<(), GraphError> {
-        self.reprocess_errors
-            .get(id)
-            .map_or(Ok(()), |error| Err(error.clone()))
+    /// Writes down each of `ids` as asked to be reprocessed (in the list `asked` picks)
+    /// and answers it: the scripted error, else success.
+    fn reprocess(
+        &mut self,
+        ids: &[String],
+        asked: fn(&mut Tenant) -> &mut Vec<String>,
+    ) -> Vec<(String, Result<(), GraphError>)> {
+        ids.iter()
+            .map(|id| {
+                asked(self).push(id.clone());
+                let answer = self
+                    .reprocess_errors
+                    .get(id)
+                    .map_or(Ok(()), |error| Err(error.clone()));
+                (id.clone(), answer)
+            })
+            .collect()
     }
 
     /// The first user (visible or not) invited with `email`, as Graph answers an invitation
@@ -354,30 +366,14 @@ impl Directory for FakeDirectory {
         &self,
         request_ids: &[String],
     ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send {
-        self.answer(|tenant| {
-            request_ids
-                .iter()
-                .map(|id| {
-                    tenant.reprocessed_requests.push(id.clone());
-                    (id.clone(), tenant.reprocess_answer(id))
-                })
-                .collect()
-        })
+        self.answer(|tenant| tenant.reprocess(request_ids, |t| &mut t.reprocessed_requests))
     }
 
     fn reprocess_assignments(
         &self,
         assignment_ids: &[String],
     ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send {
-        self.answer(|tenant| {
-            assignment_ids
-                .iter()
-                .map(|id| {
-                    tenant.reprocessed_assignments.push(id.clone());
-                    (id.clone(), tenant.reprocess_answer(id))
-                })
-                .collect()
-        })
+        self.answer(|tenant| tenant.reprocess(assignment_ids, |t| &mut t.reprocessed_assignments))
     }
 
     fn add_assignments(
