@@ -4,6 +4,10 @@
 //! Every HTTP answer passes through the private helpers in `request` (one place turns a
 //! non-2xx into a typed [`GraphError`] and decides about retries) and `batch` (one place
 //! splits `$batch` answers into per-request results and resends only throttled requests).
+//! No wait is longer than [`RetryPolicy::max_wait`]: past it a call fails at once, and
+//! [`GraphError::retry_after`] says how long Graph asked to wait. Writes that must not be
+//! made twice go through `writes`, which settles an unclear answer (a 504, a lost
+//! connection) by reading whether the change was made before anything is sent again.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), enroll_graph::GraphError> {
