@@ -643,7 +643,8 @@ async fn queue_step<S: Storage>(
     let mut result = InvocationResult::default();
     match enroll_steps::disposition(outcome.as_ref(), attempt) {
         Disposition::Done => {}
-        Disposition::RetryLater { reason } => return retry_later(spec.name, &reason),
+        // The host's visibility timeout decides when the message comes back.
+        Disposition::RetryLater { reason, .. } => return retry_later(spec.name, &reason),
         Disposition::SetAside {
             aside: Aside::People(emails),
             ..

@@ -491,7 +491,6 @@ async fn converges_with_a_clean_ledger(case: &'static str, sim: SimConfig, twice
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs graph-faults: a 504 or dropped answer to an invitation is resolved by a read, not retried (today a guest gets a second invitation)"]
 async fn fault_rate_0_3_with_throttling() {
     let seed = seed("fault_rate_0_3_with_throttling");
     converges_with_a_clean_ledger(
@@ -667,7 +666,7 @@ async fn a_roster_remapped_to_another_package_mid_run() {
 /// still `delivering` long past the threshold. The next run finds and reprocesses them
 /// (Graph's `reprocess`), so the people get the package without a second adminAdd.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs graph-faults: the simulated tenant keeps requests stuck, and enroll finds and reprocesses them"]
+#[ignore = "open: after the merge of graph-faults, Ann's deliveryFailed request is not reprocessed and she gets a second adminAdd (26 adds for 25)"]
 async fn requests_left_stuck_in_delivering_and_delivery_failed() {
     let case = "requests_left_stuck_in_delivering_and_delivery_failed";
     let mut before = tenant();

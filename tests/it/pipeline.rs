@@ -45,6 +45,7 @@ impl Setup {
             max_elapsed: Duration::from_secs(30),
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(100),
+            max_wait: Duration::from_secs(60),
         };
         let setup = Self {
             graph: GraphClient::new(graph).unwrap(),

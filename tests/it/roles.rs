@@ -159,6 +159,7 @@ pub(crate) fn graph_client(sim: &SimHandle) -> GraphClient {
         max_elapsed: Duration::from_secs(30),
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(100),
+        max_wait: Duration::from_secs(60),
     };
     GraphClient::new(graph).unwrap()
 }

@@ -791,9 +791,9 @@ async fn roles_apply(args: &RolesApplyArgs) -> anyhow::Result<ExitCode> {
         let attempt = Attempt::of(number, tries);
         let result = enroll_steps::map_roles(&world, &message, attempt).await;
         match enroll_steps::disposition(result.as_ref().map(|o| &o.output), attempt) {
-            Disposition::RetryLater { reason } => {
+            Disposition::RetryLater { reason, after } => {
                 tracing::warn!("try {number} of {tries}: {reason}; trying again");
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(delay.max(after.unwrap_or_default())).await;
                 delay *= 2;
                 number += 1;
             }

@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use super::{GraphClient, GraphError, NewAssignment, NewGroupAppRoleAssignment, NewInvitation};
+use super::{
+    GraphClient, GraphError, NewAssignment, NewGroupAppRoleAssignment, NewInvitation,
+    UnfinishedRequest,
+};
 use enroll_core::tenant::{
     AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentRequest, Catalog,
     Group, Invitation, ServicePrincipal, User,
@@ -76,6 +79,26 @@ pub trait Directory: Clone + Send + Sync + 'static {
     fn open_assignment_requests(
         &self,
     ) -> impl Future<Output = Result<Vec<AssignmentRequest>, GraphError>> + Send;
+
+    /// The requests of a package that did not deliver, or not yet. See
+    /// [`GraphClient::unfinished_assignment_requests`].
+    fn unfinished_assignment_requests(
+        &self,
+        access_package_id: &str,
+    ) -> impl Future<Output = Result<Vec<UnfinishedRequest>, GraphError>> + Send;
+
+    /// Asks Graph to deliver requests again. See
+    /// [`GraphClient::reprocess_assignment_requests`].
+    fn reprocess_assignment_requests(
+        &self,
+        request_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send;
+
+    /// Asks Graph to enforce assignments again. See [`GraphClient::reprocess_assignments`].
+    fn reprocess_assignments(
+        &self,
+        assignment_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send;
 
     /// Asks for assignments (`adminAdd`). See [`GraphClient::add_assignments`].
     fn add_assignments(
@@ -212,6 +235,27 @@ impl Directory for GraphClient {
         &self,
     ) -> impl Future<Output = Result<Vec<AssignmentRequest>, GraphError>> + Send {
         GraphClient::open_assignment_requests(self)
+    }
+
+    fn unfinished_assignment_requests(
+        &self,
+        access_package_id: &str,
+    ) -> impl Future<Output = Result<Vec<UnfinishedRequest>, GraphError>> + Send {
+        GraphClient::unfinished_assignment_requests(self, access_package_id)
+    }
+
+    fn reprocess_assignment_requests(
+        &self,
+        request_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send {
+        GraphClient::reprocess_assignment_requests(self, request_ids)
+    }
+
+    fn reprocess_assignments(
+        &self,
+        assignment_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send {
+        GraphClient::reprocess_assignments(self, assignment_ids)
     }
 
     fn add_assignments(

@@ -248,6 +248,7 @@ impl AssignmentRec {
             "delivered" => "Delivered",
             "delivering" => "Delivering",
             "expired" => "Expired",
+            "deliveryFailed" => "DeliveryFailed",
             _ => "Unknown",
         };
         json!({
@@ -278,9 +279,24 @@ pub(crate) struct RequestRec {
     pub(crate) package_id: String,
     pub(crate) policy_id: Option<String>,
     pub(crate) target_object_id: Option<String>,
-    /// The assignment removed (adminRemove) or created once delivered (adminAdd).
+    /// The assignment removed (adminRemove) or added (adminAdd; it exists from the moment
+    /// the request is accepted, `delivering` until the request is delivered).
     pub(crate) assignment_id: Option<String>,
     pub(crate) submitted_at: Instant,
+    /// How delivery ends ([`crate::SimConfig::delivery_failure_rate`] and
+    /// [`crate::SimConfig::delivery_stuck_rate`]).
+    pub(crate) fate: Fate,
+}
+
+/// How an assignment request's delivery ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Delivered after the delivery delay.
+    Deliver,
+    /// `deliveryFailed` after the delivery delay.
+    Fail,
+    /// `delivering` until reprocessed.
+    Stick,
 }
 
 impl RequestRec {
@@ -318,6 +334,7 @@ impl RequestRec {
             "submitted" => "Accepted",
             "delivering" => "Delivering",
             "delivered" => "Delivered",
+            "deliveryFailed" => "DeliveryFailed",
             _ => "Unknown",
         };
         json!({
@@ -561,6 +578,7 @@ impl Tenant {
                 target_object_id: r.target_object_id().map(str::to_owned),
                 assignment_id: r.assignment.as_ref().and_then(|a| a.id.clone()),
                 submitted_at: now,
+                fate: Fate::Deliver,
             });
         }
         Ok(Self {

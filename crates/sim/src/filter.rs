@@ -6,6 +6,12 @@ use serde_json::Value;
 /// Graph's default limit of `in` values / `or`-ed clauses in one filter.
 pub(crate) const MAX_OR_CLAUSES: usize = 15;
 
+/// Deepest nesting of parentheses, functions and lambdas a filter may have. Graph publishes
+/// no such limit; any filter a client needs nests a few levels, and the parser and
+/// evaluator recurse once per level, so a deeply nested filter (thousands of `(` in a
+/// 10 KB URL) is refused with a 400 before it can exhaust the stack.
+pub(crate) const MAX_DEPTH: usize = 32;
+
 /// A literal on the right of an operator.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Lit {
@@ -151,6 +157,8 @@ fn tokenize(input: &str) -> Result<Vec<Tok>, FilterError> {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// How many parentheses, functions and lambdas enclose the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -209,11 +217,27 @@ impl Parser {
         }
     }
 
+    /// Enters one more level of nesting, or refuses a filter nested past [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(FilterError {
+                code: "BadRequest",
+                message: format!(
+                    "Invalid filter clause: the filter nests more than {MAX_DEPTH} levels of parentheses."
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn primary(&mut self) -> Result<Expr, FilterError> {
         match self.next() {
             Some(Tok::Open) => {
+                self.enter()?;
                 let inner = self.or_expr()?;
                 self.expect(&Tok::Close, "')'")?;
+                self.depth -= 1;
                 Ok(inner)
             }
             Some(Tok::Ident(word)) => {
@@ -300,7 +324,11 @@ pub(crate) fn parse(input: &str) -> Result<Expr, FilterError> {
     if toks.is_empty() {
         return Err(invalid("the filter is empty"));
     }
-    let mut parser = Parser { toks, pos: 0 };
+    let mut parser = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let expr = parser.or_expr()?;
     if parser.pos != parser.toks.len() {
         return Err(invalid("unexpected text after the end of the expression"));
@@ -465,6 +493,28 @@ mod tests {
         assert_eq!(clause_count(&expr), 4);
         let user = serde_json::json!({"mail": "O'Neil@X.com", "otherMails": []});
         assert!(matches(&expr, &user));
+    }
+
+    #[test]
+    fn refuses_deep_nesting_without_exhausting_the_stack() {
+        let nested = |depth: usize| {
+            format!(
+                "{}mail eq 'a@x.com'{}",
+                "(".repeat(depth),
+                ")".repeat(depth)
+            )
+        };
+        assert!(parse(&nested(MAX_DEPTH)).is_ok());
+        let error = parse(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert_eq!(error.code, "BadRequest");
+        assert!(
+            error.message.contains("nests more than 32"),
+            "{}",
+            error.message
+        );
+        // 5,000 levels, a 10 KB filter: refused, not a stack overflow; unbalanced too.
+        assert!(parse(&nested(5_000)).is_err());
+        assert!(parse(&"(".repeat(10_000)).is_err());
     }
 
     #[test]

@@ -320,6 +320,12 @@ pub fn graph_config(env: &Env) -> Result<GraphConfig, ConfigError> {
         1..=MAX_RETRY_BASE_MS,
     )?;
     config.retry.base_delay = Duration::from_millis(base_ms);
+    let max_wait = env.number(
+        "ENROLL_GRAPH_MAX_WAIT_SECONDS",
+        config.retry.max_wait.as_secs(),
+        0..=enroll_graph::retry::MAX_RETRY_AFTER.as_secs(),
+    )?;
+    config.retry.max_wait = Duration::from_secs(max_wait);
     let timeout = env.number(
         "ENROLL_GRAPH_TIMEOUT_SECONDS",
         config.request_timeout.as_secs(),
@@ -338,6 +344,9 @@ pub const MAX_RETRY_BASE_MS: u64 = 60_000;
 /// Longest timeout of one Graph request, in seconds (`ENROLL_GRAPH_TIMEOUT_SECONDS`): the
 /// Functions host gives a whole invocation at most 10 minutes.
 pub const MAX_GRAPH_TIMEOUT_SECONDS: u64 = 600;
+/// Longest an assignment request may stay undelivered before it is reprocessed, in minutes
+/// (`ENROLL_REPROCESS_AFTER_MINUTES`): 30 days, past which Graph has forgotten the request.
+pub const MAX_REPROCESS_AFTER_MINUTES: u64 = 30 * 24 * 60;
 /// Most tries of a queue message (`ENROLL_MAX_DEQUEUE_COUNT`).
 pub const MAX_DEQUEUE_COUNT: u32 = 100;
 
@@ -393,6 +402,13 @@ pub fn step_config(env: &Env, require_invite_domains: bool) -> Result<StepConfig
             .map_or(defaults.actor, str::to_owned),
         app_id: app_id(env)?,
         group_pattern: group_pattern(env)?,
+        reprocess_after: std::time::Duration::from_secs(
+            env.number(
+                "ENROLL_REPROCESS_AFTER_MINUTES",
+                defaults.reprocess_after.as_secs() / 60,
+                1..=MAX_REPROCESS_AFTER_MINUTES,
+            )? * 60,
+        ),
     })
 }
 
@@ -709,6 +725,57 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "ENROLL_GRAPH_TIMEOUT_SECONDS is not valid: 0 is not between 1 and 600"
+        );
+    }
+
+    #[test]
+    fn graph_waits_and_reprocessing_have_their_settings() {
+        let graph = |pairs: &[(&'static str, &'static str)]| {
+            let mut all = vec![
+                ("ENROLL_TENANT_ID", "t"),
+                ("ENROLL_CLIENT_ID", "c"),
+                ("ENROLL_CLIENT_SECRET", "s"),
+            ];
+            all.extend_from_slice(pairs);
+            graph_config(&Env::from_pairs(all))
+        };
+        assert_eq!(graph(&[]).unwrap().retry.max_wait, Duration::from_secs(60));
+        assert_eq!(
+            graph(&[("ENROLL_GRAPH_MAX_WAIT_SECONDS", "5")])
+                .unwrap()
+                .retry
+                .max_wait,
+            Duration::from_secs(5)
+        );
+        for value in ["86401", "-1", "soon"] {
+            let error = graph(&[("ENROLL_GRAPH_MAX_WAIT_SECONDS", value)]).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("ENROLL_GRAPH_MAX_WAIT_SECONDS is not valid"),
+                "{value}: {error}"
+            );
+        }
+        assert_eq!(
+            step_config(&Env::default(), false).unwrap().reprocess_after,
+            Duration::from_secs(6 * 3600)
+        );
+        let config = step_config(
+            &Env::from_pairs([("ENROLL_REPROCESS_AFTER_MINUTES", "30")]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(config.reprocess_after, Duration::from_secs(1800));
+        let error = step_config(
+            &Env::from_pairs([("ENROLL_REPROCESS_AFTER_MINUTES", "an hour")]),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("ENROLL_REPROCESS_AFTER_MINUTES is not valid"),
+            "{error}"
         );
     }
 }

@@ -16,6 +16,7 @@ use enroll_core::tenant::{
 };
 use enroll_graph::{
     Directory, GraphError, NewAssignment, NewGroupAppRoleAssignment, NewInvitation, StatusError,
+    UnfinishedRequest,
 };
 
 use crate::{Attempt, Storage, StorageError, StoredRoster};
@@ -111,8 +112,18 @@ pub(crate) struct Tenant {
     pub(crate) added: Vec<NewAssignment>,
     /// Assignments asked to be removed, in order.
     pub(crate) removed: Vec<String>,
-    /// Access packages (with their policies), for Plan.
+    /// Catalogs, and the access packages in them (with their catalog filled in).
+    pub(crate) catalogs: Vec<Catalog>,
+    /// Access packages Plan can locate rosters in.
     pub(crate) packages: Vec<AccessPackage>,
+    /// Requests that did not deliver, or not yet (all packages).
+    pub(crate) unfinished: Vec<(String, UnfinishedRequest)>,
+    /// Scripted answers to `reprocess`, by request or assignment id.
+    pub(crate) reprocess_errors: HashMap<String, GraphError>,
+    /// Requests asked to be reprocessed, in order.
+    pub(crate) reprocessed_requests: Vec<String>,
+    /// Assignments asked to be reprocessed, in order.
+    pub(crate) reprocessed_assignments: Vec<String>,
     /// Addresses whose invitation makes the directory panic: a step that stops without an
     /// answer, which only a test can provoke.
     pub(crate) panic_on_invite: Vec<String>,
@@ -129,6 +140,25 @@ impl Tenant {
                     .as_ref()
                     .is_some_and(|p| p.id == package_id)
         })
+    }
+
+    /// Writes down each of `ids` as asked to be reprocessed (in the list `asked` picks)
+    /// and answers it: the scripted error, else success.
+    fn reprocess(
+        &mut self,
+        ids: &[String],
+        asked: fn(&mut Tenant) -> &mut Vec<String>,
+    ) -> Vec<(String, Result<(), GraphError>)> {
+        ids.iter()
+            .map(|id| {
+                asked(self).push(id.clone());
+                let answer = self
+                    .reprocess_errors
+                    .get(id)
+                    .map_or(Ok(()), |error| Err(error.clone()));
+                (id.clone(), answer)
+            })
+            .collect()
     }
 
     /// The first user (visible or not) invited with `email`, as Graph answers an invitation
@@ -273,14 +303,28 @@ impl Directory for FakeDirectory {
     }
 
     fn catalogs(&self) -> impl Future<Output = Result<Vec<Catalog>, GraphError>> + Send {
-        std::future::ready(Ok(Vec::new()))
+        self.answer(|tenant| Ok(tenant.catalogs.clone()))
     }
 
     fn access_packages(
         &self,
-        _catalog_id: Option<&str>,
+        catalog_id: Option<&str>,
     ) -> impl Future<Output = Result<Vec<AccessPackage>, GraphError>> + Send {
-        self.answer(|tenant| Ok(tenant.packages.clone()))
+        self.answer(|tenant| {
+            Ok(tenant
+                .packages
+                .iter()
+                .filter(|package| {
+                    catalog_id.is_none_or(|id| {
+                        package
+                            .catalog
+                            .as_ref()
+                            .is_some_and(|catalog| catalog.id == id)
+                    })
+                })
+                .cloned()
+                .collect())
+        })
     }
 
     fn assignments(
@@ -318,6 +362,34 @@ impl Directory for FakeDirectory {
         &self,
     ) -> impl Future<Output = Result<Vec<AssignmentRequest>, GraphError>> + Send {
         self.answer(|tenant| Ok(tenant.requests.clone()))
+    }
+
+    fn unfinished_assignment_requests(
+        &self,
+        access_package_id: &str,
+    ) -> impl Future<Output = Result<Vec<UnfinishedRequest>, GraphError>> + Send {
+        self.answer(|tenant| {
+            Ok(tenant
+                .unfinished
+                .iter()
+                .filter(|(package, _)| package == access_package_id)
+                .map(|(_, request)| request.clone())
+                .collect())
+        })
+    }
+
+    fn reprocess_assignment_requests(
+        &self,
+        request_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send {
+        self.answer(|tenant| tenant.reprocess(request_ids, |t| &mut t.reprocessed_requests))
+    }
+
+    fn reprocess_assignments(
+        &self,
+        assignment_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send {
+        self.answer(|tenant| tenant.reprocess(assignment_ids, |t| &mut t.reprocessed_assignments))
     }
 
     fn add_assignments(
@@ -459,6 +531,8 @@ pub(crate) struct MemoryStorage {
     audit: Mutex<Vec<AuditRecord>>,
     /// Failures appended to reports: (run id, roster, the Markdown lines people read).
     failures: Mutex<Vec<(String, String, String)>>,
+    /// Reports written: (run id, roster, the Markdown people read).
+    reports: Mutex<Vec<(String, String, String)>>,
 }
 
 impl MemoryStorage {
@@ -478,6 +552,14 @@ impl MemoryStorage {
     /// The audit trail written so far.
     pub(crate) fn audit(&self) -> Vec<AuditRecord> {
         self.audit.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The reports written so far.
+    pub(crate) fn reports(&self) -> Vec<(String, String, String)> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The failure lines written so far.
@@ -512,11 +594,15 @@ impl Storage for MemoryStorage {
 
     async fn put_report(
         &self,
-        _run_id: &str,
-        _roster: &str,
+        run_id: &str,
+        roster: &str,
         _json: &[u8],
-        _markdown: &str,
+        markdown: &str,
     ) -> Result<(), StorageError> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((run_id.into(), roster.into(), markdown.into()));
         Ok(())
     }
 

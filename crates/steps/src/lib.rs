@@ -19,6 +19,7 @@ mod disposition;
 mod fake;
 mod people;
 mod reconcile;
+mod reprocess;
 mod roles;
 pub mod runner;
 pub mod world;
@@ -35,7 +36,7 @@ pub use reconcile::{
 pub use roles::{
     RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,
 };
-pub use world::{StepConfig, World};
+pub use world::{DEFAULT_REPROCESS_AFTER, StepConfig, World};
 
 use enroll_graph::GraphError;
 use messages::MessageError;
@@ -73,6 +74,9 @@ pub enum StepError {
         first: String,
         /// Their addresses, so a last attempt can set exactly them aside.
         emails: Vec<String>,
+        /// The longest wait Graph asked for before any of them is tried again, when it named
+        /// one longer than the client waits (see [`StepError::retry_after`]).
+        retry_after: Option<std::time::Duration>,
     },
     /// Some app role changes could not be made yet (throttled, not yet replicated, a
     /// fault); the rest were. Trying the message again plans anew and makes only those.
@@ -94,6 +98,22 @@ impl StepError {
             Self::Storage(error) => error.retryable,
             Self::Graph(error) => error.is_retryable(),
             Self::PeopleToRetry { .. } | Self::ChangesToRetry { .. } => true,
+        }
+    }
+
+    /// How long Graph asked to wait before the message is tried again, when it asked for
+    /// longer than the Graph client waits (`ENROLL_GRAPH_MAX_WAIT_SECONDS`): the client then
+    /// gives the work back instead of holding it, and whoever delivers the message again
+    /// should not do so sooner. [`disposition`] passes it on in
+    /// [`Disposition::RetryLater`].
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Graph(error) => error.retry_after(),
+            Self::PeopleToRetry { retry_after, .. } => *retry_after,
+            Self::Message(_)
+            | Self::Invocation(_)
+            | Self::Storage(_)
+            | Self::ChangesToRetry { .. } => None,
         }
     }
 }

@@ -51,6 +51,8 @@ struct Ledger<'w, S, D> {
     version: String,
     records: Vec<AuditRecord>,
     retry: Vec<(String, String)>,
+    /// The longest wait Graph asked for among the people to retry.
+    retry_after: Option<std::time::Duration>,
     gave_up: Vec<String>,
 }
 
@@ -71,6 +73,7 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
             version: context.etag.clone(),
             records: Vec::new(),
             retry: Vec::new(),
+            retry_after: None,
             gave_up: Vec::new(),
         }
     }
@@ -116,6 +119,7 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
         };
         if retry {
             self.retry.push((whom.email.to_owned(), error.to_string()));
+            self.retry_after = self.retry_after.max(error.retry_after());
         } else if error.is_retryable() {
             self.gave_up.push(whom.email.to_owned());
         }
@@ -157,6 +161,7 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
                 count: self.retry.len(),
                 first: format!("{email}: {reason}"),
                 emails: self.retry.iter().map(|(email, _)| email.clone()).collect(),
+                retry_after: self.retry_after,
             }),
         }
     }
@@ -608,6 +613,7 @@ async fn users_by_id<S: Storage, D: Directory>(
             count: ids.len(),
             first: format!("a user lookup stopped: {error}"),
             emails: Vec::new(),
+            retry_after: None,
         })?;
         if let Some(user) = found? {
             users.insert(user.id.clone(), user);

@@ -242,6 +242,9 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         }
         None => return Ok(outcome),
     };
+    // Before the package is read: what is reprocessed counts as under way in the plan.
+    let reprocessed =
+        super::reprocess::stuck_requests(world, message, &stored.etag, &package.id).await?;
     let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
     let users = world.graph.users_by_email(&emails).await?;
     let assignments = world.graph.assignments(&package.id).await?;
@@ -277,14 +280,10 @@ pub async fn plan_roster<S: Storage, D: Directory>(
             .unwrap_or_default()
     );
     let json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
+    let markdown = package_markdown(&plan) + &super::reprocess::markdown(&reprocessed);
     world
         .storage
-        .put_report(
-            &message.run_id,
-            &message.roster,
-            &json,
-            &package_markdown(&plan),
-        )
+        .put_report(&message.run_id, &message.roster, &json, &markdown)
         .await?;
     let kind = if plan.blocked.is_some() {
         Outcome::Rejected
@@ -296,6 +295,7 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         .storage
         .append_audit(std::slice::from_ref(&planned))
         .await?;
+    outcome.output.audit.extend(reprocessed);
     outcome.output.audit.push(planned);
     outcome.output.logs.push(format!(
         "{} -> {} ({}): {summary}",

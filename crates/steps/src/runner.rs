@@ -198,7 +198,8 @@ pub async fn run<S: Storage + 'static, D: Directory>(
         });
         planned_roster.insert(task.id(), roster);
     }
-    let mut queue: VecDeque<(Change, u32)> = VecDeque::new();
+    // Each message with its delivery number and the least wait before it (Graph's).
+    let mut queue: VecDeque<(Change, u32, Duration)> = VecDeque::new();
     let mut outcomes = Vec::new();
     while let Some(joined) = planning.join_next_with_id().await {
         match joined {
@@ -233,7 +234,7 @@ pub async fn run<S: Storage + 'static, D: Directory>(
         summary.errors.extend(outcome.errors);
         summary.plans.extend(outcome.plan);
         if !options.dry_run {
-            queue.extend(Change::all_of(outcome.output).map(|job| (job, 1)));
+            queue.extend(Change::all_of(outcome.output).map(|job| (job, 1, Duration::ZERO)));
         }
     }
     summary
@@ -247,7 +248,7 @@ pub async fn run<S: Storage + 'static, D: Directory>(
     let mut in_flight: HashMap<tokio::task::Id, Change> = HashMap::new();
     loop {
         while running.len() < options.concurrency.max(1) {
-            let Some((job, number)) = queue.pop_front() else {
+            let Some((job, number, not_before)) = queue.pop_front() else {
                 break;
             };
             let world = world.clone();
@@ -255,7 +256,8 @@ pub async fn run<S: Storage + 'static, D: Directory>(
                 options.retry_delay * 2u32.saturating_pow(number - 2)
             } else {
                 Duration::ZERO
-            };
+            }
+            .max(not_before);
             let kept = job.clone();
             let task = running.spawn(async move {
                 tokio::time::sleep(delay).await;
@@ -285,8 +287,8 @@ pub async fn run<S: Storage + 'static, D: Directory>(
                 (job, 0, disposition, None)
             }
         };
-        if let Disposition::RetryLater { .. } = disposition {
-            queue.push_back((job, number + 1));
+        if let Disposition::RetryLater { after, .. } = disposition {
+            queue.push_back((job, number + 1, after.unwrap_or_default()));
         } else {
             finish(
                 &world,
@@ -299,7 +301,7 @@ pub async fn run<S: Storage + 'static, D: Directory>(
             )
             .await?;
         }
-        state.retrying = queue.iter().filter(|(_, n)| *n > 1).count();
+        state.retrying = queue.iter().filter(|(_, n, _)| *n > 1).count();
         progress(state);
     }
     Ok(summary)
@@ -311,7 +313,7 @@ async fn finish<S: Storage, D: Directory>(
     world: &World<S, D>,
     summary: &mut RunSummary,
     state: &mut Progress,
-    queue: &mut VecDeque<(Change, u32)>,
+    queue: &mut VecDeque<(Change, u32, Duration)>,
     job: Change,
     disposition: Disposition,
     result: Option<Result<StepOutput, StepError>>,
@@ -338,7 +340,7 @@ async fn finish<S: Storage, D: Directory>(
         summary.tally(&output.audit);
         let follow: Vec<Change> = Change::all_of(output).collect();
         state.messages.1 += follow.len();
-        queue.extend(follow.into_iter().map(|job| (job, 1)));
+        queue.extend(follow.into_iter().map(|job| (job, 1, Duration::ZERO)));
     }
     state.messages.0 += 1;
     Ok(())
@@ -365,8 +367,8 @@ async fn plan_with_retries<S: Storage, D: Directory>(
         let result = crate::plan_roster(world, message).await;
         let attempt = Attempt::of(number, tries);
         match crate::disposition(result.as_ref().map(|o| &o.output), attempt) {
-            Disposition::RetryLater { .. } => {
-                tokio::time::sleep(delay).await;
+            Disposition::RetryLater { after, .. } => {
+                tokio::time::sleep(delay.max(after.unwrap_or_default())).await;
                 delay *= 2;
                 number += 1;
             }

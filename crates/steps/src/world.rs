@@ -31,7 +31,18 @@ pub struct StepConfig {
     pub app_id: Option<String>,
     /// The group naming convention for app roles (`{value}` is the role's value).
     pub group_pattern: String,
+    /// How long an assignment request may stay `delivering` or `partiallyDelivered` before
+    /// Plan reprocesses it (`ENROLL_REPROCESS_AFTER_MINUTES`; default
+    /// [`DEFAULT_REPROCESS_AFTER`]). Requests that ended `deliveryFailed` are reprocessed at
+    /// once.
+    pub reprocess_after: std::time::Duration,
 }
+
+/// The default of [`StepConfig::reprocess_after`]: six hours. Entitlement management
+/// retries a delivery on its own for several hours, and refuses a reprocess meanwhile
+/// (learn.microsoft.com, "Troubleshoot entitlement management: Reprocess a request"); a
+/// request stuck longer than that is caught by the next nightly run.
+pub const DEFAULT_REPROCESS_AFTER: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 impl Default for StepConfig {
     fn default() -> Self {
@@ -46,6 +57,7 @@ impl Default for StepConfig {
             actor: "enroll".into(),
             app_id: None,
             group_pattern: enroll_core::roles::DEFAULT_GROUP_PATTERN.into(),
+            reprocess_after: DEFAULT_REPROCESS_AFTER,
         }
     }
 }

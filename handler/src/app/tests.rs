@@ -42,6 +42,7 @@ fn setup() -> Setup {
         max_elapsed: Duration::from_secs(1),
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(1),
+        max_wait: Duration::from_millis(1),
     };
     let world = World::new(
         GraphClient::new(graph).unwrap(),

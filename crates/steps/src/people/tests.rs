@@ -656,3 +656,60 @@ async fn remove_counts_an_assignment_already_gone_as_already_done() {
     assert!(world.storage.failures().is_empty());
     assert_eq!(world.graph.tenant().removed, ["a-bo", "a-dee"]);
 }
+
+#[tokio::test]
+async fn a_removal_graph_calls_not_active_is_already_done_not_a_failure() {
+    // The first adminRemove was made but its answer lost; the retry gets "not active".
+    let not_active = graph_error(
+        400,
+        "BadRequest",
+        "The access package assignment 'a-bo' is not active (state expired).",
+    );
+    let tenant = Tenant {
+        users: vec![member("u-bo", BO)],
+        assignments: vec![assignment("a-bo", PACKAGE, Some("u-bo"))],
+        remove_errors: [("a-bo".to_owned(), not_active.clone())].into(),
+        ..Tenant::default()
+    };
+    let world = world("Ann;ann@contoso.com\n", tenant);
+
+    let output = remove(
+        &world,
+        &message(vec![holder(BO, Some("u-bo"), "a-bo")]),
+        LAST,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        decisions(&output.audit),
+        [decision(BO, Outcome::AlreadyDone, &not_active.to_string())]
+    );
+    assert!(output.gave_up.is_empty());
+    assert!(world.storage.failures().is_empty());
+}
+
+#[tokio::test]
+async fn a_wait_graph_asks_for_goes_back_to_the_queue_with_the_people_to_retry() {
+    let mut throttled = graph_error(429, "TooManyRequests", "Please retry again later.");
+    if let enroll_graph::GraphError::Status(status) = &mut throttled {
+        status.retry_after = Some(Duration::from_secs(3_600));
+    }
+    let tenant = Tenant {
+        users: vec![member("u-ann", ANN)],
+        add_errors: [("u-ann".to_owned(), throttled)].into(),
+        ..Tenant::default()
+    };
+    let world = world("Ann;ann@contoso.com\n", tenant);
+
+    let result = assign(&world, &message(vec![assignee(ANN, Some("u-ann"))]), FIRST).await;
+
+    assert_eq!(to_retry(&result, FIRST), [ANN]);
+    assert_eq!(
+        disposition(result.as_ref(), FIRST),
+        Disposition::RetryLater {
+            reason: result.as_ref().unwrap_err().to_string(),
+            after: Some(Duration::from_secs(3_600)),
+        }
+    );
+}
