@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use enroll_core::audit::AuditRecord;
-use enroll_core::plan::guest_upn_email;
+use enroll_core::roster::email_key;
 use enroll_core::tenant::{
     AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentRequest, Catalog,
     Group, Invitation, ObjectRef, RequestedAssignment, ServicePrincipal, Subject, User,
@@ -130,24 +130,8 @@ impl Tenant {
         self.users
             .iter()
             .chain(&self.not_yet_visible)
-            .find(|user| answers_to(user, email))
+            .find(|user| user.answers_to(email))
     }
-}
-
-/// Whether `user` answers to `email`: its mail, principal name (also a guest's `#EXT#`
-/// form) or other mails, without case, as Graph's lookups match.
-fn answers_to(user: &User, email: &str) -> bool {
-    let email = email.trim().to_ascii_lowercase();
-    let upn = user.user_principal_name.as_deref();
-    user.mail
-        .iter()
-        .chain(&user.other_mails)
-        .map(String::as_str)
-        .chain(upn)
-        .any(|address| address.eq_ignore_ascii_case(&email))
-        || upn
-            .and_then(guest_upn_email)
-            .is_some_and(|address| address.eq_ignore_ascii_case(&email))
 }
 
 /// An in-memory [`Directory`]. Clones share the tenant.
@@ -187,32 +171,37 @@ impl Directory for FakeDirectory {
     fn users_by_email<E: AsRef<str> + Sync>(
         &self,
         emails: &[E],
-    ) -> impl Future<Output = Result<BTreeMap<String, User>, GraphError>> + Send {
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<User>>, GraphError>> + Send {
         self.answer(|tenant| {
             Ok(emails
                 .iter()
-                .map(|email| email.as_ref().trim().to_ascii_lowercase())
+                .map(|email| email.as_ref().trim())
                 .filter_map(|email| {
-                    // The first user that answers, as GraphClient::users_by_email finds it.
-                    let user = tenant.users.iter().find(|user| answers_to(user, &email))?;
-                    Some((email, user.clone()))
+                    // Every user that answers, in id order, as GraphClient::users_by_email.
+                    let mut users: Vec<User> = tenant
+                        .users
+                        .iter()
+                        .filter(|user| user.answers_to(email))
+                        .cloned()
+                        .collect();
+                    users.sort_by(|a, b| a.id.cmp(&b.id));
+                    (!users.is_empty()).then(|| (email_key(email), users))
                 })
                 .collect())
         })
     }
 
-    fn user(
+    fn users_by_id<E: AsRef<str> + Sync>(
         &self,
-        id_or_upn: &str,
-    ) -> impl Future<Output = Result<Option<User>, GraphError>> + Send {
+        ids: &[E],
+    ) -> impl Future<Output = Result<Vec<User>, GraphError>> + Send {
         self.answer(|tenant| {
             Ok(tenant
                 .users
                 .iter()
-                .find(|user| {
-                    user.id == id_or_upn || user.user_principal_name.as_deref() == Some(id_or_upn)
-                })
-                .cloned())
+                .filter(|user| ids.iter().any(|id| id.as_ref() == user.id))
+                .cloned()
+                .collect())
         })
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use enroll_core::plan::guest_upn_email;
+use enroll_core::plan::shared_address_reason;
 use enroll_core::roster::{email_key, parse};
 use enroll_core::tenant::User;
 use enroll_graph::{Directory, GraphError, NewAssignment, NewInvitation};
@@ -265,8 +265,11 @@ pub async fn invite<S: Storage, D: Directory>(
     let mut next = Vec::new();
     let mut invitations = Vec::new();
     for person in wanted {
-        match existing.get(&person.email.to_ascii_lowercase()) {
-            Some(user) => {
+        match existing
+            .get(&email_key(&person.email))
+            .map_or(&[][..], Vec::as_slice)
+        {
+            [user] => {
                 ledger.record(
                     Whom {
                         email: &person.email,
@@ -282,13 +285,23 @@ pub async fn invite<S: Storage, D: Directory>(
                     user_id: Some(user.id.clone()),
                 });
             }
-            None => invitations.push(NewInvitation {
+            [] => invitations.push(NewInvitation {
                 invited_user_email_address: person.email.clone(),
                 invite_redirect_url: world.config.invite_redirect_url.clone(),
                 invited_user_display_name: Some(person.display_name.clone())
                     .filter(|n| !n.is_empty()),
                 send_invitation_message: world.config.send_invitation_message,
             }),
+            // Neither a second account nor a guess between the users: as the plan skips them.
+            several => ledger.record(
+                Whom {
+                    email: &person.email,
+                    ..Whom::default()
+                },
+                Outcome::Skipped,
+                shared_address_reason(several),
+                None,
+            ),
         }
     }
     for (email, result) in world.graph.invite(&invitations).await {
@@ -411,13 +424,22 @@ pub async fn assign<S: Storage, D: Directory>(
     };
     let mut targets: Vec<(&AssignPerson, String)> = Vec::new();
     for person in still_wanted {
-        match person.user_id.clone().or_else(|| {
-            found
-                .get(&person.email.to_ascii_lowercase())
-                .map(|u| u.id.clone())
-        }) {
-            Some(user_id) => targets.push((person, user_id)),
-            None => {
+        let users = found
+            .get(&email_key(&person.email))
+            .map_or(&[][..], Vec::as_slice);
+        match (person.user_id.clone(), users) {
+            (Some(user_id), _) => targets.push((person, user_id)),
+            (None, [user]) => targets.push((person, user.id.clone())),
+            (None, several @ [_, _, ..]) => ledger.record(
+                Whom {
+                    email: &person.email,
+                    ..Whom::default()
+                },
+                Outcome::Skipped,
+                shared_address_reason(several),
+                None,
+            ),
+            (None, []) => {
                 let whom = Whom {
                     email: &person.email,
                     ..Whom::default()
@@ -521,48 +543,6 @@ pub async fn assign<S: Storage, D: Directory>(
     ledger.finish(output).await
 }
 
-/// Every address a user is known by, compared without case.
-fn user_keys(user: &User) -> Vec<String> {
-    let mut keys: Vec<String> = user
-        .mail
-        .iter()
-        .chain(&user.other_mails)
-        .map(|m| email_key(m))
-        .collect();
-    if let Some(upn) = &user.user_principal_name {
-        keys.push(email_key(upn));
-        keys.extend(guest_upn_email(upn).map(|m| email_key(&m)));
-    }
-    keys
-}
-
-/// The users with these ids that Graph knows, fetched in parallel.
-async fn users_by_id<S: Storage, D: Directory>(
-    world: &World<S, D>,
-    ids: &[String],
-) -> Result<BTreeMap<String, User>, StepError> {
-    let mut lookups = tokio::task::JoinSet::new();
-    for id in ids {
-        let graph = world.graph.clone();
-        let id = id.clone();
-        lookups.spawn(async move { graph.user(&id).await });
-    }
-    let mut users = BTreeMap::new();
-    while let Some(joined) = lookups.join_next().await {
-        // A lookup that did not finish must not read as "no other addresses": that could
-        // remove someone who is back in the roster under another address.
-        let found = joined.map_err(|error| StepError::PeopleToRetry {
-            count: ids.len(),
-            first: format!("a user lookup stopped: {error}"),
-            emails: Vec::new(),
-        })?;
-        if let Some(user) = found? {
-            users.insert(user.id.clone(), user);
-        }
-    }
-    Ok(users)
-}
-
 /// Remove: asks to remove (`adminRemove`) each assignment whose holder is still absent from
 /// the roster and that is still active. A roster that is now invalid or gone removes nobody.
 ///
@@ -593,7 +573,13 @@ pub async fn remove<S: Storage, D: Directory>(
         .iter()
         .filter_map(|p| p.user_id.clone())
         .collect();
-    let users = users_by_id(world, &user_ids).await?;
+    let users: BTreeMap<String, User> = world
+        .graph
+        .users_by_id(&user_ids)
+        .await?
+        .into_iter()
+        .map(|user| (user.id.clone(), user))
+        .collect();
     let active: HashSet<String> = world
         .graph
         .assignments_of_users(&context.access_package_id, &user_ids)
@@ -608,9 +594,23 @@ pub async fn remove<S: Storage, D: Directory>(
             user_id: person.user_id.as_deref(),
             assignment_id: Some(&person.assignment_id),
         };
-        let mut keys = vec![email_key(&person.email)];
+        // Every address the holder is known by; for a holder the directory cannot show (a
+        // guest not replicated yet), the address the plan saw.
+        let mut keys: Vec<String> = Vec::new();
+        if !person.email.trim().is_empty() {
+            keys.push(email_key(person.email.trim()));
+        }
         if let Some(user) = person.user_id.as_ref().and_then(|id| users.get(id)) {
-            keys.extend(user_keys(user));
+            keys.extend(user.addresses().map(|address| email_key(&address)));
+        }
+        if keys.is_empty() {
+            ledger.record(
+                whom(),
+                Outcome::Skipped,
+                "the holder cannot be identified (no user, no address), so nobody can tell whether the roster lists them; reported, not removed",
+                None,
+            );
+            continue;
         }
         if keys.iter().any(|key| current.keys.contains(key)) {
             ledger.record(

@@ -5,7 +5,9 @@ use enroll_core::plan::{
 };
 use enroll_core::report::{package_markdown, rejected_markdown};
 use enroll_core::roster::parse;
-use enroll_core::tenant::{AccessPackage, Catalog, TenantSnapshot};
+use std::collections::BTreeMap;
+
+use enroll_core::tenant::{AccessPackage, Catalog, TenantSnapshot, User};
 use enroll_graph::Directory;
 
 use super::{StepError, StepOutput, Storage, StorageError, World};
@@ -248,8 +250,28 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         None => return Ok(outcome),
     };
     let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
-    let users = world.graph.users_by_email(&emails).await?;
+    let mut users: BTreeMap<String, User> = world
+        .graph
+        .users_by_email(&emails)
+        .await?
+        .into_values()
+        .flatten()
+        .map(|user| (user.id.clone(), user))
+        .collect();
     let assignments = world.graph.assignments(&package.id).await?;
+    // Holders no roster address belongs to, looked up by id: so that the plan knows every
+    // address they are known by, and reports a holder the directory does not know instead
+    // of removing them.
+    let others: Vec<&str> = assignments
+        .iter()
+        .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
+        .filter(|id| !users.contains_key(*id))
+        .collect();
+    if !others.is_empty() {
+        for user in world.graph.users_by_id(&others).await? {
+            users.insert(user.id.clone(), user);
+        }
+    }
     let mut requests = world.graph.open_assignment_requests().await?;
     requests.retain(|request| request.access_package_id() == Some(package.id.as_str()));
     let tenant = TenantSnapshot {

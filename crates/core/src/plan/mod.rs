@@ -16,6 +16,8 @@ use serde::Serialize;
 use crate::roster::{Problem, Roster, ValidRoster, email_key, email_key_borrowed};
 use crate::tenant::{AccessPackage, Assignment, AssignmentPolicy, TenantSnapshot, User};
 
+pub use crate::tenant::guest_upn_email;
+
 pub use locate::{LocateError, Mapping, locate, locate_all};
 
 /// The safety guards and their override.
@@ -274,23 +276,15 @@ impl<'t> Holders<'t> {
     }
 }
 
-/// The external address inside a B2B guest's UPN: `jane_example.com#EXT#@t.onmicrosoft.com` → `jane@example.com`.
-pub fn guest_upn_email(upn: &str) -> Option<String> {
-    let (mangled, _) = upn.split_once("#EXT#")?;
-    // A domain has no `_`, so the last one is where the `@` was.
-    let cut = mangled.rfind('_')?;
-    Some(format!("{}@{}", &mangled[..cut], &mangled[cut + 1..]))
-}
-
-/// Every address a user can be known by, compared without case, each once.
+/// Every address a user can be known by ([`User::addresses`]) as keys, each once.
 fn user_email_keys(user: &User) -> Vec<Cow<'_, str>> {
-    let mut keys = Vec::with_capacity(user.other_mails.len() + 3);
-    keys.extend(user.mail.as_deref().map(email_key_borrowed));
-    keys.extend(user.other_mails.iter().map(|mail| email_key_borrowed(mail)));
-    if let Some(upn) = &user.user_principal_name {
-        keys.push(email_key_borrowed(upn));
-        keys.extend(guest_upn_email(upn).map(|mail| Cow::Owned(email_key(&mail))));
-    }
+    let mut keys: Vec<Cow<'_, str>> = user
+        .addresses()
+        .map(|address| match address {
+            Cow::Borrowed(address) => email_key_borrowed(address),
+            Cow::Owned(address) => Cow::Owned(email_key(&address)),
+        })
+        .collect();
     keys.sort_unstable();
     keys.dedup();
     keys
@@ -360,6 +354,20 @@ impl<'t> TenantIndex<'t> {
     pub fn has_open_add(&self, package_id: &str, user_id: &str) -> bool {
         self.open_adds.contains(&(package_id, user_id))
     }
+}
+
+/// Why nothing is done for an address that several users answer to: the plan, Invite and
+/// Assign all say it this way, naming the users, and none of them picks one.
+pub fn shared_address_reason(users: &[impl std::borrow::Borrow<User>]) -> String {
+    format!(
+        "{} users have this address ({}); assign by hand or merge them",
+        users.len(),
+        users
+            .iter()
+            .map(|u| u.borrow().id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// Picks the assignment policy for admin direct assignment.
@@ -496,15 +504,7 @@ pub fn plan_package(
             }),
             several => plan.skipped.push(Skipped {
                 email: person.email.clone(),
-                reason: format!(
-                    "{} users have this address ({}); assign by hand or merge them",
-                    several.len(),
-                    several
-                        .iter()
-                        .map(|u| u.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                reason: shared_address_reason(several),
             }),
         }
     }

@@ -12,7 +12,7 @@ fn user(id: &str, mail: Option<&str>, upn: &str, other: &[&str]) -> User {
         user_principal_name: Some(upn.into()),
         mail: mail.map(str::to_owned),
         other_mails: other.iter().map(|m| m.to_string()).collect(),
-        user_type: None,
+        ..User::default()
     }
 }
 

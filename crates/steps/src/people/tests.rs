@@ -182,7 +182,6 @@ async fn invite_invites_past_an_assignment_without_a_target_and_leaves_it_alone(
 }
 
 #[tokio::test]
-#[ignore = "issue 9: invite settles an address two users share on the first of them (u-1) and hands it on to Assign; Directory::users_by_email answers one user per address, so the step cannot see the second"]
 async fn invite_hands_on_no_one_for_an_address_two_users_share() {
     let tenant = Tenant {
         users: two_users_sharing(SAM),
@@ -352,7 +351,6 @@ async fn assign_is_not_held_back_by_an_assignment_or_request_without_a_target() 
 }
 
 #[tokio::test]
-#[ignore = "issue 9: assign gives the package to the first of two users sharing an address (u-1); Directory::users_by_email answers one user per address, so the step cannot see the second"]
 async fn assign_gives_the_package_to_no_one_for_an_address_two_users_share() {
     let tenant = Tenant {
         users: two_users_sharing(SAM),
@@ -490,7 +488,6 @@ async fn assign_counts_a_held_assignment_and_an_open_request_as_already_done() {
 // --- Remove -------------------------------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "issue 9: remove takes away an assignment whose holder it cannot identify (no target, no address), without knowing whether that holder is in the roster"]
 async fn remove_keeps_an_assignment_whose_holder_it_cannot_identify() {
     let tenant = Tenant {
         users: vec![member("u-ann", ANN)],
