@@ -30,8 +30,33 @@ use enroll_steps::{Aside, Attempt, Disposition, StepError, StepOutput, Storage, 
 /// Largest invocation accepted: the host buffers a whole blob and base64 grows it by a third.
 const MAX_INVOCATION_BYTES: u64 = 32 * 1024 * 1024;
 
+/// A queue the handler can put a message on that becomes visible only later. Output bindings
+/// cannot delay a message, so with an undo window (`ENROLL_REMOVAL_DELAY`) the Plan function
+/// sends its Remove messages itself, and the Remove step reads the roster again only once
+/// the window has passed.
+pub trait SendLater: Send + Sync {
+    /// Puts `text` on `queue`, visible after `delay`.
+    fn send_later(
+        &self,
+        queue: &str,
+        text: &str,
+        delay: std::time::Duration,
+    ) -> impl std::future::Future<Output = Result<(), enroll_steps::StorageError>> + Send;
+}
+
+impl SendLater for enroll_store::Store {
+    fn send_later(
+        &self,
+        queue: &str,
+        text: &str,
+        delay: std::time::Duration,
+    ) -> impl std::future::Future<Output = Result<(), enroll_steps::StorageError>> + Send {
+        enroll_store::Store::send_later(self, queue, text, delay)
+    }
+}
+
 /// The app's routes, ready for `warp::serve`.
-pub fn app<S: Storage + 'static>(
+pub fn app<S: Storage + SendLater + 'static>(
     world: Arc<World<S>>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let ready = warp::get()
@@ -106,7 +131,7 @@ fn retry_later(function: &str, error: &dyn std::fmt::Display) -> Response {
     warp::reply::with_status(format!("{error}"), StatusCode::INTERNAL_SERVER_ERROR).into_response()
 }
 
-async fn invoke<S: Storage>(world: &World<S>, name: &str, body: &[u8]) -> Response {
+async fn invoke<S: Storage + SendLater>(world: &World<S>, name: &str, body: &[u8]) -> Response {
     let Some(spec) = FUNCTIONS.iter().find(|spec| spec.name == name) else {
         return warp::reply::with_status(format!("no function {name}"), StatusCode::NOT_FOUND)
             .into_response();
@@ -216,6 +241,39 @@ async fn scheduled<S: Storage>(world: &World<S>, spec: &FunctionSpec) -> Respons
     json_reply(&result)
 }
 
+/// With an undo window, sends Plan's Remove messages to their queue, invisible until the
+/// window has passed, instead of through the output binding. A failure to send asks for the
+/// whole message again (planning again is harmless: the steps are level-triggered).
+async fn delay_removals<S: Storage + SendLater>(
+    world: &World<S>,
+    planned: Result<StepOutput, StepError>,
+) -> Result<StepOutput, StepError> {
+    let delay = world.config.removal_delay;
+    let mut output = planned?;
+    if delay.is_zero() || output.remove.is_empty() {
+        return Ok(output);
+    }
+    for message in &output.remove {
+        let text = serde_json::to_string(message).map_err(|error| {
+            StepError::Storage(enroll_steps::StorageError {
+                message: format!("a remove message cannot be written: {error}"),
+                retryable: false,
+            })
+        })?;
+        world
+            .storage
+            .send_later(super::queues::REMOVE, &text, delay)
+            .await?;
+    }
+    output.logs.push(format!(
+        "{} remove message(s) wait {}s (the undo window) before the Remove step runs",
+        output.remove.len(),
+        delay.as_secs()
+    ));
+    output.remove.clear();
+    Ok(output)
+}
+
 /// Puts a step's follow-up messages and logs into the answer.
 fn add_output(result: &mut InvocationResult, output: &StepOutput) {
     result.push_messages("invite", &output.invite);
@@ -226,7 +284,7 @@ fn add_output(result: &mut InvocationResult, output: &StepOutput) {
     }
 }
 
-async fn queue_step<S: Storage>(
+async fn queue_step<S: Storage + SendLater>(
     world: &World<S>,
     spec: &FunctionSpec,
     invocation: &Invocation,
@@ -248,12 +306,12 @@ async fn queue_step<S: Storage>(
     // The step's result, and the message it ran on when its people can be set aside alone.
     let (outcome, people): (_, Option<Box<dyn PeopleAside>>) = match spec.name {
         "Plan" => match read_reconcile(&text) {
-            Ok(message) => (
-                enroll_steps::plan_roster(world, &message)
+            Ok(message) => {
+                let planned = enroll_steps::plan_roster(world, &message)
                     .await
-                    .map(|o| o.output),
-                None,
-            ),
+                    .map(|o| o.output);
+                (delay_removals(world, planned).await, None)
+            }
             Err(error) => (Err(StepError::from(error)), None),
         },
         "Invite" => match read_change::<InvitePerson>(&text, "invite") {

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use enroll_core::audit::AuditRecord;
 use enroll_core::roster::email_key;
 use enroll_core::tenant::{
-    AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentRequest, Catalog,
-    Group, Invitation, ObjectRef, RequestedAssignment, ServicePrincipal, Subject, User,
+    AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentPolicy,
+    AssignmentRequest, Catalog, Group, Invitation, ObjectRef, RequestedAssignment,
+    ServicePrincipal, Subject, User,
 };
 use enroll_graph::{
     Directory, GraphError, NewAssignment, NewGroupAppRoleAssignment, NewInvitation, StatusError,
@@ -71,6 +72,29 @@ pub(crate) fn guest(id: &str, email: &str) -> User {
     }
 }
 
+/// The catalog `Projects`.
+pub(crate) fn projects() -> Catalog {
+    Catalog {
+        id: "catalog-projects".into(),
+        display_name: Some("Projects".into()),
+    }
+}
+
+/// A package in catalog `Projects` with one policy for administrator direct assignments.
+pub(crate) fn package(id: &str, name: &str, policy: &str) -> AccessPackage {
+    AccessPackage {
+        id: id.into(),
+        display_name: name.into(),
+        catalog: Some(projects()),
+        assignment_policies: vec![AssignmentPolicy {
+            id: policy.into(),
+            allowed_target_scope: Some("notSpecified".into()),
+            ..AssignmentPolicy::default()
+        }],
+        ..AccessPackage::default()
+    }
+}
+
 /// An active (delivered) assignment of a package, held by `user_id` or by nobody known.
 pub(crate) fn assignment(id: &str, package: &str, user_id: Option<&str>) -> Assignment {
     Assignment {
@@ -91,6 +115,10 @@ pub(crate) fn assignment(id: &str, package: &str, user_id: Option<&str>) -> Assi
 /// The tenant a [`FakeDirectory`] answers from, and what it was asked to change.
 #[derive(Default)]
 pub(crate) struct Tenant {
+    /// Catalogs.
+    pub(crate) catalogs: Vec<Catalog>,
+    /// Access packages, with their catalog and policies.
+    pub(crate) packages: Vec<AccessPackage>,
     /// Users lookups find.
     pub(crate) users: Vec<User>,
     /// Users that exist but that lookups do not find yet (a fresh invitation replicating).
@@ -244,14 +272,23 @@ impl Directory for FakeDirectory {
     }
 
     fn catalogs(&self) -> impl Future<Output = Result<Vec<Catalog>, GraphError>> + Send {
-        std::future::ready(Ok(Vec::new()))
+        self.answer(|tenant| Ok(tenant.catalogs.clone()))
     }
 
     fn access_packages(
         &self,
-        _catalog_id: Option<&str>,
+        catalog_id: Option<&str>,
     ) -> impl Future<Output = Result<Vec<AccessPackage>, GraphError>> + Send {
-        std::future::ready(Ok(Vec::new()))
+        self.answer(|tenant| {
+            Ok(tenant
+                .packages
+                .iter()
+                .filter(|package| {
+                    catalog_id.is_none_or(|id| package.catalog.as_ref().is_some_and(|c| c.id == id))
+                })
+                .cloned()
+                .collect())
+        })
     }
 
     fn assignments(
@@ -422,10 +459,13 @@ impl Directory for FakeDirectory {
     }
 }
 
-/// Storage in memory: rosters by name (each version its content), and what steps write.
+/// Storage in memory: rosters by name (each version its content), the mapping file, and
+/// what steps write.
 #[derive(Default)]
 pub(crate) struct MemoryStorage {
     rosters: BTreeMap<String, StoredRoster>,
+    /// The mapping file (`access-packages.json`), when there is one.
+    pub(crate) mapping: Option<String>,
     /// The audit trail, as appended.
     audit: Mutex<Vec<AuditRecord>>,
     /// Failures appended to reports: (run id, roster, the Markdown lines people read).
@@ -478,7 +518,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn mapping(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(None)
+        Ok(self.mapping.as_ref().map(|text| text.as_bytes().to_vec()))
     }
 
     async fn put_report(

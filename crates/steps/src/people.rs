@@ -4,29 +4,37 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use enroll_core::plan::shared_address_reason;
+use enroll_core::plan::{KeptReason, Mapping, choose_policy, shared_address_reason};
 use enroll_core::roster::{email_key, parse};
-use enroll_core::tenant::User;
+use enroll_core::tenant::{AccessPackage, Assignment, User};
 use enroll_graph::{Directory, GraphError, NewAssignment, NewInvitation};
 
+use super::reconcile::locate_roster;
 use super::{Attempt, StepError, StepOutput, Storage, World};
 use enroll_core::audit::{Action, AuditRecord, Outcome, rfc3339};
 use enroll_core::messages::{
     AssignPerson, ChangeContext, ChangeMessage, InvitePerson, RemovePerson, chunked,
 };
 
-/// The roster as it is now: its version and every address in it, compared without case.
+/// The roster as it is now: its version, every address in it as a key, and where it
+/// belongs (its package, and the mapping file that may pin it, protect people, or narrow
+/// what it governs).
 struct CurrentRoster {
     etag: String,
     keys: HashSet<String>,
+    package: AccessPackage,
+    mapping: Mapping,
 }
 
-/// Reads the roster again; `Err(reason)` when it is gone or invalid, in which case no step
-/// may act on its behalf (a broken roster must never turn into a change).
+/// Reads the roster again and finds its package again; `Err(reason)` when it is gone,
+/// invalid, or no longer belongs to the package the message was planned for, in which case
+/// no step may act on its behalf (a broken or re-mapped roster must never turn into a
+/// change).
 async fn current_roster<S: Storage, D: Directory>(
     world: &World<S, D>,
-    name: &str,
+    context: &ChangeContext,
 ) -> Result<Result<CurrentRoster, String>, StepError> {
+    let name = context.roster.as_str();
     let Some(stored) = world.storage.roster(name).await? else {
         return Ok(Err(format!("roster {name} no longer exists")));
     };
@@ -37,9 +45,30 @@ async fn current_roster<S: Storage, D: Directory>(
             roster.errors.len()
         )));
     }
+    let located = match locate_roster(world, name).await? {
+        Ok(located) => located,
+        Err(problem) => {
+            return Ok(Err(format!(
+                "roster {name} no longer belongs to one access package ({}: {}); nothing is changed",
+                problem.code, problem.message
+            )));
+        }
+    };
+    if !located
+        .package
+        .id
+        .eq_ignore_ascii_case(&context.access_package_id)
+    {
+        return Ok(Err(format!(
+            "roster {name} now belongs to access package `{}` ({}), not to {}, the one this change was planned for; nothing is changed",
+            located.package.display_name, located.package.id, context.access_package_id
+        )));
+    }
     Ok(Ok(CurrentRoster {
         etag: stored.etag,
         keys: roster.people.iter().map(|p| p.email_key()).collect(),
+        package: located.package,
+        mapping: located.mapping,
     }))
 }
 
@@ -205,7 +234,7 @@ async fn open_ledger<'w, S: Storage, D: Directory, P: AboutWhom>(
     action: Action,
 ) -> Result<Result<(Ledger<'w, S, D>, CurrentRoster), StepOutput>, StepError> {
     let mut ledger = Ledger::new(world, &message.context, action);
-    match current_roster(world, &message.context.roster).await? {
+    match current_roster(world, &message.context).await? {
         Ok(current) => {
             ledger.version = current.etag.clone();
             Ok(Ok((ledger, current)))
@@ -543,6 +572,26 @@ pub async fn assign<S: Storage, D: Directory>(
     ledger.finish(output).await
 }
 
+/// Which assignments the roster governs: every one of its package, or (`ownPolicyOnly`)
+/// only those under the policy enroll assigns with; when no such policy can be told, none.
+fn governed_policy(current: &CurrentRoster) -> impl Fn(&Assignment) -> bool + '_ {
+    let package = &current.package;
+    let own_only = current.mapping.governs_own_policy_only(&package.id);
+    let pinned = current.mapping.assignment_policies.get(&package.id);
+    let own = choose_policy(package, pinned.map(String::as_str))
+        .ok()
+        .map(|policy| policy.id.as_str());
+    move |assignment| {
+        !own_only
+            || own.is_some_and(|own| {
+                assignment
+                    .assignment_policy
+                    .as_ref()
+                    .is_some_and(|policy| policy.id.eq_ignore_ascii_case(own))
+            })
+    }
+}
+
 /// Remove: asks to remove (`adminRemove`) each assignment whose holder is still absent from
 /// the roster and that is still active. A roster that is now invalid or gone removes nobody.
 ///
@@ -567,7 +616,7 @@ pub async fn remove<S: Storage, D: Directory>(
     };
     let output = StepOutput::default();
     // Everything the decision needs, fetched together: the holders (for every address they
-    // are known by) one request each in parallel, and their assignments in one `$batch`.
+    // are known by) by id, and their assignments in one `$batch`.
     let user_ids: Vec<String> = message
         .people
         .iter()
@@ -580,13 +629,16 @@ pub async fn remove<S: Storage, D: Directory>(
         .into_iter()
         .map(|user| (user.id.clone(), user))
         .collect();
-    let active: HashSet<String> = world
+    let active: BTreeMap<String, Assignment> = world
         .graph
         .assignments_of_users(&context.access_package_id, &user_ids)
         .await?
         .into_iter()
-        .map(|assignment| assignment.id)
+        .map(|assignment| (assignment.id.clone(), assignment))
         .collect();
+    let mut protected = world.config.protected.clone();
+    protected.extend(current.mapping.protected_people.iter().map(String::as_str));
+    let governed = governed_policy(&current);
     let mut to_remove = Vec::new();
     for person in &message.people {
         let whom = || Whom {
@@ -607,7 +659,7 @@ pub async fn remove<S: Storage, D: Directory>(
             ledger.record(
                 whom(),
                 Outcome::Skipped,
-                "the holder cannot be identified (no user, no address), so nobody can tell whether the roster lists them; reported, not removed",
+                KeptReason::Unidentified.describe(),
                 None,
             );
             continue;
@@ -621,24 +673,38 @@ pub async fn remove<S: Storage, D: Directory>(
             );
             continue;
         }
-        let still_active = if person.user_id.is_some() {
-            active.contains(&person.assignment_id)
+        if protected.covers(person.user_id.as_deref(), &keys) {
+            ledger.record(
+                whom(),
+                Outcome::Skipped,
+                KeptReason::Protected.describe(),
+                None,
+            );
+            continue;
+        }
+        let assignment = if person.user_id.is_some() {
+            active.get(&person.assignment_id).cloned()
         } else {
             world
                 .graph
                 .assignment(&person.assignment_id)
                 .await?
-                .is_some_and(|assignment| assignment.is_active())
+                .filter(Assignment::is_active)
         };
-        if still_active {
-            to_remove.push(person);
-        } else {
-            ledger.record(
+        match assignment {
+            None => ledger.record(
                 whom(),
                 Outcome::AlreadyDone,
                 "the assignment is already gone",
                 None,
-            );
+            ),
+            Some(assignment) if !governed(&assignment) => ledger.record(
+                whom(),
+                Outcome::Skipped,
+                KeptReason::OtherPolicy.describe(),
+                None,
+            ),
+            Some(_) => to_remove.push(person),
         }
     }
     let ids: Vec<String> = to_remove.iter().map(|p| p.assignment_id.clone()).collect();
