@@ -11,7 +11,7 @@ use enroll_core::tenant::TenantSnapshot;
 use enroll_harness::{Harness, HarnessConfig};
 use enroll_sim::{SimConfig, SimHandle, start};
 
-const ALPHA: &str = "Projects/Project Alpha - Manager.csv";
+pub(crate) const ALPHA: &str = "Projects/Project Alpha - Manager.csv";
 const KEY_USERS: &str = "Projects/Key Users.csv";
 
 fn storage() -> String {
@@ -25,9 +25,9 @@ fn golden_tenant() -> TenantSnapshot {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-struct E2e {
-    sim: SimHandle,
-    harness: Harness,
+pub(crate) struct E2e {
+    pub(crate) sim: SimHandle,
+    pub(crate) harness: Harness,
     rosters: Vec<(String, String)>,
     /// The handler's stdout and stderr.
     log: tempfile::NamedTempFile,
@@ -38,7 +38,7 @@ impl E2e {
         Self::with_env(sim_config, &[]).await
     }
 
-    async fn with_env(sim_config: SimConfig, extra: &[(&str, &str)]) -> Self {
+    pub(crate) async fn with_env(sim_config: SimConfig, extra: &[(&str, &str)]) -> Self {
         Self::with_tenant(sim_config, golden_tenant(), extra).await
     }
 
@@ -90,7 +90,7 @@ impl E2e {
         }
     }
 
-    async fn upload(&mut self, name: &str, text: &str) {
+    pub(crate) async fn upload(&mut self, name: &str, text: &str) {
         self.harness
             .upload_roster(name, text.as_bytes().to_vec())
             .await
@@ -99,19 +99,19 @@ impl E2e {
         self.rosters.push((name.to_owned(), text.to_owned()));
     }
 
-    async fn run(&mut self) {
+    pub(crate) async fn run(&mut self) {
         self.harness
             .run_until_idle(Duration::from_secs(60))
             .await
             .unwrap();
     }
 
-    async fn settled(&self) -> TenantSnapshot {
+    pub(crate) async fn settled(&self) -> TenantSnapshot {
         self.sim.settled().await
     }
 
     /// Changes a fresh plan of the uploaded rosters would still make.
-    async fn changes_left(&self) -> usize {
+    pub(crate) async fn changes_left(&self) -> usize {
         let tenant = self.settled().await;
         let sources: Vec<RosterSource> = self
             .rosters
@@ -132,7 +132,7 @@ impl E2e {
     }
 
     /// The Markdown report for the roster's current version.
-    async fn report(&self, roster: &str) -> String {
+    pub(crate) async fn report(&self, roster: &str) -> String {
         let store = self.harness.store();
         let container = store.layout().reports.clone();
         let current = store.get_roster(roster, None).await.unwrap().etag;
@@ -174,7 +174,7 @@ impl E2e {
     }
 }
 
-fn holders(tenant: &TenantSnapshot, package: &str) -> Vec<String> {
+pub(crate) fn holders(tenant: &TenantSnapshot, package: &str) -> Vec<String> {
     let mut ids: Vec<String> = tenant
         .assignments
         .iter()
@@ -185,7 +185,7 @@ fn holders(tenant: &TenantSnapshot, package: &str) -> Vec<String> {
     ids
 }
 
-const ALPHA_ROSTER: &str =
+pub(crate) const ALPHA_ROSTER: &str =
     "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nEve;eve@contoso.com\nFay;fay@tailspin.be\n";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -319,8 +319,12 @@ async fn duplicate_messages_and_quick_successive_uploads_end_at_the_latest_roste
         serde_json::json!({"v": 1, "runId": "r1", "roster": ALPHA, "reason": "upload"}).to_string();
     e2e.harness.enqueue("reconcile", &first).await.unwrap();
     e2e.harness.enqueue("reconcile", &first).await.unwrap();
-    e2e.upload(ALPHA, "Bob;bob@fabrikam.com\nCyd;cyd@northwind.nl\n")
-        .await;
+    // Ann stays: a roster that keeps none of the holders would trip the all_holders guard.
+    e2e.upload(
+        ALPHA,
+        "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nCyd;cyd@northwind.nl\n",
+    )
+    .await;
     e2e.run().await;
     assert_eq!(
         e2e.changes_left().await,
@@ -328,7 +332,10 @@ async fn duplicate_messages_and_quick_successive_uploads_end_at_the_latest_roste
         "the tenant ends at the later roster"
     );
     let alpha = holders(&e2e.settled().await, "pkg-alpha-manager");
-    assert_eq!(alpha, vec!["u-bob".to_owned(), "u-cyd".to_owned()]);
+    assert_eq!(
+        alpha,
+        vec!["u-ann".to_owned(), "u-bob".to_owned(), "u-cyd".to_owned()]
+    );
     let requests = e2e.sim.snapshot().await.assignment_requests;
     let adds_for_bob = requests
         .iter()

@@ -8,6 +8,7 @@ mod graph;
 mod pipeline;
 mod roles;
 mod roster;
+mod safety;
 mod sim;
 mod store;
 
