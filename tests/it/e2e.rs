@@ -131,6 +131,16 @@ impl E2e {
             .sum()
     }
 
+    /// Today's audit trail, one JSON line per record.
+    pub(crate) async fn audit_today(&self) -> Vec<String> {
+        let day = &enroll_core::audit::rfc3339(std::time::SystemTime::now())[..10];
+        self.harness
+            .store()
+            .read_audit(&format!("{day}.jsonl"))
+            .await
+            .unwrap()
+    }
+
     /// The Markdown report for the roster's current version.
     pub(crate) async fn report(&self, roster: &str) -> String {
         let store = self.harness.store();
@@ -512,13 +522,7 @@ async fn a_message_that_keeps_failing_ends_in_the_poison_queue_and_the_audit_say
         4,
         "tries 1-4 asked for a retry; the last set the person aside"
     );
-    let day = &enroll_core::audit::rfc3339(std::time::SystemTime::now())[..10];
-    let audit = e2e
-        .harness
-        .store()
-        .read_audit(&format!("{day}.jsonl"))
-        .await
-        .unwrap();
+    let audit = e2e.audit_today().await;
     assert!(
         audit
             .iter()

@@ -9,7 +9,7 @@ use enroll_core::audit::{Action, Outcome};
 use enroll_core::messages::{ChangeContext, ChangeMessage, RemovePerson, VERSION};
 use enroll_core::plan::{PlanOptions, plan};
 use enroll_core::tenant::TenantSnapshot;
-use enroll_graph::{Credential, GraphClient, GraphConfig, RetryPolicy, Secret};
+use enroll_graph::GraphClient;
 use enroll_sim::{SimConfig, SimHandle, start};
 use enroll_steps::runner::{RunOptions, RunSummary, run};
 use enroll_steps::{Attempt, StepConfig, World};
@@ -27,31 +27,11 @@ struct Setup {
     graph: GraphClient,
 }
 
-/// The production Graph client aimed at `sim`, with quick retries.
-pub(crate) fn graph_client(sim: &SimHandle) -> GraphClient {
-    let mut graph = GraphConfig::new(
-        sim.tenant_id(),
-        Credential::ClientSecret {
-            client_id: "enroll-sim-client".into(),
-            secret: Secret::new("enroll-sim-secret"),
-        },
-    );
-    graph.graph_base_url = format!("{}/v1.0", sim.base_url());
-    graph.authority_url = sim.base_url();
-    graph.retry = RetryPolicy {
-        max_attempts: 30,
-        max_elapsed: Duration::from_secs(30),
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(100),
-    };
-    GraphClient::new(graph).unwrap()
-}
-
 impl Setup {
     async fn new(config: SimConfig) -> Self {
         let sim = start(config, golden_tenant()).await.unwrap();
         let setup = Self {
-            graph: graph_client(&sim),
+            graph: crate::roles::graph_client(&sim),
             sim,
             rosters: tempfile::tempdir().unwrap(),
             reports: tempfile::tempdir().unwrap(),
@@ -404,6 +384,15 @@ async fn throttling_faults_and_slow_replication_still_converge_without_doubles()
 
 const ALPHA: &str = "Projects/Project Alpha - Manager.csv";
 
+/// A run of `enroll apply` with quick retries.
+fn window_run() -> RunOptions {
+    RunOptions {
+        run_id: "window".into(),
+        retry_delay: Duration::from_millis(100),
+        ..RunOptions::default()
+    }
+}
+
 /// A world whose removals wait out an undo window of `window`.
 fn world_with_window(setup: &Setup, window: Duration) -> Arc<World<LocalStorage>> {
     let config = StepConfig {
@@ -425,13 +414,8 @@ async fn with_an_undo_window_apply_holds_removals_and_a_roster_corrected_meanwhi
     let window = Duration::from_secs(2);
     let corrected = std::sync::atomic::AtomicBool::new(false);
     let started = std::time::Instant::now();
-    let options = RunOptions {
-        run_id: "window".into(),
-        retry_delay: Duration::from_millis(100),
-        ..RunOptions::default()
-    };
     // Once the plan is made and its removals are held, Dee is put back in the roster.
-    let summary = run(world_with_window(&setup, window), &options, |progress| {
+    let summary = run(world_with_window(&setup, window), &window_run(), |progress| {
         if progress.held > 0 && !corrected.swap(true, std::sync::atomic::Ordering::SeqCst) {
             setup.write(
                 ALPHA,
@@ -465,14 +449,13 @@ async fn with_an_undo_window_apply_carries_removals_out_once_it_has_passed() {
     let before = setup.sim.snapshot().await;
     let held = std::sync::Mutex::new(Vec::new());
     let started = std::time::Instant::now();
-    let options = RunOptions {
-        run_id: "window".into(),
-        retry_delay: Duration::from_millis(100),
-        ..RunOptions::default()
-    };
-    let summary = run(world_with_window(&setup, window), &options, |progress| {
-        held.lock().unwrap().push(progress.held);
-    })
+    let summary = run(
+        world_with_window(&setup, window),
+        &window_run(),
+        |progress| {
+            held.lock().unwrap().push(progress.held);
+        },
+    )
     .await
     .unwrap();
     assert!(started.elapsed() >= window, "{:?}", started.elapsed());

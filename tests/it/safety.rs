@@ -397,7 +397,7 @@ async fn pipeline(case: &Case) -> (Option<PackagePlan>, TenantSnapshot) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &case.roster).unwrap();
     let world = Arc::new(World::new(
-        crate::pipeline::graph_client(&sim),
+        crate::roles::graph_client(&sim),
         LocalStorage::new(rosters.path(), reports.path()),
         StepConfig {
             max_dequeue_count: 4,
@@ -632,13 +632,7 @@ mod undo_window {
             .filter(|r| r.request_type.as_deref() == Some("adminRemove"))
             .count();
         assert_eq!(removals, 0);
-        let day = &enroll_core::audit::rfc3339(std::time::SystemTime::now())[..10];
-        let audit = e2e
-            .harness
-            .store()
-            .read_audit(&format!("{day}.jsonl"))
-            .await
-            .unwrap();
+        let audit = e2e.audit_today().await;
         assert!(
             audit
                 .iter()

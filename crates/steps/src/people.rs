@@ -130,6 +130,20 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
         });
     }
 
+    /// Records that nothing is done for an address several users answer to: neither a
+    /// second account nor a guess between them, as the plan skips them.
+    fn skip_shared(&mut self, email: &str, users: &[User]) {
+        self.record(
+            Whom {
+                email,
+                ..Whom::default()
+            },
+            Outcome::Skipped,
+            shared_address_reason(users),
+            None,
+        );
+    }
+
     /// Records a Graph failure: retried later when that can help, failed for good otherwise.
     fn failure(&mut self, whom: Whom<'_>, error: &GraphError, attempt: Attempt) {
         let retry = attempt.may_retry(error.is_retryable());
@@ -321,16 +335,7 @@ pub async fn invite<S: Storage, D: Directory>(
                     .filter(|n| !n.is_empty()),
                 send_invitation_message: world.config.send_invitation_message,
             }),
-            // Neither a second account nor a guess between the users: as the plan skips them.
-            several => ledger.record(
-                Whom {
-                    email: &person.email,
-                    ..Whom::default()
-                },
-                Outcome::Skipped,
-                shared_address_reason(several),
-                None,
-            ),
+            several => ledger.skip_shared(&person.email, several),
         }
     }
     for (email, result) in world.graph.invite(&invitations).await {
@@ -459,15 +464,7 @@ pub async fn assign<S: Storage, D: Directory>(
         match (person.user_id.clone(), users) {
             (Some(user_id), _) => targets.push((person, user_id)),
             (None, [user]) => targets.push((person, user.id.clone())),
-            (None, several @ [_, _, ..]) => ledger.record(
-                Whom {
-                    email: &person.email,
-                    ..Whom::default()
-                },
-                Outcome::Skipped,
-                shared_address_reason(several),
-                None,
-            ),
+            (None, several @ [_, _, ..]) => ledger.skip_shared(&person.email, several),
             (None, []) => {
                 let whom = Whom {
                     email: &person.email,

@@ -103,6 +103,12 @@ pub(super) struct Facts {
     pub(super) people_removed: usize,
 }
 
+/// Whether `count` is over both limits: more than `max_count`, and more than `max_percent`
+/// of `members`.
+fn exceeds(count: usize, max_count: usize, max_percent: f64, members: usize) -> bool {
+    count > max_count && (count as f64) * 100.0 > max_percent * members as f64
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -156,9 +162,12 @@ pub(super) fn apply_guards(
             ),
         );
     }
-    if removals > guards.max_removals
-        && (removals as f64) * 100.0 > guards.max_removal_percent * members as f64
-    {
+    if exceeds(
+        removals,
+        guards.max_removals,
+        guards.max_removal_percent,
+        members,
+    ) {
         trip(
             BlockReason::RemovalGuard,
             removals,
@@ -172,9 +181,12 @@ pub(super) fn apply_guards(
             ),
         );
     }
-    if additions > guards.max_additions
-        && (additions as f64) * 100.0 > guards.max_addition_percent * members as f64
-    {
+    if exceeds(
+        additions,
+        guards.max_additions,
+        guards.max_addition_percent,
+        members,
+    ) {
         trip(
             BlockReason::AdditionGuard,
             additions,

@@ -121,6 +121,15 @@ fn decision(email: &str, outcome: Outcome, detail: &str) -> (String, Outcome, St
     (email.into(), outcome, detail.into())
 }
 
+/// The decision for a removal the directory accepted as its `n`th request.
+fn remove_requested(email: &str, n: usize) -> (String, Outcome, String) {
+    decision(
+        email,
+        Outcome::Done,
+        &format!("adminRemove requested (request request-remove-{n})"),
+    )
+}
+
 /// The people a failed try asks to try again, after checking the message goes back to the
 /// queue for them.
 fn to_retry(result: &Result<StepOutput, StepError>, attempt: Attempt) -> Vec<String> {
@@ -597,11 +606,7 @@ async fn remove_decides_for_guests_not_yet_visible_by_the_address_they_were_invi
         decisions(&output.audit),
         [
             decision(ANN, Outcome::Skipped, "back in the roster; not removed"),
-            decision(
-                BO,
-                Outcome::Done,
-                "adminRemove requested (request request-remove-1)"
-            ),
+            remove_requested(BO, 1),
         ]
     );
     assert_eq!(world.graph.tenant().removed, ["a-bo"]);
@@ -658,11 +663,7 @@ async fn remove_counts_an_assignment_already_gone_as_already_done() {
                 Outcome::AlreadyDone,
                 "the assignment is already gone"
             ),
-            decision(
-                BO,
-                Outcome::Done,
-                "adminRemove requested (request request-remove-1)"
-            ),
+            remove_requested(BO, 1),
             decision(
                 "dee@fabrikam.com",
                 Outcome::AlreadyDone,
@@ -796,11 +797,7 @@ async fn remove_keeps_protected_people_named_in_the_settings_or_the_mapping_file
         [
             decision("breakglass@contoso.com", Outcome::Skipped, protected),
             decision("svc@contoso.com", Outcome::Skipped, protected),
-            decision(
-                BO,
-                Outcome::Done,
-                "adminRemove requested (request request-remove-1)"
-            ),
+            remove_requested(BO, 1),
         ]
     );
     assert_eq!(world.graph.tenant().removed, ["a-bo"]);
@@ -850,11 +847,7 @@ async fn remove_leaves_assignments_under_another_policy_when_the_package_governs
                 Outcome::Skipped,
                 enroll_core::plan::KeptReason::OtherPolicy.describe()
             ),
-            decision(
-                BO,
-                Outcome::Done,
-                "adminRemove requested (request request-remove-1)"
-            ),
+            remove_requested(BO, 1),
         ]
     );
     assert_eq!(world.graph.tenant().removed, ["a-bo"]);
