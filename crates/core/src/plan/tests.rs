@@ -838,3 +838,65 @@ fn with_an_undo_window_each_removal_says_when_it_happens() {
     let json = serde_json::to_value(&plan.remove[0]).unwrap();
     assert_eq!(json["notBefore"], "2026-11-27T06:01:11Z");
 }
+
+#[test]
+fn block_codes_are_the_json_spellings() {
+    for reason in [
+        BlockReason::RemovalGuard,
+        BlockReason::EmptyRoster,
+        BlockReason::AllHolders,
+        BlockReason::AdditionGuard,
+        BlockReason::NoAssignmentPolicy,
+        BlockReason::AmbiguousAssignmentPolicy,
+    ] {
+        assert_eq!(serde_json::to_value(reason).unwrap(), reason.code());
+    }
+}
+
+#[test]
+fn reports_show_the_guards_numbers_the_override_kept_holders_and_when_removals_happen() {
+    let (mut users, mut assignments, _) = members(3);
+    users.push(user(
+        "u-glass",
+        Some("breakglass@contoso.com"),
+        "bg@contoso.com",
+        &[],
+    ));
+    assignments.push(assignment("a-glass", "u-glass", "delivered"));
+    let tenant = tenant_with(users, assignments);
+    let mut options = overridden(allow_removals());
+    options.protected = Protected::parse("breakglass@contoso.com");
+    options.removals_not_before =
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_759_271));
+    // A roster for someone else: every governed holder would go.
+    let plan = plan_with("New;new@fabrikam.com\n", &tenant, &options);
+    assert_eq!(plan.overridden, Some(BlockReason::AllHolders));
+
+    let markdown = crate::report::package_markdown(&plan);
+    for expected in [
+        "| guard | count | members | allowed | outcome |",
+        "| `all_holders` | 3 | 4 | none without an override | overridden |",
+        "Override: all_holders overridden by alice@contoso.com: project X ended.",
+        "Removals wait until 2026-11-27T06:01:11Z",
+        "- m0@contoso.com (assignment `a0`), not before 2026-11-27T06:01:11Z",
+        "## Kept (not in the roster, not removed)",
+        "- breakglass@contoso.com (assignment `a-glass`): a protected person",
+    ] {
+        assert!(markdown.contains(expected), "{expected}\n{markdown}");
+    }
+    let text = crate::report::plan_text(&Plan {
+        packages: vec![plan],
+        errors: Vec::new(),
+        allow_removals: true,
+        allow_additions: false,
+        override_by: options.override_by.clone(),
+    });
+    for expected in [
+        "  guard all_holders: 3 to remove, 4 members (overridden)",
+        "  override: all_holders overridden by alice@contoso.com: project X ended",
+        "  - remove  m0@contoso.com (assignment a0), not before 2026-11-27T06:01:11Z",
+        "  = keep    breakglass@contoso.com (assignment a-glass): a protected person",
+    ] {
+        assert!(text.contains(expected), "{expected}\n{text}");
+    }
+}
