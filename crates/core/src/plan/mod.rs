@@ -53,7 +53,7 @@ pub enum InviteDomains {
     /// Any domain (`*`).
     #[default]
     Any,
-    /// Only these domains (lower case), and their subdomains.
+    /// Only these domains (as [`email_key`] folds them), and their subdomains.
     Only(Vec<String>),
 }
 
@@ -62,7 +62,7 @@ impl InviteDomains {
     pub fn parse(list: &str) -> Self {
         let domains: Vec<String> = list
             .split([',', ';', ' '])
-            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .map(|d| email_key(d.trim().trim_start_matches('@')))
             .filter(|d| !d.is_empty())
             .collect();
         if domains.iter().any(|d| d == "*") {

@@ -482,6 +482,8 @@ fn invitations_go_only_to_allowed_domains() {
     assert!(!domains.allows("a@gmail.com"));
     assert_eq!(InviteDomains::parse("*"), InviteDomains::Any);
     assert!(!InviteDomains::parse("").allows("a@fabrikam.com"));
+    // Domains compare by the one rule too, non-ASCII letters included.
+    assert!(InviteDomains::parse("EXÄMPLE.de").allows("a@exämple.DE"));
 
     let tenant = tenant_with(vec![], vec![]);
     let sources = vec![RosterSource {
