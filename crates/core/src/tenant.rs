@@ -114,10 +114,13 @@ impl User {
     }
 }
 
-/// The address of an SMTP proxy address (`SMTP:a@b.com` primary, `smtp:a@b.com` alias).
+/// The address of an SMTP proxy address (`SMTP:a@b.com` primary, `smtp:a@b.com` alias;
+/// Graph's own documentation writes them with a space after the colon, so it is trimmed).
 pub fn smtp_address(proxy: &str) -> Option<&str> {
     let (kind, address) = proxy.split_once(':')?;
-    kind.eq_ignore_ascii_case("smtp").then_some(address)
+    kind.trim()
+        .eq_ignore_ascii_case("smtp")
+        .then_some(address.trim())
 }
 
 /// The external address inside a B2B guest's UPN: `jane_example.com#EXT#@t.onmicrosoft.com` → `jane@example.com`.
@@ -472,7 +475,7 @@ mod state_tests {
             other_mails: vec!["jd@old.example".into()],
             proxy_addresses: vec![
                 "SMTP:Jane.Doe@Contoso.com".into(),
-                "smtp:ĳsbrand@contoso.nl".into(),
+                "smtp: ĳsbrand@contoso.nl".into(),
                 "x500:/o=ExchangeLabs/cn=jane".into(),
                 "SIP:jane@contoso.com".into(),
             ],
