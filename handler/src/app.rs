@@ -54,8 +54,33 @@ const MOST_DATA_IN_A_NOTE: usize = 48 * 1024;
 /// A storage queue message's largest size.
 const MOST_QUEUE_MESSAGE: usize = 64 * 1024;
 
+/// A queue the handler can put a message on that becomes visible only later. Output bindings
+/// cannot delay a message, so with an undo window (`ENROLL_REMOVAL_DELAY`) the Plan function
+/// sends its Remove messages itself, and the Remove step reads the roster again only once
+/// the window has passed.
+pub trait SendLater: Send + Sync {
+    /// Puts `text` on `queue`, visible after `delay`.
+    fn send_later(
+        &self,
+        queue: &str,
+        text: &str,
+        delay: std::time::Duration,
+    ) -> impl std::future::Future<Output = Result<(), enroll_steps::StorageError>> + Send;
+}
+
+impl SendLater for enroll_store::Store {
+    fn send_later(
+        &self,
+        queue: &str,
+        text: &str,
+        delay: std::time::Duration,
+    ) -> impl std::future::Future<Output = Result<(), enroll_steps::StorageError>> + Send {
+        enroll_store::Store::send_later(self, queue, text, delay)
+    }
+}
+
 /// The app's routes, ready for `warp::serve`.
-pub fn app<S: Storage + 'static>(
+pub fn app<S: Storage + SendLater + 'static>(
     world: Arc<World<S>>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let ready = warp::get()
@@ -220,7 +245,7 @@ fn retry_later(function: &str, error: &str) -> Response {
 /// An invocation as read: parsed, or why it could not be (for the queue steps to set aside).
 type Read = Result<Invocation, String>;
 
-async fn invoke<S: Storage, B: Buf>(
+async fn invoke<S: Storage + SendLater, B: Buf>(
     world: &World<S>,
     spec: &FunctionSpec,
     length: u64,
@@ -512,6 +537,39 @@ async fn scheduled<S: Storage>(world: &World<S>, spec: &FunctionSpec) -> Respons
     json_reply(&result)
 }
 
+/// With an undo window, sends Plan's Remove messages to their queue, invisible until the
+/// window has passed, instead of through the output binding. A failure to send asks for the
+/// whole message again (planning again is harmless: the steps are level-triggered).
+async fn delay_removals<S: Storage + SendLater>(
+    world: &World<S>,
+    planned: Result<StepOutput, StepError>,
+) -> Result<StepOutput, StepError> {
+    let delay = world.config.removal_delay;
+    let mut output = planned?;
+    if delay.is_zero() || output.remove.is_empty() {
+        return Ok(output);
+    }
+    for message in &output.remove {
+        let text = serde_json::to_string(message).map_err(|error| {
+            StepError::Storage(enroll_steps::StorageError {
+                message: format!("a remove message cannot be written: {error}"),
+                retryable: false,
+            })
+        })?;
+        world
+            .storage
+            .send_later(super::queues::REMOVE, &text, delay)
+            .await?;
+    }
+    output.logs.push(format!(
+        "{} remove message(s) wait {}s (the undo window) before the Remove step runs",
+        output.remove.len(),
+        delay.as_secs()
+    ));
+    output.remove.clear();
+    Ok(output)
+}
+
 /// Puts a step's follow-up messages and logs into the answer.
 fn add_output(result: &mut InvocationResult, output: &StepOutput) {
     result.push_messages("invite", &output.invite);
@@ -547,15 +605,18 @@ impl Queued {
         }
     }
 
-    async fn run<S: Storage>(
+    async fn run<S: Storage + SendLater>(
         &self,
         world: &World<S>,
         attempt: Attempt,
     ) -> Result<StepOutput, StepError> {
         match self {
-            Self::Plan(message) => enroll_steps::plan_roster(world, message)
-                .await
-                .map(|o| o.output),
+            Self::Plan(message) => {
+                let planned = enroll_steps::plan_roster(world, message)
+                    .await
+                    .map(|o| o.output);
+                delay_removals(world, planned).await
+            }
             Self::Change(change) => change.run(world, attempt).await,
             Self::MapRoles(message) => enroll_steps::map_roles(world, message, attempt)
                 .await
@@ -614,7 +675,7 @@ fn set_aside_note(spec: &FunctionSpec, invocation: Option<&Invocation>, reason: 
     note.to_string()
 }
 
-async fn queue_step<S: Storage>(
+async fn queue_step<S: Storage + SendLater>(
     world: &World<S>,
     spec: &FunctionSpec,
     read: Read,

@@ -12,7 +12,7 @@ use enroll_core::tenant::TenantSnapshot;
 use enroll_harness::{Harness, HarnessConfig};
 use enroll_sim::{SimConfig, SimHandle, start};
 
-const ALPHA: &str = "Projects/Project Alpha - Manager.csv";
+pub(crate) const ALPHA: &str = "Projects/Project Alpha - Manager.csv";
 const KEY_USERS: &str = "Projects/Key Users.csv";
 
 fn storage() -> String {
@@ -26,9 +26,9 @@ fn golden_tenant() -> TenantSnapshot {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-struct E2e {
-    sim: SimHandle,
-    harness: Harness,
+pub(crate) struct E2e {
+    pub(crate) sim: SimHandle,
+    pub(crate) harness: Harness,
     rosters: Vec<(String, String)>,
     /// The handler's stdout and stderr.
     log: tempfile::NamedTempFile,
@@ -39,7 +39,7 @@ impl E2e {
         Self::with_env(sim_config, &[]).await
     }
 
-    async fn with_env(sim_config: SimConfig, extra: &[(&str, &str)]) -> Self {
+    pub(crate) async fn with_env(sim_config: SimConfig, extra: &[(&str, &str)]) -> Self {
         Self::with_tenant(sim_config, golden_tenant(), extra).await
     }
 
@@ -91,7 +91,7 @@ impl E2e {
         }
     }
 
-    async fn upload(&mut self, name: &str, text: &str) {
+    pub(crate) async fn upload(&mut self, name: &str, text: &str) {
         self.harness
             .upload_roster(name, text.as_bytes().to_vec())
             .await
@@ -100,19 +100,19 @@ impl E2e {
         self.rosters.push((name.to_owned(), text.to_owned()));
     }
 
-    async fn run(&mut self) {
+    pub(crate) async fn run(&mut self) {
         self.harness
             .run_until_idle(Duration::from_secs(60))
             .await
             .unwrap();
     }
 
-    async fn settled(&self) -> TenantSnapshot {
+    pub(crate) async fn settled(&self) -> TenantSnapshot {
         self.sim.settled().await
     }
 
     /// Changes a fresh plan of the uploaded rosters would still make.
-    async fn changes_left(&self) -> usize {
+    pub(crate) async fn changes_left(&self) -> usize {
         let tenant = self.settled().await;
         let sources: Vec<RosterSource> = self
             .rosters
@@ -132,8 +132,18 @@ impl E2e {
             .sum()
     }
 
+    /// Today's audit trail, one JSON line per record.
+    pub(crate) async fn audit_today(&self) -> Vec<String> {
+        let day = &enroll_core::audit::rfc3339(std::time::SystemTime::now())[..10];
+        self.harness
+            .store()
+            .read_audit(&format!("{day}.jsonl"))
+            .await
+            .unwrap()
+    }
+
     /// The Markdown report for the roster's current version.
-    async fn report(&self, roster: &str) -> String {
+    pub(crate) async fn report(&self, roster: &str) -> String {
         let store = self.harness.store();
         let container = store.layout().reports.clone();
         let current = store.get_roster(roster, None).await.unwrap().etag;
@@ -210,7 +220,7 @@ impl E2e {
     }
 }
 
-const ALPHA_ROSTER: &str =
+pub(crate) const ALPHA_ROSTER: &str =
     "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nEve;eve@contoso.com\nFay;fay@tailspin.be\n";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -344,8 +354,12 @@ async fn duplicate_messages_and_quick_successive_uploads_end_at_the_latest_roste
         serde_json::json!({"v": 1, "runId": "r1", "roster": ALPHA, "reason": "upload"}).to_string();
     e2e.harness.enqueue("reconcile", &first).await.unwrap();
     e2e.harness.enqueue("reconcile", &first).await.unwrap();
-    e2e.upload(ALPHA, "Bob;bob@fabrikam.com\nCyd;cyd@northwind.nl\n")
-        .await;
+    // Ann stays: a roster that keeps none of the holders would trip the all_holders guard.
+    e2e.upload(
+        ALPHA,
+        "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nCyd;cyd@northwind.nl\n",
+    )
+    .await;
     e2e.run().await;
     assert_eq!(
         e2e.changes_left().await,
@@ -353,7 +367,10 @@ async fn duplicate_messages_and_quick_successive_uploads_end_at_the_latest_roste
         "the tenant ends at the later roster"
     );
     let alpha = holders(&e2e.settled().await, "pkg-alpha-manager");
-    assert_eq!(alpha, vec!["u-bob".to_owned(), "u-cyd".to_owned()]);
+    assert_eq!(
+        alpha,
+        vec!["u-ann".to_owned(), "u-bob".to_owned(), "u-cyd".to_owned()]
+    );
     // Every request the tenant accepted, delivered ones included: Bob was asked for once.
     let requests = e2e.sim.assignment_requests_made().await;
     let adds_for_bob = requests
@@ -606,13 +623,7 @@ async fn a_message_that_keeps_failing_ends_in_the_poison_queue_and_the_audit_say
             "redelivered after {gap:?}"
         );
     }
-    let day = &enroll_core::audit::rfc3339(std::time::SystemTime::now())[..10];
-    let audit = e2e
-        .harness
-        .store()
-        .read_audit(&format!("{day}.jsonl"))
-        .await
-        .unwrap();
+    let audit = e2e.audit_today().await;
     assert!(
         audit
             .iter()

@@ -9,6 +9,7 @@ mod graph;
 mod pipeline;
 mod roles;
 mod roster;
+mod safety;
 mod sim;
 mod store;
 
@@ -23,7 +24,7 @@ fn handler_binary() -> std::path::PathBuf {
 }
 
 /// The holders of a package's active assignments in a tenant, by user id, sorted.
-fn holders(tenant: &enroll_core::tenant::TenantSnapshot, package: &str) -> Vec<String> {
+pub(crate) fn holders(tenant: &enroll_core::tenant::TenantSnapshot, package: &str) -> Vec<String> {
     let mut ids: Vec<String> = tenant
         .assignments
         .iter()

@@ -120,6 +120,7 @@ pub(crate) fn tenant(
             mail: Some("ann@contoso.com".into()),
             other_mails: Vec::new(),
             user_type: Some("Member".into()),
+            ..User::default()
         }],
         applications: vec![Application {
             id: APP_OBJECT.into(),

@@ -36,6 +36,7 @@ pub(crate) fn member(i: usize) -> User {
         mail: Some(format!("user{i}@contoso.com")),
         other_mails: vec![],
         user_type: Some("Member".into()),
+        ..User::default()
     }
 }
 
@@ -62,6 +63,7 @@ pub(crate) fn tenant(users: usize) -> TenantSnapshot {
         mail: Some("jane@example.com".into()),
         other_mails: vec!["jane@example.com".into(), "jane.alt@example.org".into()],
         user_type: Some("Guest".into()),
+        ..User::default()
     });
     let catalog = Catalog {
         id: CATALOG.into(),

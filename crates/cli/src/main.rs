@@ -9,10 +9,10 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 use enroll_core::audit::{Action, Outcome};
-use enroll_core::plan::{Guards, InviteDomains, PlanOptions, plan};
+use enroll_core::plan::{Guards, InviteDomains, Override, PlanOptions, Protected, plan};
 use enroll_core::report::{FileReport, ValidationReport, error_chain, plan_text};
 use enroll_core::roster::Limits;
-use enroll_store::local::{self, LocalError};
+use enroll_store::local;
 
 /// Keeps Entra ID access packages in line with CSV rosters.
 #[derive(Debug, Parser)]
@@ -145,18 +145,16 @@ struct ApplyArgs {
     /// Stop after the plan.
     #[arg(long)]
     dry_run: bool,
-    /// Let plans through that the removal guard or the empty-roster rule would block.
-    #[arg(long)]
-    allow_removals: bool,
+    #[command(flatten)]
+    guards: GuardArgs,
+    /// How long planned removals wait before they are carried out (`0`, `90m`, `24h`, at
+    /// most `7d`); the run waits that long, and a roster corrected meanwhile keeps the
+    /// person.
+    #[arg(long, env = "ENROLL_REMOVAL_DELAY")]
+    removal_delay: Option<String>,
     /// Catalog searched for rosters not in a catalog folder (display name or id).
     #[arg(long, env = "ENROLL_CATALOG")]
     catalog: Option<String>,
-    /// Removals always allowed per package.
-    #[arg(long, env = "ENROLL_MAX_REMOVALS", default_value_t = 10)]
-    max_removals: usize,
-    /// Past --max-removals, the share of current members that may be removed, in percent.
-    #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
-    max_removal_percent: f64,
     /// Domains people may be invited from, comma-separated; `*` for any. Required with
     /// `--tenant graph`; any domain against a snapshot.
     #[arg(long, env = "ENROLL_INVITE_DOMAINS")]
@@ -225,21 +223,115 @@ struct PlanArgs {
     /// Mapping file pinning rosters to package ids [default: ROSTERS/access-packages.json if present].
     #[arg(long)]
     mapping: Option<PathBuf>,
-    /// Let plans through that the removal guard or the empty-roster rule would block.
-    #[arg(long)]
-    allow_removals: bool,
-    /// Removals always allowed per package.
-    #[arg(long, env = "ENROLL_MAX_REMOVALS", default_value_t = 10)]
-    max_removals: usize,
-    /// Past --max-removals, the share of current members that may be removed, in percent.
-    #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
-    max_removal_percent: f64,
+    #[command(flatten)]
+    guards: GuardArgs,
+    /// Undo window of removals (`0`, `90m`, `24h`, at most `7d`): the plan says when each
+    /// removal would happen if applied now.
+    #[arg(long, env = "ENROLL_REMOVAL_DELAY")]
+    removal_delay: Option<String>,
     /// Domains people may be invited from, comma-separated; `*` for any.
     #[arg(long, env = "ENROLL_INVITE_DOMAINS", default_value = "*")]
     invite_domains: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+}
+
+/// The guards' limits and overrides, and the protected people, as `plan` and `apply` take them.
+#[derive(Debug, Args)]
+struct GuardArgs {
+    /// Let through plans that the removal guard, the all-holders rule or the empty-roster
+    /// rule would block; needs --override-by and --override-reason.
+    #[arg(long)]
+    allow_removals: bool,
+    /// Let through plans that the addition guard would block; needs --override-by and
+    /// --override-reason.
+    #[arg(long)]
+    allow_additions: bool,
+    /// Who allows removals or additions past the guards (recorded in the plan, the reports
+    /// and the audit trail).
+    #[arg(long)]
+    override_by: Option<String>,
+    /// Why they are allowed (recorded with the override).
+    #[arg(long)]
+    override_reason: Option<String>,
+    /// Removals always allowed per package.
+    #[arg(long, env = "ENROLL_MAX_REMOVALS", default_value_t = 10)]
+    max_removals: usize,
+    /// Past --max-removals, the share of current members that may be removed, in percent.
+    #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
+    max_removal_percent: f64,
+    /// Invitations and assignments always allowed per package.
+    #[arg(long, env = "ENROLL_MAX_ADDITIONS", default_value_t = 50)]
+    max_additions: usize,
+    /// Past --max-additions, how many people may be added as a share of the current
+    /// members, in percent.
+    #[arg(long, env = "ENROLL_MAX_ADDITION_PERCENT", default_value_t = 100.0)]
+    max_addition_percent: f64,
+    /// People no plan removes: addresses or object ids, comma-separated (the mapping
+    /// file's `protectedPeople` adds to them).
+    #[arg(long, env = "ENROLL_PROTECTED_PEOPLE")]
+    protected_people: Option<String>,
+}
+
+impl GuardArgs {
+    /// The guards, and the override when one is asked for with who and why.
+    ///
+    /// # Errors
+    /// A percentage out of range, or an override without who and why (or the reverse).
+    fn guards(&self) -> anyhow::Result<(Guards, Option<Override>)> {
+        if !(0.0..=100.0).contains(&self.max_removal_percent) {
+            anyhow::bail!(
+                "--max-removal-percent must be between 0 and 100, not {}",
+                self.max_removal_percent
+            );
+        }
+        if !(self.max_addition_percent >= 0.0 && self.max_addition_percent.is_finite()) {
+            anyhow::bail!(
+                "--max-addition-percent must be 0 or more, not {}",
+                self.max_addition_percent
+            );
+        }
+        let allowing = self.allow_removals || self.allow_additions;
+        let override_by =
+            Override::new(self.override_by.as_deref(), self.override_reason.as_deref());
+        match (allowing, &override_by) {
+            (true, None) => anyhow::bail!(
+                "--allow-removals and --allow-additions need --override-by and --override-reason: who allows it and why (both are recorded in the plan and the audit trail)"
+            ),
+            (false, _) if self.override_by.is_some() || self.override_reason.is_some() => {
+                anyhow::bail!(
+                    "--override-by and --override-reason go with --allow-removals or --allow-additions"
+                )
+            }
+            _ => {}
+        }
+        let guards = Guards {
+            max_removals: self.max_removals,
+            max_removal_percent: self.max_removal_percent,
+            max_additions: self.max_additions,
+            max_addition_percent: self.max_addition_percent,
+            allow_removals: self.allow_removals,
+            allow_additions: self.allow_additions,
+        };
+        Ok((guards, override_by))
+    }
+
+    /// The protected people the flag (or its variable) names.
+    fn protected(&self) -> Protected {
+        self.protected_people
+            .as_deref()
+            .map(Protected::parse)
+            .unwrap_or_default()
+    }
+}
+
+/// The undo window from `--removal-delay` (or `ENROLL_REMOVAL_DELAY`); none by default.
+fn removal_delay(flag: Option<&str>) -> anyhow::Result<std::time::Duration> {
+    flag.map_or(Ok(std::time::Duration::ZERO), |text| {
+        enroll_steps::config::parse_delay(text)
+            .map_err(|problem| anyhow::anyhow!("--removal-delay is not valid: {problem}"))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -393,26 +485,21 @@ fn exit_code(clean: bool) -> ExitCode {
     }
 }
 
-fn plan_options(args: &PlanArgs, rosters: &Path) -> Result<PlanOptions, LocalError> {
+fn plan_options(args: &PlanArgs, rosters: &Path) -> anyhow::Result<PlanOptions> {
+    let (guards, override_by) = args.guards.guards()?;
+    let delay = removal_delay(args.removal_delay.as_deref())?;
     Ok(PlanOptions {
-        guards: Guards {
-            max_removals: args.max_removals,
-            max_removal_percent: args.max_removal_percent,
-            allow_removals: args.allow_removals,
-        },
+        guards,
+        override_by,
         mapping: local::read_mapping(args.mapping.as_deref(), rosters)?,
         catalog: args.catalog.clone(),
         invite_domains: InviteDomains::parse(&args.invite_domains),
+        protected: args.guards.protected(),
+        removals_not_before: (!delay.is_zero()).then(|| std::time::SystemTime::now() + delay),
     })
 }
 
 fn plan_rosters(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    if !(0.0..=100.0).contains(&args.max_removal_percent) {
-        anyhow::bail!(
-            "--max-removal-percent must be between 0 and 100, not {}",
-            args.max_removal_percent
-        );
-    }
     let tenant = local::read_snapshot(&args.tenant)?;
     let sources = local::read_rosters(&args.rosters, Limits::default())?;
     if sources.is_empty() {
@@ -520,17 +607,17 @@ async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<E
     use enroll_steps::runner::{RunOptions, run};
     use enroll_store::local::LocalStorage;
 
-    if !(0.0..=100.0).contains(&args.max_removal_percent) {
-        anyhow::bail!(
-            "--max-removal-percent must be between 0 and 100, not {}",
-            args.max_removal_percent
-        );
-    }
+    let (guards, override_by) = args.guards.guards()?;
     let env = Env::from_process();
     let live = args.tenant == "graph";
     let mut config = step_config(&env, false)?;
-    config.guards.max_removals = args.max_removals;
-    config.guards.max_removal_percent = args.max_removal_percent;
+    config.guards = Guards {
+        allow_removals: false,
+        allow_additions: false,
+        ..guards
+    };
+    config.protected = args.guards.protected();
+    config.removal_delay = removal_delay(args.removal_delay.as_deref())?;
     config.catalog = args.catalog.clone();
     config.invite_domains = match (&args.invite_domains, live) {
         (Some(list), _) => InviteDomains::parse(list),
@@ -549,10 +636,18 @@ async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<E
     let options = RunOptions {
         run_id: enroll_steps::new_run_id(std::time::SystemTime::now()),
         dry_run: args.dry_run,
-        allow_removals: args.allow_removals,
+        allow_removals: guards.allow_removals,
+        allow_additions: guards.allow_additions,
+        override_by: override_by.clone(),
         retry_delay,
         ..RunOptions::default()
     };
+    if !args.dry_run && !config.removal_delay.is_zero() {
+        tracing::info!(
+            "removals wait {:?} (the undo window) before they are carried out, and this run waits with them; a roster corrected meanwhile keeps the person",
+            config.removal_delay
+        );
+    }
     let started = std::time::Instant::now();
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         show_progress(&bar);
@@ -563,8 +658,17 @@ async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<E
         bar.set_length((p.planned.1 + p.messages.1) as u64);
         bar.set_position((p.planned.0 + p.messages.0) as u64);
         bar.set_message(format!(
-            "planned {}/{} | messages {}/{} | retrying {}",
-            p.planned.0, p.planned.1, p.messages.0, p.messages.1, p.retrying
+            "planned {}/{} | messages {}/{} | retrying {}{}",
+            p.planned.0,
+            p.planned.1,
+            p.messages.0,
+            p.messages.1,
+            p.retrying,
+            if p.held > 0 {
+                format!(" | {} removal messages wait out the undo window", p.held)
+            } else {
+                String::new()
+            }
         ));
     })
     .await;
@@ -578,13 +682,13 @@ async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<E
             let after = sim.settled().await;
             let sources = local::read_rosters(&args.rosters, Limits::default())?;
             let options = PlanOptions {
-                guards: Guards {
-                    allow_removals: args.allow_removals,
-                    ..config.guards
-                },
+                guards,
+                override_by: override_by.clone(),
                 mapping: local::read_mapping(None, &args.rosters)?,
                 catalog: config.catalog.clone(),
                 invite_domains: config.invite_domains.clone(),
+                protected: config.protected.clone(),
+                removals_not_before: None,
             };
             let check = plan(&sources, &after, &options);
             let left: usize = check
@@ -1014,6 +1118,28 @@ fn summary_text(
             plan.remove.len(),
             plan.unchanged
         );
+    }
+    for plan in &summary.plans {
+        if let Some(note) = plan.override_note() {
+            let _ = writeln!(out, "override: {}: {note}", plan.roster);
+        }
+        if let Some(refused) = &plan.override_refused {
+            let _ = writeln!(out, "override refused: {}: {refused}", plan.roster);
+        }
+        for kept in &plan.kept {
+            let _ = writeln!(
+                out,
+                "kept: {}: {} (assignment {}): {}",
+                plan.roster,
+                if kept.email.is_empty() {
+                    "(no address)"
+                } else {
+                    &kept.email
+                },
+                kept.assignment_id,
+                kept.reason.describe()
+            );
+        }
     }
     for error in &summary.errors {
         let _ = writeln!(

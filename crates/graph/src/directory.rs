@@ -21,20 +21,22 @@ use enroll_core::tenant::{
 /// [`GraphError::is_already_done`]) means what it means from Graph. Cheap to clone, so
 /// that a step can look several things up at once on other tasks.
 pub trait Directory: Clone + Send + Sync + 'static {
-    /// The users who answer to `emails` (mail, user principal name, a guest's `#EXT#`
-    /// principal name, other mails; without case), keyed by the lowercase address asked
-    /// for; addresses nobody answers to are absent. See [`GraphClient::users_by_email`].
+    /// Every user who answers to each of `emails` (mail, user principal name, a guest's
+    /// `#EXT#` principal name, other mails, SMTP proxy addresses; compared by
+    /// [`enroll_core::roster::email_key`]), keyed by the key of the address asked for, in
+    /// id order; addresses nobody answers to are absent. Two users or more for an address
+    /// means the address is ambiguous. See [`GraphClient::users_by_email`].
     fn users_by_email<E: AsRef<str> + Sync>(
         &self,
         emails: &[E],
-    ) -> impl Future<Output = Result<BTreeMap<String, User>, GraphError>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<User>>, GraphError>> + Send;
 
-    /// One user by object id or user principal name; `None` when the directory does not
-    /// know it (yet). See [`GraphClient::user`].
-    fn user(
+    /// The users with these object ids that the directory knows; unknown ids are absent.
+    /// See [`GraphClient::users_by_id`].
+    fn users_by_id<E: AsRef<str> + Sync>(
         &self,
-        id_or_upn: &str,
-    ) -> impl Future<Output = Result<Option<User>, GraphError>> + Send;
+        ids: &[E],
+    ) -> impl Future<Output = Result<Vec<User>, GraphError>> + Send;
 
     /// Invites guests, answering per invitation keyed by the invited address. See
     /// [`GraphClient::invite`].
@@ -180,15 +182,15 @@ impl Directory for GraphClient {
     fn users_by_email<E: AsRef<str> + Sync>(
         &self,
         emails: &[E],
-    ) -> impl Future<Output = Result<BTreeMap<String, User>, GraphError>> + Send {
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<User>>, GraphError>> + Send {
         GraphClient::users_by_email(self, emails)
     }
 
-    fn user(
+    fn users_by_id<E: AsRef<str> + Sync>(
         &self,
-        id_or_upn: &str,
-    ) -> impl Future<Output = Result<Option<User>, GraphError>> + Send {
-        GraphClient::user(self, id_or_upn)
+        ids: &[E],
+    ) -> impl Future<Output = Result<Vec<User>, GraphError>> + Send {
+        GraphClient::users_by_id(self, ids)
     }
 
     fn invite(

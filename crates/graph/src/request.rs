@@ -21,10 +21,11 @@ pub(crate) struct RawResponse {
     pub(crate) body: Vec<u8>,
 }
 
-/// One page of a collection.
+/// One page of a collection. `value` is required: a page without it (`{}`) is an answer
+/// Graph never gives for a collection, and reading it as "no items" could turn a broken
+/// answer into "nobody holds this package" and so into removals.
 #[derive(Deserialize)]
 pub(crate) struct Page<T> {
-    #[serde(default = "Vec::new")]
     pub(crate) value: Vec<T>,
     #[serde(default, rename = "@odata.nextLink")]
     pub(crate) next_link: Option<String>,
@@ -295,5 +296,28 @@ impl GraphClient {
     ) -> Result<(), GraphError> {
         self.send(Method::PATCH, url, Some(body), 1, true).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use enroll_core::tenant::Assignment;
+
+    #[test]
+    fn a_page_without_value_is_an_error_not_an_empty_list() {
+        let error = GraphClient::decode::<Page<Assignment>>(
+            "GET",
+            "/identityGovernance/entitlementManagement/assignments",
+            b"{}",
+        )
+        .err()
+        .expect("a page without value must not read as no assignments");
+        assert!(matches!(error, GraphError::Decode { .. }), "{error}");
+        assert!(error.to_string().contains("value"), "{error}");
+        let empty: Page<Assignment> = GraphClient::decode("GET", "/x", br#"{"value":[]}"#).unwrap();
+        assert!(empty.value.is_empty() && empty.next_link.is_none());
     }
 }

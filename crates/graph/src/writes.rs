@@ -198,8 +198,10 @@ impl Settle for NewInvitation {
         Ok(emails
             .iter()
             .map(|email| {
-                let user = users.get(&email.trim().to_ascii_lowercase())?;
-                Some(format!("user {} has the invited address", user.id))
+                let found = users.get(&enroll_core::roster::email_key(email))?;
+                let ids: Vec<&str> = found.iter().map(|user| user.id.as_str()).collect();
+                (!ids.is_empty())
+                    .then(|| format!("user {} has the invited address", ids.join(", ")))
             })
             .collect())
     }

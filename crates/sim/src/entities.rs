@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use enroll_core::roster::same_address;
 use enroll_core::tenant::{
     AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentPolicy,
     AssignmentRequest, Catalog, Group, ObjectRef, RequestedAssignment, ServicePrincipal, Subject,
@@ -34,6 +35,8 @@ pub(crate) struct UserRec {
     pub(crate) upn: String,
     pub(crate) mail: Option<String>,
     pub(crate) other_mails: Vec<String>,
+    /// Exchange's addresses with their type (`SMTP:` primary, `smtp:` aliases).
+    pub(crate) proxy_addresses: Vec<String>,
     pub(crate) user_type: String,
     pub(crate) external_user_state: Option<String>,
     pub(crate) creation_type: Option<String>,
@@ -63,6 +66,7 @@ impl UserRec {
             "surname": null,
             "userPrincipalName": self.upn,
             "otherMails": self.other_mails,
+            "proxyAddresses": self.proxy_addresses,
             "userType": self.user_type,
             "externalUserState": self.external_user_state,
             "creationType": self.creation_type,
@@ -82,6 +86,7 @@ impl UserRec {
                 .unwrap_or_else(|| format!("{}@sim.onmicrosoft.com", user.id)),
             mail: user.mail.clone(),
             other_mails: user.other_mails.clone(),
+            proxy_addresses: user.proxy_addresses.clone(),
             user_type: user
                 .user_type
                 .clone()
@@ -93,6 +98,12 @@ impl UserRec {
         }
     }
 
+    /// Whether the user is known by `email` (mail, principal name and its guest form, other
+    /// mails, SMTP proxy addresses), by the one rule Entra compares addresses with.
+    pub(crate) fn answers_to(&self, email: &str) -> bool {
+        self.to_snapshot().answers_to(email)
+    }
+
     fn to_snapshot(&self) -> User {
         User {
             id: self.id.clone(),
@@ -100,6 +111,7 @@ impl UserRec {
             user_principal_name: Some(self.upn.clone()),
             mail: self.mail.clone(),
             other_mails: self.other_mails.clone(),
+            proxy_addresses: self.proxy_addresses.clone(),
             user_type: Some(self.user_type.clone()),
         }
     }
@@ -695,7 +707,7 @@ impl Tenant {
     pub(crate) fn user_by_key(&self, key: &str) -> Option<&UserRec> {
         self.users
             .iter()
-            .find(|u| u.id.eq_ignore_ascii_case(key) || u.upn.eq_ignore_ascii_case(key))
+            .find(|u| u.id.eq_ignore_ascii_case(key) || same_address(&u.upn, key))
     }
 
     pub(crate) fn package(&self, id: &str) -> Option<&PackageRec> {

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use enroll_core::roster::{same_address, starts_with_address};
+
 /// Graph's default limit of `in` values / `or`-ed clauses in one filter.
 pub(crate) const MAX_OR_CLAUSES: usize = 15;
 
@@ -442,14 +444,15 @@ fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 
 fn lit_eq(value: Option<&Value>, lit: &Lit) -> bool {
     match (value, lit) {
-        (Some(Value::String(s)), Lit::Str(l)) => s.eq_ignore_ascii_case(l),
+        (Some(Value::String(s)), Lit::Str(l)) => same_address(s, l),
         (None | Some(Value::Null), Lit::Bare(l)) => l == "null",
         _ => false,
     }
 }
 
 /// Whether `entity` (the resource's JSON with every filterable navigation expanded) matches.
-/// String comparisons are case-insensitive, as directory properties are.
+/// String comparisons are case-insensitive, as directory properties are, by the one rule
+/// the planner and the steps compare addresses with (`enroll_core::roster::email_key`).
 pub(crate) fn matches(expr: &Expr, entity: &Value) -> bool {
     match expr {
         Expr::Or(parts) => parts.iter().any(|p| matches(p, entity)),
@@ -463,9 +466,7 @@ pub(crate) fn matches(expr: &Expr, entity: &Value) -> bool {
             .and_then(Value::as_array)
             .is_some_and(|items| items.iter().any(|v| lit_eq(Some(v), lit))),
         Expr::Func { path, lit, .. } => match (lookup(entity, path), lit) {
-            (Some(Value::String(s)), Lit::Str(prefix)) => s
-                .to_ascii_lowercase()
-                .starts_with(&prefix.to_ascii_lowercase()),
+            (Some(Value::String(s)), Lit::Str(prefix)) => starts_with_address(s, prefix),
             _ => false,
         },
     }
@@ -515,6 +516,27 @@ mod tests {
         // 5,000 levels, a 10 KB filter: refused, not a stack overflow; unbalanced too.
         assert!(parse(&nested(5_000)).is_err());
         assert!(parse(&"(".repeat(10_000)).is_err());
+    }
+
+    #[test]
+    fn directory_strings_compare_by_the_planners_rule() {
+        let user = serde_json::json!({
+            "mail": "Ĳsbrand@Example.nl",
+            "userPrincipalName": "ĲSBRAND_example.nl#EXT#@contoso.onmicrosoft.com",
+            "proxyAddresses": ["SMTP:Ĳsbrand@Example.nl", "smtp:ij@example.nl"],
+        });
+        for filter in [
+            "mail eq 'ĳsbrand@example.nl'",
+            "proxyAddresses/any(x:x eq 'smtp:ĳsbrand@example.nl')",
+            "proxyAddresses/any(x:x eq 'SMTP:IJ@EXAMPLE.NL')",
+            "startswith(userPrincipalName,'ĳsbrand_example.nl#EXT#@')",
+        ] {
+            assert!(matches(&parse(filter).unwrap(), &user), "{filter}");
+        }
+        assert!(!matches(
+            &parse("proxyAddresses/any(x:x eq 'ij@example.nl')").unwrap(),
+            &user
+        ));
     }
 
     #[test]

@@ -453,7 +453,7 @@ const USER_FILTER: Allowed = Allowed {
     type_name: "microsoft.graph.user",
     eq: &["mail", "userPrincipalName", "id", "displayName"],
     r#in: &["mail", "userPrincipalName", "id"],
-    any_eq: &["otherMails"],
+    any_eq: &["otherMails", "proxyAddresses"],
     startswith: &["mail", "userPrincipalName", "displayName"],
     or: true,
     and: false,
@@ -595,13 +595,7 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
         .get("sendInvitationMessage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let existing = state.tenant.users.iter().find(|u| {
-        u.mail
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case(&email))
-            || u.other_mails.iter().any(|m| m.eq_ignore_ascii_case(&email))
-            || u.upn.eq_ignore_ascii_case(&email)
-    });
+    let existing = state.tenant.users.iter().find(|u| u.answers_to(&email));
     let (user_id, status) = match existing {
         Some(u) if !u.user_type.eq_ignore_ascii_case("Guest") => {
             return Err(bad(&format!(
@@ -628,6 +622,7 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
                 upn,
                 mail: Some(email.clone()),
                 other_mails: vec![email.clone()],
+                proxy_addresses: Vec::new(),
                 user_type: "Guest".to_owned(),
                 external_user_state: Some("PendingAcceptance".to_owned()),
                 creation_type: Some("Invitation".to_owned()),

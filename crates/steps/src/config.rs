@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::StepConfig;
-use enroll_core::plan::{Guards, InviteDomains};
+use enroll_core::plan::{Guards, InviteDomains, Protected};
 use enroll_graph::{Credential, GraphConfig, Secret};
 
 /// A missing or malformed setting, by name.
@@ -381,12 +381,37 @@ pub fn step_config(env: &Env, require_invite_domains: bool) -> Result<StepConfig
     let redirect = env
         .url("ENROLL_INVITE_REDIRECT_URL", false, false)?
         .unwrap_or_else(|| defaults.invite_redirect_url.clone());
+    let addition_percent: f64 = env.parse(
+        "ENROLL_MAX_ADDITION_PERCENT",
+        defaults.guards.max_addition_percent,
+    )?;
+    if !(addition_percent >= 0.0 && addition_percent.is_finite()) {
+        return Err(ConfigError::Invalid {
+            name: "ENROLL_MAX_ADDITION_PERCENT",
+            problem: format!("{addition_percent} is not a share of 0 % or more"),
+        });
+    }
+    let removal_delay = match env.get("ENROLL_REMOVAL_DELAY") {
+        None => Duration::ZERO,
+        Some(text) => parse_delay(text).map_err(|problem| ConfigError::Invalid {
+            name: "ENROLL_REMOVAL_DELAY",
+            problem,
+        })?,
+    };
     Ok(StepConfig {
         guards: Guards {
             max_removals: env.parse("ENROLL_MAX_REMOVALS", defaults.guards.max_removals)?,
             max_removal_percent: percent,
+            max_additions: env.parse("ENROLL_MAX_ADDITIONS", defaults.guards.max_additions)?,
+            max_addition_percent: addition_percent,
             allow_removals: false,
+            allow_additions: false,
         },
+        protected: env
+            .get("ENROLL_PROTECTED_PEOPLE")
+            .map(Protected::parse)
+            .unwrap_or_default(),
+        removal_delay,
         catalog: env.identifier("ENROLL_CATALOG", true)?.map(str::to_owned),
         invite_domains,
         invite_redirect_url: redirect,
@@ -519,6 +544,44 @@ fn cron_field_ok(field: &str, low: u32, high: u32) -> bool {
     })
 }
 
+/// The longest undo window: a queue message can stay invisible for at most 7 days.
+pub const MAX_REMOVAL_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Reads an undo window: `0`, or a whole number with a unit, `s`, `m`, `h` or `d` (`90m`,
+/// `24h`, `7d`), at most [`MAX_REMOVAL_DELAY`].
+///
+/// # Errors
+/// A sentence saying what is wrong with `text`.
+pub fn parse_delay(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let unit_at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` has no unit; write e.g. `90m`, `24h` or `0`"))?;
+    let (number, unit) = text.split_at(unit_at);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` does not start with a whole number"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!("`{text}` has the unit `{unit}`; use s, m, h or d"));
+        }
+    };
+    let delay = Duration::from_secs(number.saturating_mul(seconds));
+    if delay > MAX_REMOVAL_DELAY {
+        return Err(format!(
+            "`{text}` is longer than 7 days, the longest a queue message can wait"
+        ));
+    }
+    Ok(delay)
+}
+
 /// `ENROLL_ROLE_GROUP_PATTERN`, which must hold `{value}`.
 fn group_pattern(env: &Env) -> Result<String, ConfigError> {
     match env.get("ENROLL_ROLE_GROUP_PATTERN") {
@@ -610,6 +673,53 @@ mod tests {
     }
 
     #[test]
+    fn guard_undo_window_and_protected_settings_are_read() {
+        let config = step_config(
+            &Env::from_pairs([
+                ("ENROLL_MAX_ADDITIONS", "200"),
+                ("ENROLL_MAX_ADDITION_PERCENT", "300"),
+                ("ENROLL_REMOVAL_DELAY", "24h"),
+                (
+                    "ENROLL_PROTECTED_PEOPLE",
+                    "breakglass@contoso.com, 5b7e0000-0000-4000-8000-000000000001",
+                ),
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                config.guards.max_additions,
+                config.guards.max_addition_percent
+            ),
+            (200, 300.0)
+        );
+        assert_eq!(config.removal_delay, Duration::from_secs(24 * 3600));
+        assert!(config.protected.covers(None, ["BreakGlass@contoso.com"]));
+        assert!(config.protected.covers(
+            Some("5B7E0000-0000-4000-8000-000000000001"),
+            Vec::<&str>::new()
+        ));
+        let defaults = step_config(&Env::default(), false).unwrap();
+        assert_eq!(defaults.removal_delay, Duration::ZERO);
+        assert!(defaults.protected.is_empty());
+        assert_eq!(
+            (
+                defaults.guards.max_additions,
+                defaults.guards.max_addition_percent
+            ),
+            (50, 100.0)
+        );
+        for (text, seconds) in [("0", 0), ("90m", 5400), ("45s", 45), ("7d", 604_800)] {
+            assert_eq!(
+                parse_delay(text),
+                Ok(Duration::from_secs(seconds)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn step_settings_validate_and_require_invite_domains_in_functions() {
         assert!(
             step_config(&Env::default(), true)
@@ -646,6 +756,11 @@ mod tests {
         assert!(!config.invite_domains.allows("a@gmail.com"));
         for (name, value) in [
             ("ENROLL_MAX_REMOVAL_PERCENT", "120"),
+            ("ENROLL_MAX_ADDITION_PERCENT", "-5"),
+            ("ENROLL_MAX_ADDITIONS", "many"),
+            ("ENROLL_REMOVAL_DELAY", "24"),
+            ("ENROLL_REMOVAL_DELAY", "8d"),
+            ("ENROLL_REMOVAL_DELAY", "1w"),
             ("ENROLL_INVITE_REDIRECT_URL", "http://x"),
             ("ENROLL_SEND_INVITATIONS", "maybe"),
             ("ENROLL_MAX_DEQUEUE_COUNT", "-1"),

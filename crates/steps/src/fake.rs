@@ -9,10 +9,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use enroll_core::audit::AuditRecord;
-use enroll_core::plan::guest_upn_email;
+use enroll_core::roster::email_key;
 use enroll_core::tenant::{
-    AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentRequest, Catalog,
-    Group, Invitation, ObjectRef, RequestedAssignment, ServicePrincipal, Subject, User,
+    AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentPolicy,
+    AssignmentRequest, Catalog, Group, Invitation, ObjectRef, RequestedAssignment,
+    ServicePrincipal, Subject, User,
 };
 use enroll_graph::{
     Directory, GraphError, NewAssignment, NewGroupAppRoleAssignment, NewInvitation, StatusError,
@@ -72,6 +73,29 @@ pub(crate) fn guest(id: &str, email: &str) -> User {
     }
 }
 
+/// The catalog `Projects`.
+pub(crate) fn projects() -> Catalog {
+    Catalog {
+        id: "catalog-projects".into(),
+        display_name: Some("Projects".into()),
+    }
+}
+
+/// A package in catalog `Projects` with one policy for administrator direct assignments.
+pub(crate) fn package(id: &str, name: &str, policy: &str) -> AccessPackage {
+    AccessPackage {
+        id: id.into(),
+        display_name: name.into(),
+        catalog: Some(projects()),
+        assignment_policies: vec![AssignmentPolicy {
+            id: policy.into(),
+            allowed_target_scope: Some("notSpecified".into()),
+            ..AssignmentPolicy::default()
+        }],
+        ..AccessPackage::default()
+    }
+}
+
 /// An active (delivered) assignment of a package, held by `user_id` or by nobody known.
 pub(crate) fn assignment(id: &str, package: &str, user_id: Option<&str>) -> Assignment {
     Assignment {
@@ -92,6 +116,10 @@ pub(crate) fn assignment(id: &str, package: &str, user_id: Option<&str>) -> Assi
 /// The tenant a [`FakeDirectory`] answers from, and what it was asked to change.
 #[derive(Default)]
 pub(crate) struct Tenant {
+    /// Catalogs.
+    pub(crate) catalogs: Vec<Catalog>,
+    /// Access packages, with their catalog and policies.
+    pub(crate) packages: Vec<AccessPackage>,
     /// Users lookups find.
     pub(crate) users: Vec<User>,
     /// Users that exist but that lookups do not find yet (a fresh invitation replicating).
@@ -112,10 +140,6 @@ pub(crate) struct Tenant {
     pub(crate) added: Vec<NewAssignment>,
     /// Assignments asked to be removed, in order.
     pub(crate) removed: Vec<String>,
-    /// Catalogs, and the access packages in them (with their catalog filled in).
-    pub(crate) catalogs: Vec<Catalog>,
-    /// Access packages Plan can locate rosters in.
-    pub(crate) packages: Vec<AccessPackage>,
     /// Requests that did not deliver, or not yet (all packages).
     pub(crate) unfinished: Vec<(String, UnfinishedRequest)>,
     /// Scripted answers to `reprocess`, by request or assignment id.
@@ -167,24 +191,8 @@ impl Tenant {
         self.users
             .iter()
             .chain(&self.not_yet_visible)
-            .find(|user| answers_to(user, email))
+            .find(|user| user.answers_to(email))
     }
-}
-
-/// Whether `user` answers to `email`: its mail, principal name (also a guest's `#EXT#`
-/// form) or other mails, without case, as Graph's lookups match.
-fn answers_to(user: &User, email: &str) -> bool {
-    let email = email.trim().to_ascii_lowercase();
-    let upn = user.user_principal_name.as_deref();
-    user.mail
-        .iter()
-        .chain(&user.other_mails)
-        .map(String::as_str)
-        .chain(upn)
-        .any(|address| address.eq_ignore_ascii_case(&email))
-        || upn
-            .and_then(guest_upn_email)
-            .is_some_and(|address| address.eq_ignore_ascii_case(&email))
 }
 
 /// An in-memory [`Directory`]. Clones share the tenant.
@@ -224,7 +232,7 @@ impl Directory for FakeDirectory {
     fn users_by_email<E: AsRef<str> + Sync>(
         &self,
         emails: &[E],
-    ) -> impl Future<Output = Result<BTreeMap<String, User>, GraphError>> + Send {
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<User>>, GraphError>> + Send {
         self.answer(|tenant| {
             for email in emails {
                 assert!(
@@ -235,28 +243,33 @@ impl Directory for FakeDirectory {
             }
             Ok(emails
                 .iter()
-                .map(|email| email.as_ref().trim().to_ascii_lowercase())
+                .map(|email| email.as_ref().trim())
                 .filter_map(|email| {
-                    // The first user that answers, as GraphClient::users_by_email finds it.
-                    let user = tenant.users.iter().find(|user| answers_to(user, &email))?;
-                    Some((email, user.clone()))
+                    // Every user that answers, in id order, as GraphClient::users_by_email.
+                    let mut users: Vec<User> = tenant
+                        .users
+                        .iter()
+                        .filter(|user| user.answers_to(email))
+                        .cloned()
+                        .collect();
+                    users.sort_by(|a, b| a.id.cmp(&b.id));
+                    (!users.is_empty()).then(|| (email_key(email), users))
                 })
                 .collect())
         })
     }
 
-    fn user(
+    fn users_by_id<E: AsRef<str> + Sync>(
         &self,
-        id_or_upn: &str,
-    ) -> impl Future<Output = Result<Option<User>, GraphError>> + Send {
+        ids: &[E],
+    ) -> impl Future<Output = Result<Vec<User>, GraphError>> + Send {
         self.answer(|tenant| {
             Ok(tenant
                 .users
                 .iter()
-                .find(|user| {
-                    user.id == id_or_upn || user.user_principal_name.as_deref() == Some(id_or_upn)
-                })
-                .cloned())
+                .filter(|user| ids.iter().any(|id| id.as_ref() == user.id))
+                .cloned()
+                .collect())
         })
     }
 
@@ -523,10 +536,13 @@ impl Directory for FakeDirectory {
     }
 }
 
-/// Storage in memory: rosters by name (each version its content), and what steps write.
+/// Storage in memory: rosters by name (each version its content), the mapping file, and
+/// what steps write.
 #[derive(Default)]
 pub(crate) struct MemoryStorage {
     rosters: BTreeMap<String, StoredRoster>,
+    /// The mapping file (`access-packages.json`), when there is one.
+    pub(crate) mapping: Option<String>,
     /// The audit trail, as appended.
     audit: Mutex<Vec<AuditRecord>>,
     /// Failures appended to reports: (run id, roster, the Markdown lines people read).
@@ -589,7 +605,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn mapping(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(None)
+        Ok(self.mapping.as_ref().map(|text| text.as_bytes().to_vec()))
     }
 
     async fn put_report(

@@ -1,11 +1,13 @@
 //! The Plan step (queue `reconcile`) and the Scheduled step's fan-out.
 
 use enroll_core::plan::{
-    LocateError, Mapping, PackagePlan, PlanError, TenantIndex, locate_all, plan_package,
+    LocateError, Mapping, Override, PackagePlan, PlanError, TenantIndex, locate_all, plan_package,
 };
 use enroll_core::report::{package_markdown, rejected_markdown};
 use enroll_core::roster::parse;
-use enroll_core::tenant::{AccessPackage, Catalog, TenantSnapshot};
+use std::collections::BTreeMap;
+
+use enroll_core::tenant::{AccessPackage, Catalog, TenantSnapshot, User};
 use enroll_graph::Directory;
 
 use super::{StepError, StepOutput, Storage, StorageError, World};
@@ -37,6 +39,9 @@ pub fn reconcile_for_upload(
         etag,
         reason: Reason::Upload,
         allow_removals: false,
+        allow_additions: false,
+        override_by: None,
+        override_reason: None,
     })
 }
 
@@ -59,6 +64,9 @@ pub async fn reconcile_all<S: Storage, D: Directory>(
             etag: None,
             reason,
             allow_removals: false,
+            allow_additions: false,
+            override_by: None,
+            override_reason: None,
         })
         .collect())
 }
@@ -146,6 +154,71 @@ async fn read_mapping<S: Storage, D: Directory>(
     })
 }
 
+/// Where a roster belongs as things are now: its access package, the mapping file, and the
+/// catalog searched.
+pub(crate) struct Located {
+    /// The access package the roster belongs to.
+    pub(crate) package: AccessPackage,
+    /// The mapping file as read (empty when there is none).
+    pub(crate) mapping: Mapping,
+    /// The catalog searched, when the roster names one.
+    pub(crate) catalogs: Vec<Catalog>,
+}
+
+/// Finds the access package a roster belongs to now, by the same rules the plan uses (the
+/// mapping file, the catalog, every other roster's claim). `Err` is why it belongs to no
+/// single package (a problem for the report, not a failure of the step).
+///
+/// # Errors
+/// [`StepError`] when storage or Graph fail; trying again can help.
+pub(crate) async fn locate_roster<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    roster: &str,
+) -> Result<Result<Located, PlanError>, StepError> {
+    let mapping = match read_mapping(world).await? {
+        Ok(mapping) => mapping,
+        Err(problem) => return Ok(Err(roster_error(roster, "invalid_mapping", problem))),
+    };
+    let catalog = catalog_name(roster, world.config.catalog.as_deref());
+    let (packages, catalogs) = match candidate_packages(world, catalog).await? {
+        Ok(found) => found,
+        Err(problem) => return Ok(Err(roster_error(roster, "no_matching_catalog", problem))),
+    };
+    let mut names = world.storage.roster_names().await?;
+    if !names.iter().any(|name| name == roster) {
+        names.push(roster.to_owned());
+    }
+    let candidates = TenantSnapshot {
+        access_packages: packages,
+        catalogs: catalogs.clone(),
+        ..TenantSnapshot::default()
+    };
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let located = locate_all(
+        &name_refs,
+        &candidates,
+        &mapping,
+        world.config.catalog.as_deref(),
+    );
+    let position = names.iter().position(|name| name == roster);
+    Ok(
+        match position.and_then(|index| located.into_iter().nth(index)) {
+            Some(Ok(package)) => Ok(Located {
+                package: package.clone(),
+                mapping,
+                catalogs,
+            }),
+            Some(Err(error)) => Err(locate_error(roster, &error)),
+            // The roster was pushed onto the names above, so it has a position.
+            None => Err(roster_error(
+                roster,
+                "no_matching_package",
+                format!("roster {roster} was not found among the rosters"),
+            )),
+        },
+    )
+}
+
 /// Plans one roster: reads it (by ETag) and the tenant, applies the guards, writes the
 /// report and audit record, and returns the change messages (none when blocked or invalid).
 ///
@@ -198,56 +271,43 @@ pub async fn plan_roster<S: Storage, D: Directory>(
             return reject(world, message, &stored.etag, outcome, record).await;
         }
     };
-    let mapping = match read_mapping(world).await? {
-        Ok(mapping) => mapping,
-        Err(problem) => {
-            outcome.errors = vec![roster_error(&message.roster, "invalid_mapping", problem)];
+    let Located {
+        package,
+        mapping,
+        catalogs,
+    } = match locate_roster(world, &message.roster).await? {
+        Ok(located) => located,
+        Err(error) => {
+            outcome.errors = vec![error];
             return reject(world, message, &stored.etag, outcome, record).await;
         }
-    };
-    let catalog = catalog_name(&message.roster, world.config.catalog.as_deref());
-    let (packages, catalogs) = match candidate_packages(world, catalog).await? {
-        Ok(found) => found,
-        Err(problem) => {
-            outcome.errors = vec![roster_error(
-                &message.roster,
-                "no_matching_catalog",
-                problem,
-            )];
-            return reject(world, message, &stored.etag, outcome, record).await;
-        }
-    };
-    let mut names = world.storage.roster_names().await?;
-    if !names.contains(&message.roster) {
-        names.push(message.roster.clone());
-    }
-    let candidates = TenantSnapshot {
-        access_packages: packages,
-        catalogs: catalogs.clone(),
-        ..TenantSnapshot::default()
-    };
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let located = locate_all(
-        &name_refs,
-        &candidates,
-        &mapping,
-        world.config.catalog.as_deref(),
-    );
-    let position = names.iter().position(|name| *name == message.roster);
-    let package = match position.and_then(|index| located.into_iter().nth(index)) {
-        Some(Ok(package)) => package.clone(),
-        Some(Err(error)) => {
-            outcome.errors = vec![locate_error(&message.roster, &error)];
-            return reject(world, message, &stored.etag, outcome, record).await;
-        }
-        None => return Ok(outcome),
     };
     // Before the package is read: what is reprocessed counts as under way in the plan.
     let reprocessed =
         super::reprocess::stuck_requests(world, message, &stored.etag, &package.id).await?;
     let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
-    let users = world.graph.users_by_email(&emails).await?;
+    let mut users: BTreeMap<String, User> = world
+        .graph
+        .users_by_email(&emails)
+        .await?
+        .into_values()
+        .flatten()
+        .map(|user| (user.id.clone(), user))
+        .collect();
     let assignments = world.graph.assignments(&package.id).await?;
+    // Holders no roster address belongs to, looked up by id: so that the plan knows every
+    // address they are known by, and reports a holder the directory does not know instead
+    // of removing them.
+    let others: Vec<&str> = assignments
+        .iter()
+        .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
+        .filter(|id| !users.contains_key(*id))
+        .collect();
+    if !others.is_empty() {
+        for user in world.graph.users_by_id(&others).await? {
+            users.insert(user.id.clone(), user);
+        }
+    }
     let mut requests = world.graph.open_assignment_requests().await?;
     requests.retain(|request| request.access_package_id() == Some(package.id.as_str()));
     let tenant = TenantSnapshot {
@@ -259,7 +319,13 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         ..TenantSnapshot::default()
     };
     let mut options = world.plan_options(mapping);
+    // An override is honoured only with who and why; the plan says when one is refused.
     options.guards.allow_removals |= message.allow_removals;
+    options.guards.allow_additions |= message.allow_additions;
+    options.override_by = Override::new(
+        message.override_by.as_deref(),
+        message.override_reason.as_deref(),
+    );
     let plan = plan_package(
         valid,
         &stored.etag,
@@ -268,17 +334,7 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         &options,
     );
     let messages = change_messages(&plan, &message.run_id, &message.roster);
-    let summary = format!(
-        "invite {}, assign {}, remove {}, unchanged {}{}",
-        plan.invite.len(),
-        plan.assign.len(),
-        plan.remove.len(),
-        plan.unchanged,
-        plan.blocked_message
-            .as_deref()
-            .map(|why| format!("; blocked: {why}"))
-            .unwrap_or_default()
-    );
+    let summary = plan_summary(&plan);
     let json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
     let markdown = package_markdown(&plan) + &super::reprocess::markdown(&reprocessed);
     world
@@ -364,6 +420,9 @@ pub async fn roster_too_large<S: Storage, D: Directory>(
         etag: version.map(str::to_owned),
         reason: Reason::Upload,
         allow_removals: false,
+        allow_additions: false,
+        override_by: None,
+        override_reason: None,
     };
     let version = version.unwrap_or_default();
     let limit = world.config.limits.max_bytes;
@@ -422,6 +481,41 @@ fn roster_record<S, D>(
     }
 }
 
+/// The plan in one line for the log and the audit trail: the counts, why it is blocked, the
+/// override with who and why (or why one was refused), the people kept, and when removals
+/// happen.
+fn plan_summary(plan: &PackagePlan) -> String {
+    let mut summary = format!(
+        "invite {}, assign {}, remove {}, unchanged {}",
+        plan.invite.len(),
+        plan.assign.len(),
+        plan.remove.len(),
+        plan.unchanged,
+    );
+    let mut add = |part: Option<String>| {
+        if let Some(part) = part {
+            summary.push_str("; ");
+            summary.push_str(&part);
+        }
+    };
+    add(plan
+        .blocked_message
+        .as_deref()
+        .map(|why| format!("blocked: {why}")));
+    add(plan.override_note());
+    add(plan
+        .override_refused
+        .as_deref()
+        .map(|why| format!("override refused: {why}")));
+    add((!plan.kept.is_empty()).then(|| format!("kept {} not in the roster", plan.kept.len())));
+    add(plan
+        .remove
+        .iter()
+        .find_map(|r| r.not_before.as_deref())
+        .map(|time| format!("removals not before {time}")));
+    summary
+}
+
 fn locate_error(roster: &str, error: &LocateError) -> PlanError {
     roster_error(roster, error.code(), error.to_string())
 }
@@ -469,3 +563,6 @@ async fn reject<S: Storage, D: Directory>(
         .push(format!("{}: {detail}", message.roster));
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests;

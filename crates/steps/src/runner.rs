@@ -6,6 +6,10 @@
 //! after the same number of tries the queues make, recording the message as failed. A step
 //! that stops without an answer (a panic) is given up on at once the same way: every person
 //! in its message gets a `failed` audit record and a line in the run's failures report.
+//! With an undo window ([`crate::StepConfig::removal_delay`]) it holds the Remove messages of
+//! a plan until the window has passed, as the queue keeps them invisible, so a run waits
+//! that long; the Remove step then reads the roster again, and a roster corrected meanwhile
+//! keeps the person.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -24,8 +28,12 @@ pub struct RunOptions {
     pub run_id: String,
     /// Stop after the plan.
     pub dry_run: bool,
-    /// Let plans through that a guard would block.
+    /// Let through plans that a removal guard would block (honoured only with `override_by`).
     pub allow_removals: bool,
+    /// Let through plans that the addition guard would block (honoured only with `override_by`).
+    pub allow_additions: bool,
+    /// Who allows it, and why.
+    pub override_by: Option<enroll_core::plan::Override>,
     /// Steps running at once (Graph calls are further limited by the client).
     pub concurrency: usize,
     /// Delay before the first retry of a message; doubles with each try.
@@ -38,6 +46,8 @@ impl Default for RunOptions {
             run_id: "run".into(),
             dry_run: false,
             allow_removals: false,
+            allow_additions: false,
+            override_by: None,
             concurrency: 8,
             retry_delay: Duration::from_secs(2),
         }
@@ -53,6 +63,8 @@ pub struct Progress {
     pub messages: (usize, usize),
     /// Messages waiting to be tried again.
     pub retrying: usize,
+    /// Remove messages held until the undo window has passed.
+    pub held: usize,
 }
 
 /// A message the runner gave up on, as it would sit in a poison queue.
@@ -188,6 +200,9 @@ pub async fn run<S: Storage + 'static, D: Directory>(
     let limit = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     for mut message in reconciles {
         message.allow_removals = options.allow_removals;
+        message.allow_additions = options.allow_additions;
+        message.override_by = options.override_by.as_ref().map(|o| o.by.clone());
+        message.override_reason = options.override_by.as_ref().map(|o| o.reason.clone());
         let world = world.clone();
         let limit = limit.clone();
         let retry_delay = options.retry_delay;
@@ -230,23 +245,39 @@ pub async fn run<S: Storage + 'static, D: Directory>(
         progress(state);
     }
     outcomes.sort_by(|a, b| roster_of(a).cmp(roster_of(b)));
+    // Removals wait out the undo window from the end of planning, as a queue message sent
+    // with that visibility timeout would.
+    let window = world.config.removal_delay;
+    let due = tokio::time::Instant::now() + window;
+    let mut held: Vec<Change> = Vec::new();
     for outcome in outcomes {
         summary.errors.extend(outcome.errors);
         summary.plans.extend(outcome.plan);
         if !options.dry_run {
-            queue.extend(Change::all_of(outcome.output).map(|job| (job, 1, Duration::ZERO)));
+            for job in Change::all_of(outcome.output) {
+                match job {
+                    Change::Remove(_) if !window.is_zero() => held.push(job),
+                    job => queue.push_back((job, 1, Duration::ZERO)),
+                }
+            }
         }
     }
     summary
         .errors
         .sort_by(|a, b| (&a.roster, a.line).cmp(&(&b.roster, b.line)));
-    state.messages.1 = queue.len();
+    state.messages.1 = queue.len() + held.len();
+    state.held = held.len();
     progress(state);
     let max_tries = world.config.max_dequeue_count.max(1);
     let mut running = tokio::task::JoinSet::new();
     // The message each running task works on, to record it if the task stops unanswered.
     let mut in_flight: HashMap<tokio::task::Id, Change> = HashMap::new();
     loop {
+        if !held.is_empty() && tokio::time::Instant::now() >= due {
+            queue.extend(held.drain(..).map(|job| (job, 1, Duration::ZERO)));
+            state.held = 0;
+            progress(state);
+        }
         while running.len() < options.concurrency.max(1) {
             let Some((job, number, not_before)) = queue.pop_front() else {
                 break;
@@ -267,7 +298,15 @@ pub async fn run<S: Storage + 'static, D: Directory>(
             });
             in_flight.insert(task.id(), kept);
         }
-        let Some(joined) = running.join_next_with_id().await else {
+        let joined = if held.is_empty() {
+            running.join_next_with_id().await
+        } else {
+            tokio::select! {
+                joined = running.join_next_with_id(), if !running.is_empty() => joined,
+                () = tokio::time::sleep_until(due) => continue,
+            }
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (job, number, disposition, result) = match joined {

@@ -17,6 +17,22 @@ use enroll_store::local::LocalStorage;
 
 const ROSTER: &str = "Projects/Alpha.csv";
 
+/// A local folder has no queue: these tests run without an undo window, so Plan never
+/// sends a delayed Remove message; one that tried would fail visibly.
+impl super::SendLater for LocalStorage {
+    async fn send_later(
+        &self,
+        queue: &str,
+        _text: &str,
+        _delay: Duration,
+    ) -> Result<(), enroll_steps::StorageError> {
+        Err(enroll_steps::StorageError {
+            message: format!("a local folder has no queue {queue}"),
+            retryable: false,
+        })
+    }
+}
+
 struct Setup {
     dir: tempfile::TempDir,
     world: Arc<World<LocalStorage>>,

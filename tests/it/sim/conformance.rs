@@ -31,6 +31,7 @@ fn user(id: &str, name: &str, upn: &str) -> User {
         mail: Some(upn.into()),
         other_mails: vec![],
         user_type: Some("Member".into()),
+        ..User::default()
     }
 }
 

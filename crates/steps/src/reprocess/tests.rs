@@ -32,6 +32,9 @@ fn message() -> ReconcileMessage {
         etag: None,
         reason: Reason::Schedule,
         allow_removals: false,
+        allow_additions: false,
+        override_by: None,
+        override_reason: None,
     }
 }
 
