@@ -49,6 +49,8 @@ WANTED = {
             "/identityGovernance/entitlementManagement/assignments/{accessPackageAssignment-id}",
             "/identityGovernance/entitlementManagement/assignmentRequests",
             "/identityGovernance/entitlementManagement/assignmentRequests/{accessPackageAssignmentRequest-id}",
+            "/identityGovernance/entitlementManagement/assignmentRequests/{accessPackageAssignmentRequest-id}/microsoft.graph.reprocess",
+            "/identityGovernance/entitlementManagement/assignments/{accessPackageAssignment-id}/microsoft.graph.reprocess",
         ],
         "schemas": [
             "microsoft.graph.accessPackageCatalog",

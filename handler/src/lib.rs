@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod definitions;
 pub mod protocol;
+pub mod skim;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -17,9 +17,9 @@ use enroll_handler::check_definitions;
 use enroll_handler::definitions::read_function_definitions;
 use enroll_steps::World;
 use enroll_steps::config::{
-    ConfigError, DEFAULT_LOG_FILTER, Env, graph_config, log_filter, step_config,
+    ConfigError, DEFAULT_LOG_FILTER, Env, graph_config, log_filter, schedule, step_config,
 };
-use enroll_store::{Layout, StorageConfig, Store};
+use enroll_store::{PREFIX_SETTING, StorageConfig, Store, storage_layout};
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::writer::MakeWriterExt as _;
@@ -64,30 +64,50 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("enroll handler: {error:#}");
+            // Each cause once: many errors already say their source in their own message.
+            tracing::error!(
+                "enroll handler: {}",
+                enroll_core::report::error_chain(error.as_ref())
+            );
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(env: &Env) -> anyhow::Result<()> {
-    let port: u16 = env
-        .get("FUNCTIONS_CUSTOMHANDLER_PORT")
-        .ok_or_else(|| anyhow::anyhow!("FUNCTIONS_CUSTOMHANDLER_PORT is not set: the Functions host sets it; set it yourself to run the handler alone"))?
-        .parse()
-        .map_err(|error| anyhow::anyhow!("FUNCTIONS_CUSTOMHANDLER_PORT is not valid: {error}"))?;
+    let port: u16 = match env.get("FUNCTIONS_CUSTOMHANDLER_PORT") {
+        None => anyhow::bail!(
+            "FUNCTIONS_CUSTOMHANDLER_PORT is not set: the Functions host sets it; set it yourself to run the handler alone"
+        ),
+        Some(_) => env.number("FUNCTIONS_CUSTOMHANDLER_PORT", 0, 1..=u16::MAX)?,
+    };
+    if let Some(runtime) = env.get("FUNCTIONS_WORKER_RUNTIME")
+        && !runtime.trim().eq_ignore_ascii_case("custom")
+    {
+        return Err(ConfigError::Invalid {
+            name: "FUNCTIONS_WORKER_RUNTIME",
+            problem: format!("`{runtime}` is not `custom`, the runtime of a custom handler"),
+        }
+        .into());
+    }
+    // Every setting is checked before anything is served: a handler that started with a
+    // setting it cannot use would fail every invocation instead.
     let steps = step_config(env, true)?;
+    schedule(env)?;
     let graph = GraphClient::new(graph_config(env)?)?;
     let storage = StorageConfig::from_env()?;
-    let mut store = Store::new(&storage)?;
-    if let Some(prefix) = env.get("ENROLL_STORAGE_PREFIX") {
-        store = store.with_layout(Layout::with_prefix(prefix));
-    }
+    let layout = storage_layout(env.get(PREFIX_SETTING))?;
+    let store = Store::new(&storage)?.with_layout(layout);
     // A definition the handler does not serve (or the reverse) would fail only at run time
     // in Azure; say so at start instead.
-    if let Some(root) = env.get("FUNCTIONS_APP_ROOT_PATH")
-        && let Ok(definitions) = read_function_definitions(std::path::Path::new(root))
-    {
+    if let Some(root) = env.get("FUNCTIONS_APP_ROOT_PATH") {
+        let definitions =
+            read_function_definitions(std::path::Path::new(root)).map_err(|error| {
+                ConfigError::Invalid {
+                    name: "FUNCTIONS_APP_ROOT_PATH",
+                    problem: error.to_string(),
+                }
+            })?;
         for problem in check_definitions(&definitions) {
             tracing::warn!("enroll handler: {problem}");
         }

@@ -18,6 +18,8 @@ fn enroll(args: &[&str]) -> Output {
         .env_remove("ENROLL_TENANT")
         .env_remove("ENROLL_APP_ID")
         .env_remove("ENROLL_ROLE_GROUP_PATTERN")
+        .env_remove("ENROLL_REMOVAL_DELAY")
+        .env_remove("ENROLL_PROTECTED_PEOPLE")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("enroll runs")
@@ -206,21 +208,82 @@ fn plan_text_is_a_readable_summary() {
 }
 
 #[test]
-fn a_blocked_package_exits_1_and_the_override_exits_0() {
-    let strict = golden_plan(&["--max-removals", "0", "--max-removal-percent", "10"]);
-    assert_eq!(strict.status.code(), Some(1));
-    assert_eq!(json(&strict)["packages"][0]["blocked"], "removal_guard");
-    let allowed = golden_plan(&[
-        "--max-removals",
-        "0",
-        "--max-removal-percent",
-        "10",
-        "--allow-removals",
-    ]);
+fn a_blocked_package_exits_1_and_the_override_with_who_and_why_exits_0() {
+    let strict = ["--max-removals", "0", "--max-removal-percent", "10"];
+    let blocked = golden_plan(&strict);
+    assert_eq!(blocked.status.code(), Some(1));
+    let plan = json(&blocked);
+    assert_eq!(plan["packages"][0]["blocked"], "removal_guard");
+    assert_eq!(
+        plan["packages"][0]["guards"],
+        serde_json::json!([{"code": "removal_guard", "count": 1, "members": 2, "maxCount": 0, "maxPercent": 10.0, "overridden": false}])
+    );
+    // An override needs who and why; without them it is a usage error, and nothing is planned.
+    let unexplained = golden_plan(&[&strict[..], &["--allow-removals"]].concat());
+    assert_eq!(unexplained.status.code(), Some(2));
+    assert!(unexplained.stdout.is_empty());
+    let error = String::from_utf8_lossy(&unexplained.stderr);
+    assert!(
+        error.contains("need --override-by and --override-reason"),
+        "{error}"
+    );
+    let allowed = golden_plan(
+        &[
+            &strict[..],
+            &[
+                "--allow-removals",
+                "--override-by",
+                "alice@contoso.com",
+                "--override-reason",
+                "Dee moved to Finance",
+            ],
+        ]
+        .concat(),
+    );
     assert_eq!(allowed.status.code(), Some(0));
     let plan = json(&allowed);
     assert_eq!(plan["allowRemovals"], true);
-    assert_eq!(plan["packages"][0]["overridden"], "removal_guard");
+    assert_eq!(
+        plan["override"],
+        serde_json::json!({"by": "alice@contoso.com", "reason": "Dee moved to Finance"})
+    );
+    let alpha = &plan["packages"][0];
+    assert_eq!(alpha["overridden"], "removal_guard");
+    assert_eq!(alpha["override"]["by"], "alice@contoso.com");
+    assert_eq!(alpha["guards"][0]["overridden"], true);
+}
+
+#[test]
+fn plan_shows_when_removals_happen_and_keeps_protected_people() {
+    let delayed = golden_plan(&["--removal-delay", "24h"]);
+    assert_eq!(delayed.status.code(), Some(0));
+    let plan = json(&delayed);
+    let not_before = plan["packages"][0]["remove"][0]["notBefore"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // RFC 3339, about a day from now.
+    assert_eq!(
+        not_before.len(),
+        "2026-11-27T06:01:11Z".len(),
+        "{not_before}"
+    );
+    assert!(not_before.ends_with('Z'), "{not_before}");
+    let protected = golden_plan(&["--protected-people", "DEE@contoso.com"]);
+    let plan = json(&protected);
+    let alpha = &plan["packages"][0];
+    assert_eq!(alpha["remove"], serde_json::json!([]));
+    assert_eq!(
+        alpha["kept"],
+        serde_json::json!([{"email": "dee@contoso.com", "userId": "u-dee", "assignmentId": "as-dee", "reason": "protected"}])
+    );
+    let bad = golden_plan(&["--removal-delay", "2 weeks"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--removal-delay is not valid"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 #[test]
@@ -1022,5 +1085,122 @@ fn hostile_names_survive_export_plan_and_apply_as_text() {
     assert!(
         markdown.starts_with("# Project Alpha\\\\u{1b}\\[31m - Manager\n"),
         "{markdown}"
+    );
+}
+
+/// `enroll apply` of one rosters folder against the golden tenant (served in process).
+fn apply(rosters: &[(&str, &str)], extra: &[&str]) -> (Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in rosters {
+        let path = dir.path().join("rosters").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let tenant = data("golden/tenant.json");
+    let mut args = vec![
+        "apply".to_owned(),
+        dir.path().join("rosters").to_str().unwrap().to_owned(),
+        "--tenant".to_owned(),
+        tenant.to_str().unwrap().to_owned(),
+        "--reports".to_owned(),
+        dir.path().join("reports").to_str().unwrap().to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (enroll(&args), dir)
+}
+
+const ALPHA_MANAGER: &str = "Projects/Project Alpha - Manager.csv";
+
+#[test]
+fn apply_says_the_tenant_matches_only_when_everything_was_applied() {
+    let (output, _dir) = apply(
+        &[(
+            ALPHA_MANAGER,
+            "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nEve;eve@contoso.com\nFay;fay@tailspin.be\n",
+        )],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    // The verdict is the line before the figures.
+    assert_eq!(
+        text.lines().rev().nth(1),
+        Some("the tenant now matches the rosters"),
+        "{text}"
+    );
+}
+
+#[test]
+fn apply_of_only_an_invalid_roster_exits_1_and_says_it_was_not_applied() {
+    let (output, _dir) = apply(
+        &[(ALPHA_MANAGER, "Ann;ann@contoso.com\nBroken;nope\n")],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(!text.contains("now matches"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the tenant does not match the rosters:\n- 1 roster(s) not applied ({ALPHA_MANAGER})\n"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn apply_with_a_blocked_package_exits_1_and_names_it() {
+    let (output, _dir) = apply(
+        &[(ALPHA_MANAGER, "Ann;ann@contoso.com\n")],
+        &["--max-removals", "0", "--max-removal-percent", "10"],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(!text.contains("now matches"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the tenant does not match the rosters:\n- 1 package(s) blocked, nothing changed for them ({ALPHA_MANAGER})\n"
+        )),
+        "{text}"
+    );
+    let (json_output, _dir) = apply(
+        &[(ALPHA_MANAGER, "Ann;ann@contoso.com\n")],
+        &[
+            "--max-removals",
+            "0",
+            "--max-removal-percent",
+            "10",
+            "--format",
+            "json",
+        ],
+    );
+    let summary = json(&json_output);
+    assert_eq!(summary["matches"], false);
+    assert_eq!(
+        summary["notDone"],
+        serde_json::json!([format!(
+            "1 package(s) blocked, nothing changed for them ({ALPHA_MANAGER})"
+        )])
+    );
+}
+
+#[test]
+fn an_io_error_names_its_cause_once() {
+    let missing = enroll(&["validate", "tests/data/no-such-folder"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        stderr(&missing).trim_end(),
+        "enroll: cannot read tests/data/no-such-folder: No such file or directory (os error 2)"
+    );
+    let tenant = enroll(&[
+        "plan",
+        "tests/data/golden/rosters",
+        "--tenant",
+        "no-such.json",
+    ]);
+    assert_eq!(tenant.status.code(), Some(2));
+    assert_eq!(
+        stderr(&tenant).trim_end(),
+        "enroll: cannot read no-such.json: No such file or directory (os error 2)"
     );
 }

@@ -5,13 +5,14 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::holders;
 use enroll_core::plan::{PlanOptions, RosterSource, plan};
 use enroll_core::roster::{Limits, content_version, parse};
 use enroll_core::tenant::TenantSnapshot;
 use enroll_harness::{Harness, HarnessConfig};
 use enroll_sim::{SimConfig, SimHandle, start};
 
-const ALPHA: &str = "Projects/Project Alpha - Manager.csv";
+pub(crate) const ALPHA: &str = "Projects/Project Alpha - Manager.csv";
 const KEY_USERS: &str = "Projects/Key Users.csv";
 
 fn storage() -> String {
@@ -25,9 +26,9 @@ fn golden_tenant() -> TenantSnapshot {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-struct E2e {
-    sim: SimHandle,
-    harness: Harness,
+pub(crate) struct E2e {
+    pub(crate) sim: SimHandle,
+    pub(crate) harness: Harness,
     rosters: Vec<(String, String)>,
     /// The handler's stdout and stderr.
     log: tempfile::NamedTempFile,
@@ -38,7 +39,7 @@ impl E2e {
         Self::with_env(sim_config, &[]).await
     }
 
-    async fn with_env(sim_config: SimConfig, extra: &[(&str, &str)]) -> Self {
+    pub(crate) async fn with_env(sim_config: SimConfig, extra: &[(&str, &str)]) -> Self {
         Self::with_tenant(sim_config, golden_tenant(), extra).await
     }
 
@@ -90,7 +91,7 @@ impl E2e {
         }
     }
 
-    async fn upload(&mut self, name: &str, text: &str) {
+    pub(crate) async fn upload(&mut self, name: &str, text: &str) {
         self.harness
             .upload_roster(name, text.as_bytes().to_vec())
             .await
@@ -99,19 +100,19 @@ impl E2e {
         self.rosters.push((name.to_owned(), text.to_owned()));
     }
 
-    async fn run(&mut self) {
+    pub(crate) async fn run(&mut self) {
         self.harness
             .run_until_idle(Duration::from_secs(60))
             .await
             .unwrap();
     }
 
-    async fn settled(&self) -> TenantSnapshot {
+    pub(crate) async fn settled(&self) -> TenantSnapshot {
         self.sim.settled().await
     }
 
     /// Changes a fresh plan of the uploaded rosters would still make.
-    async fn changes_left(&self) -> usize {
+    pub(crate) async fn changes_left(&self) -> usize {
         let tenant = self.settled().await;
         let sources: Vec<RosterSource> = self
             .rosters
@@ -131,8 +132,18 @@ impl E2e {
             .sum()
     }
 
+    /// Today's audit trail, one JSON line per record.
+    pub(crate) async fn audit_today(&self) -> Vec<String> {
+        let day = &enroll_core::audit::rfc3339(std::time::SystemTime::now())[..10];
+        self.harness
+            .store()
+            .read_audit(&format!("{day}.jsonl"))
+            .await
+            .unwrap()
+    }
+
     /// The Markdown report for the roster's current version.
-    async fn report(&self, roster: &str) -> String {
+    pub(crate) async fn report(&self, roster: &str) -> String {
         let store = self.harness.store();
         let container = store.layout().reports.clone();
         let current = store.get_roster(roster, None).await.unwrap().etag;
@@ -164,6 +175,41 @@ impl E2e {
         panic!("no report for {roster} at version {}", current.as_str());
     }
 
+    /// Today's audit records.
+    async fn audit(&self) -> Vec<serde_json::Value> {
+        let day = &enroll_core::audit::rfc3339(std::time::SystemTime::now())[..10];
+        let lines = match self
+            .harness
+            .store()
+            .read_audit(&format!("{day}.jsonl"))
+            .await
+        {
+            Ok(lines) => lines,
+            Err(enroll_store::StoreError::NotFound { .. }) => Vec::new(),
+            Err(error) => panic!("{error}"),
+        };
+        lines
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// Every `failed` audit record of today, as `action email`.
+    async fn failed_records(&self) -> Vec<String> {
+        self.audit()
+            .await
+            .iter()
+            .filter(|record| record["outcome"] == "failed")
+            .map(|record| {
+                format!(
+                    "{} {}",
+                    record["action"].as_str().unwrap(),
+                    record["email"].as_str().unwrap_or("-")
+                )
+            })
+            .collect()
+    }
+
     fn assert_clean_protocol(&self) {
         let counters = self.harness.counters();
         assert!(
@@ -174,18 +220,7 @@ impl E2e {
     }
 }
 
-fn holders(tenant: &TenantSnapshot, package: &str) -> Vec<String> {
-    let mut ids: Vec<String> = tenant
-        .assignments
-        .iter()
-        .filter(|a| a.is_active() && a.access_package.as_ref().is_some_and(|p| p.id == package))
-        .filter_map(|a| a.target.as_ref()?.object_id.clone())
-        .collect();
-    ids.sort();
-    ids
-}
-
-const ALPHA_ROSTER: &str =
+pub(crate) const ALPHA_ROSTER: &str =
     "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nEve;eve@contoso.com\nFay;fay@tailspin.be\n";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -319,8 +354,12 @@ async fn duplicate_messages_and_quick_successive_uploads_end_at_the_latest_roste
         serde_json::json!({"v": 1, "runId": "r1", "roster": ALPHA, "reason": "upload"}).to_string();
     e2e.harness.enqueue("reconcile", &first).await.unwrap();
     e2e.harness.enqueue("reconcile", &first).await.unwrap();
-    e2e.upload(ALPHA, "Bob;bob@fabrikam.com\nCyd;cyd@northwind.nl\n")
-        .await;
+    // Ann stays: a roster that keeps none of the holders would trip the all_holders guard.
+    e2e.upload(
+        ALPHA,
+        "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nCyd;cyd@northwind.nl\n",
+    )
+    .await;
     e2e.run().await;
     assert_eq!(
         e2e.changes_left().await,
@@ -328,15 +367,21 @@ async fn duplicate_messages_and_quick_successive_uploads_end_at_the_latest_roste
         "the tenant ends at the later roster"
     );
     let alpha = holders(&e2e.settled().await, "pkg-alpha-manager");
-    assert_eq!(alpha, vec!["u-bob".to_owned(), "u-cyd".to_owned()]);
-    let requests = e2e.sim.snapshot().await.assignment_requests;
+    assert_eq!(
+        alpha,
+        vec!["u-ann".to_owned(), "u-bob".to_owned(), "u-cyd".to_owned()]
+    );
+    // Every request the tenant accepted, delivered ones included: Bob was asked for once.
+    let requests = e2e.sim.assignment_requests_made().await;
     let adds_for_bob = requests
         .iter()
         .filter(|r| {
-            r.request_type.as_deref() == Some("adminAdd") && r.target_object_id() == Some("u-bob")
+            r.request_type.as_deref() == Some("adminAdd")
+                && r.target_object_id() == Some("u-bob")
+                && r.access_package_id() == Some("pkg-alpha-manager")
         })
         .count();
-    assert!(adds_for_bob <= 1, "Bob requested {adds_for_bob} times");
+    assert_eq!(adds_for_bob, 1, "Bob requested {adds_for_bob} times");
     e2e.assert_clean_protocol();
 }
 
@@ -368,38 +413,95 @@ async fn throttling_and_fault_storms_converge() {
     e2e.assert_clean_protocol();
 }
 
+/// The handler is SIGKILLed while the simulated tenant has a Graph write of it in flight
+/// (its latency holds the request open); Graph finishes the write, the answer is lost. The
+/// host stand-in restarts the handler and delivers the message again after the visibility
+/// timeout; nothing may be lost or done twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_handler_killed_mid_run_loses_and_doubles_nothing() {
     let mut e2e = E2e::new(SimConfig {
-        latency_ms: 20,
+        latency_ms: 150,
         ..SimConfig::default()
     })
     .await;
+    // Bob keeps his place, so the only writes are the invitations and the assignments.
     let roster: String = (0..40)
         .map(|i| format!("Guest {i};guest{i}@adatum.de\n"))
+        .chain(["Bob;bob@fabrikam.com\n".to_owned()])
         .collect();
     e2e.upload(KEY_USERS, &roster).await;
-    for _ in 0..3 {
-        e2e.harness.poll_once().await.unwrap();
-    }
-    e2e.harness.kill_handler();
-    // Invocations meanwhile fail, as they would while the host restarts the worker.
-    e2e.harness.poll_once().await.unwrap();
-    e2e.harness.start_handler().await.unwrap();
+    let probe = e2e.sim.probe();
+    let watch = e2e.harness.kill_when(move || probe.writes_in_flight() > 0);
     e2e.run().await;
-    assert_eq!(e2e.changes_left().await, 0);
+    assert!(
+        watch.fired(),
+        "the handler was killed while a Graph write was in flight"
+    );
+    let counters = e2e.harness.counters();
+    assert_eq!(counters.restarts, 1, "the host stand-in started it again");
+    assert!(
+        counters.failures.values().sum::<u64>() >= 1,
+        "an invocation was cut off: {:?}",
+        counters.failures
+    );
+    assert_eq!(e2e.changes_left().await, 0, "nothing lost");
+    // Nothing doubled: one invitation and one adminAdd request per guest.
+    let invitations = e2e.sim.invitations().await;
+    let mut unique = invitations.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        (invitations.len(), unique.len()),
+        (40, 40),
+        "{invitations:?}"
+    );
     let tenant = e2e.settled().await;
-    let guests = tenant
+    let guests: Vec<String> = tenant
         .users
         .iter()
         .filter(|u| u.mail.as_deref().is_some_and(|m| m.ends_with("@adatum.de")))
-        .count();
-    assert_eq!(guests, 40, "each guest invited once");
+        .map(|u| u.id.clone())
+        .collect();
+    assert_eq!(guests.len(), 40);
+    let mut requested: Vec<String> = e2e
+        .sim
+        .assignment_requests_made()
+        .await
+        .iter()
+        .filter(|r| {
+            r.request_type.as_deref() == Some("adminAdd")
+                && r.access_package_id() == Some("pkg-key-users")
+        })
+        .filter_map(|r| r.target_object_id().map(str::to_owned))
+        .filter(|id| guests.contains(id))
+        .collect();
+    requested.sort();
+    let all = requested.len();
+    requested.dedup();
+    assert_eq!((all, requested.len()), (40, 40), "one adminAdd per guest");
     let key_users = holders(&tenant, "pkg-key-users");
-    let mut unique = key_users.clone();
-    unique.dedup();
-    assert_eq!(key_users.len(), unique.len());
-    assert_eq!(key_users.len(), 40);
+    assert_eq!(
+        key_users.iter().filter(|id| guests.contains(id)).count(),
+        40,
+        "every guest holds the package"
+    );
+    assert!(key_users.contains(&"u-bob".to_owned()));
+    assert_eq!(e2e.failed_records().await, Vec::<String>::new());
+    // The cut-off write took effect though its answer was lost: the handler learnt of
+    // those invitations only on the next try, which found the guests.
+    let audit = e2e.audit().await;
+    let invites = |outcome: &str| {
+        audit
+            .iter()
+            .filter(|r| r["action"] == "invite" && r["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(invites("done") + invites("alreadyDone"), 40);
+    assert!(
+        invites("alreadyDone") > 0,
+        "no invitation's answer was lost: {} done",
+        invites("done")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -505,13 +607,23 @@ async fn a_message_that_keeps_failing_ends_in_the_poison_queue_and_the_audit_say
         4,
         "tries 1-4 asked for a retry; the last set the person aside"
     );
-    let day = &enroll_core::audit::rfc3339(std::time::SystemTime::now())[..10];
-    let audit = e2e
-        .harness
-        .store()
-        .read_audit(&format!("{day}.jsonl"))
-        .await
-        .unwrap();
+    // As the host does, each try came a visibility timeout (200 ms here) after the last.
+    let deliveries = &e2e.harness.counters().deliveries;
+    let (id, _, _) = deliveries.iter().find(|(_, count, _)| *count == 5).unwrap();
+    let tries: Vec<std::time::Instant> = deliveries
+        .iter()
+        .filter(|(other, _, _)| other == id)
+        .map(|(_, _, at)| *at)
+        .collect();
+    assert_eq!(tries.len(), 5);
+    for pair in tries.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(200),
+            "redelivered after {gap:?}"
+        );
+    }
+    let audit = e2e.audit_today().await;
     assert!(
         audit
             .iter()

@@ -151,3 +151,80 @@ fn the_infrastructure_sets_what_the_handler_requires() {
         "the Functions runtime must be custom"
     );
 }
+
+/// The real handler under the host stand-in, with settings that reach no Graph: for
+/// invocations that never get as far as a step.
+async fn bare_handler() -> enroll_harness::Harness {
+    let storage = std::env::var("ENROLL_TEST_STORAGE").unwrap_or_else(|_| {
+        panic!(
+            "ENROLL_TEST_STORAGE is not set: these tests need Azurite; run them with ./scripts/test"
+        )
+    });
+    let mut config = enroll_harness::HarnessConfig::new(crate::handler_binary(), root(), storage);
+    config.prefix = format!("f{:08x}-", fastrand::u32(..));
+    config.env = [
+        ("ENROLL_TENANT_ID", "contoso.onmicrosoft.com"),
+        ("ENROLL_CLIENT_ID", "c"),
+        ("ENROLL_CLIENT_SECRET", "s"),
+        ("ENROLL_GRAPH_URL", "http://127.0.0.1:1/v1.0"),
+        ("ENROLL_AUTHORITY_URL", "http://127.0.0.1:1"),
+        ("ENROLL_INVITE_DOMAINS", "*"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    enroll_harness::Harness::start(config).await.unwrap()
+}
+
+/// A 31 MB queue message and a 40 MiB roster upload: each gets a short 413 problem answer,
+/// the upload a report saying the roster is too large, and the handler holds neither.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_invocations_get_413_without_echo_and_the_handler_stays_small() {
+    let harness = bare_handler().await;
+    let http = reqwest::Client::new();
+    let name = "n".repeat(31 * 1000 * 1000);
+    let message = format!(
+        r#"{{"Data":{{"message":"{{\"v\":1,\"runId\":\"r\",\"roster\":\"{name}\",\"reason\":\"upload\"}}"}},"Metadata":{{"DequeueCount":"1"}}}}"#
+    );
+    let answer = http
+        .post(format!("{}/Plan", harness.handler_url()))
+        .header("content-type", "application/json")
+        .body(message)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 413);
+    let text = answer.text().await.unwrap();
+    assert!(text.len() < 1024 && !text.contains("nnnn"), "{text}");
+    let blob = "QUJD".repeat(40 * 1024 * 1024 / 3);
+    let upload = format!(
+        r#"{{"Data":{{"roster":"{blob}"}},"Metadata":{{"name":"\"Huge.csv\"","Properties":{{"ETag":"\"0x8D1\""}}}}}}"#
+    );
+    let answer = http
+        .post(format!("{}/RosterUploaded", harness.handler_url()))
+        .header("content-type", "application/json")
+        .body(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 413);
+    let problem: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(problem["status"], 413);
+    let store = harness.store();
+    let reports = store.list_blobs(&store.layout().reports, "").await.unwrap();
+    let markdown = reports
+        .iter()
+        .find(|entry| entry.name.ends_with("/Huge.md"))
+        .expect("a report for the upload");
+    let markdown = store
+        .get_blob(&store.layout().reports, &markdown.name, None)
+        .await
+        .unwrap();
+    let markdown = String::from_utf8(markdown.bytes).unwrap();
+    assert!(markdown.contains("`too_large`"), "{markdown}");
+    let peak = harness.handler_peak_memory_kib().unwrap();
+    assert!(
+        peak < 48 * 1024,
+        "the handler peaked at {peak} KiB for invocations it did not take in"
+    );
+}

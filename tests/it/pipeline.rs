@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::holders;
 use enroll_core::audit::{Action, Outcome};
 use enroll_core::messages::{ChangeContext, ChangeMessage, RemovePerson, VERSION};
 use enroll_core::plan::{PlanOptions, plan};
 use enroll_core::tenant::TenantSnapshot;
-use enroll_graph::{Credential, GraphClient, GraphConfig, RetryPolicy, Secret};
+use enroll_graph::GraphClient;
 use enroll_sim::{SimConfig, SimHandle, start};
 use enroll_steps::runner::{RunOptions, RunSummary, run};
 use enroll_steps::{Attempt, StepConfig, World};
@@ -30,23 +31,8 @@ struct Setup {
 impl Setup {
     async fn new(config: SimConfig) -> Self {
         let sim = start(config, golden_tenant()).await.unwrap();
-        let mut graph = GraphConfig::new(
-            sim.tenant_id(),
-            Credential::ClientSecret {
-                client_id: "enroll-sim-client".into(),
-                secret: Secret::new("enroll-sim-secret"),
-            },
-        );
-        graph.graph_base_url = format!("{}/v1.0", sim.base_url());
-        graph.authority_url = sim.base_url();
-        graph.retry = RetryPolicy {
-            max_attempts: 30,
-            max_elapsed: Duration::from_secs(30),
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(100),
-        };
         let setup = Self {
-            graph: GraphClient::new(graph).unwrap(),
+            graph: crate::roles::graph_client(&sim),
             sim,
             rosters: tempfile::tempdir().unwrap(),
             reports: tempfile::tempdir().unwrap(),
@@ -116,17 +102,6 @@ impl Setup {
             LocalStorage::new(self.rosters.path(), self.reports.path()).report_path(run_id, roster);
         std::fs::read_to_string(path.with_extension("md")).unwrap()
     }
-}
-
-fn holders(tenant: &TenantSnapshot, package: &str) -> Vec<String> {
-    let mut ids: Vec<String> = tenant
-        .assignments
-        .iter()
-        .filter(|a| a.is_active() && a.access_package.as_ref().is_some_and(|p| p.id == package))
-        .filter_map(|a| a.target.as_ref()?.object_id.clone())
-        .collect();
-    ids.sort();
-    ids
 }
 
 fn user_id(tenant: &TenantSnapshot, email: &str) -> String {
@@ -394,5 +369,93 @@ async fn throttling_faults_and_slow_replication_still_converge_without_doubles()
         .filter(|u| u.mail.as_deref().is_some_and(|m| m.starts_with("guest")))
         .count();
     assert_eq!(guests, 30, "each guest invited once");
+    setup.sim.shutdown().await;
+}
+
+const ALPHA: &str = "Projects/Project Alpha - Manager.csv";
+
+/// A run of `enroll apply` with quick retries.
+fn window_run() -> RunOptions {
+    RunOptions {
+        run_id: "window".into(),
+        retry_delay: Duration::from_millis(100),
+        ..RunOptions::default()
+    }
+}
+
+/// A world whose removals wait out an undo window of `window`.
+fn world_with_window(setup: &Setup, window: Duration) -> Arc<World<LocalStorage>> {
+    let config = StepConfig {
+        max_dequeue_count: 8,
+        removal_delay: window,
+        ..StepConfig::default()
+    };
+    Arc::new(World::new(
+        setup.graph.clone(),
+        LocalStorage::new(setup.rosters.path(), setup.reports.path()),
+        config,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_an_undo_window_apply_holds_removals_and_a_roster_corrected_meanwhile_keeps_the_person()
+ {
+    let setup = Setup::new(SimConfig::default()).await;
+    let window = Duration::from_secs(2);
+    let corrected = std::sync::atomic::AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    // Once the plan is made and its removals are held, Dee is put back in the roster.
+    let summary = run(world_with_window(&setup, window), &window_run(), |progress| {
+        if progress.held > 0 && !corrected.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            setup.write(
+                ALPHA,
+                "Ann;ann@contoso.com\nBob;bob@fabrikam.com\nFay;fay@tailspin.be\nDee;dee@contoso.com\n",
+            );
+        }
+    })
+    .await
+    .unwrap();
+    assert!(corrected.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(started.elapsed() >= window, "{:?}", started.elapsed());
+    let alpha = summary.plans.iter().find(|p| p.roster == ALPHA).unwrap();
+    assert_eq!(alpha.remove.len(), 2, "{:?}", alpha.remove);
+    assert!(alpha.remove.iter().all(|r| r.not_before.is_some()));
+    // Dee stays; Eve, still absent from the roster, leaves once the window has passed.
+    assert_eq!(summary.count(Action::Remove, Outcome::Skipped), 1);
+    assert_eq!(summary.count(Action::Remove, Outcome::Done), 1);
+    let tenant = setup.settled().await;
+    let alpha = holders(&tenant, "pkg-alpha-manager");
+    assert!(alpha.contains(&"u-dee".to_owned()), "{alpha:?}");
+    assert!(!alpha.contains(&"u-eve".to_owned()), "{alpha:?}");
+    let report = setup.report("window", ALPHA);
+    assert!(report.contains("Removals wait until"), "{report}");
+    setup.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_an_undo_window_apply_carries_removals_out_once_it_has_passed() {
+    let setup = Setup::new(SimConfig::default()).await;
+    let window = Duration::from_secs(1);
+    let before = setup.sim.snapshot().await;
+    let held = std::sync::Mutex::new(Vec::new());
+    let started = std::time::Instant::now();
+    let summary = run(
+        world_with_window(&setup, window),
+        &window_run(),
+        |progress| {
+            held.lock().unwrap().push(progress.held);
+        },
+    )
+    .await
+    .unwrap();
+    assert!(started.elapsed() >= window, "{:?}", started.elapsed());
+    // The Remove message (Dee and Eve) was held, then let go.
+    let held = held.into_inner().unwrap();
+    assert_eq!(held.iter().max(), Some(&1), "{held:?}");
+    assert_eq!(held.last(), Some(&0));
+    assert_eq!(summary.count(Action::Remove, Outcome::Done), 2);
+    let after = holders(&setup.settled().await, "pkg-alpha-manager");
+    assert!(holders(&before, "pkg-alpha-manager").contains(&"u-dee".to_owned()));
+    assert!(!after.contains(&"u-dee".to_owned()), "{after:?}");
     setup.sim.shutdown().await;
 }

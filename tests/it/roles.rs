@@ -120,6 +120,7 @@ pub(crate) fn tenant(
             mail: Some("ann@contoso.com".into()),
             other_mails: Vec::new(),
             user_type: Some("Member".into()),
+            ..User::default()
         }],
         applications: vec![Application {
             id: APP_OBJECT.into(),
@@ -159,6 +160,7 @@ pub(crate) fn graph_client(sim: &SimHandle) -> GraphClient {
         max_elapsed: Duration::from_secs(30),
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(100),
+        max_wait: Duration::from_secs(60),
     };
     GraphClient::new(graph).unwrap()
 }

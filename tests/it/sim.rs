@@ -36,6 +36,7 @@ pub(crate) fn member(i: usize) -> User {
         mail: Some(format!("user{i}@contoso.com")),
         other_mails: vec![],
         user_type: Some("Member".into()),
+        ..User::default()
     }
 }
 
@@ -62,6 +63,7 @@ pub(crate) fn tenant(users: usize) -> TenantSnapshot {
         mail: Some("jane@example.com".into()),
         other_mails: vec!["jane@example.com".into(), "jane.alt@example.org".into()],
         user_type: Some("Guest".into()),
+        ..User::default()
     });
     let catalog = Catalog {
         id: CATALOG.into(),
@@ -572,10 +574,14 @@ async fn batch_depends_on_fails_dependents_with_424() {
     assert_graph_error(&forward, 400, "BadRequest");
 }
 
+/// A `Retry-After` in whole seconds, as HTTP allows; the throttle's window is one second.
 fn retry_after(value: Option<&str>) -> Duration {
-    let secs: f64 = value.expect("Retry-After").parse().unwrap();
-    assert!(secs > 0.0 && secs <= 1.0, "{secs}");
-    Duration::from_secs_f64(secs)
+    let value = value.expect("Retry-After");
+    let secs: u64 = value
+        .parse()
+        .unwrap_or_else(|_| panic!("Retry-After {value:?} is not whole seconds"));
+    assert_eq!(secs, 1, "{value}");
+    Duration::from_secs(secs)
 }
 
 #[tokio::test]
@@ -1407,4 +1413,323 @@ async fn unsupported_requests_get_a_graph_shaped_400_not_a_guess() {
     }
     let wrong_method = sim.send("DELETE", "/users", None).await;
     assert_graph_error(&wrong_method, 405, "Request_BadRequest");
+}
+
+/// A filter nested `depth` levels deep around one comparison.
+fn nested_filter(depth: usize) -> String {
+    format!(
+        "{}mail eq 'user1@contoso.com'{}",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    )
+}
+
+#[tokio::test]
+async fn a_deeply_nested_filter_is_refused_not_a_crash_also_inside_a_batch() {
+    let sim = Sim::start(SimConfig::default(), tenant(3)).await;
+    let deep = nested_filter(5_000);
+    let url = format!("/users?$filter={deep}");
+    assert!(url.len() > 10_000);
+    let answer = sim.get(&url).await;
+    assert_graph_error(&answer, 400, "BadRequest");
+    assert!(
+        answer.message().contains("nests more than 32"),
+        "{}",
+        answer.body
+    );
+    let batch = sim
+        .post(
+            "/$batch",
+            json!({"requests": [
+                {"id": "1", "method": "GET", "url": url},
+                {"id": "2", "method": "GET", "url": format!("/users?$filter={}", nested_filter(3))},
+            ]}),
+        )
+        .await;
+    assert_eq!(batch.status, 200, "{}", batch.body);
+    let responses = batch.body["responses"].as_array().unwrap();
+    let status = |id: &str| responses.iter().find(|r| r["id"] == id).unwrap()["status"].clone();
+    assert_eq!(status("1"), 400);
+    assert_eq!(status("2"), 200);
+    // Still serving.
+    assert_eq!(sim.get("/users/user1@contoso.com").await.status, 200);
+}
+
+/// Sends `head` (a request line and headers, ending in a blank line) and then `chunk` to
+/// the simulator without ever ending the body, and returns the answer's status line.
+async fn status_line_before_the_body_ends(sim: &SimHandle, head: &str, chunk: &[u8]) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", sim.port()))
+        .await
+        .unwrap();
+    let (read, mut write) = stream.into_split();
+    write.write_all(head.as_bytes()).await.unwrap();
+    let _ = write.write_all(chunk).await;
+    let mut line = String::new();
+    // The body never ends: an answer here was given without waiting for it.
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        BufReader::new(read).read_line(&mut line),
+    )
+    .await
+    .expect("the simulator waited for a body that never ends")
+    .unwrap();
+    // Keeps the writing half open until the answer is read.
+    drop(write);
+    line.trim_end().to_owned()
+}
+
+#[tokio::test]
+async fn request_bodies_are_limited_and_never_read_before_the_token_is_checked() {
+    let sim = Sim::start(SimConfig::default(), tenant(1)).await;
+    let host = format!("127.0.0.1:{}", sim.sim.port());
+    // A stranger's endless body: refused for the missing token, the body unread.
+    let anonymous = format!(
+        "POST /v1.0/$batch HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let line = status_line_before_the_body_ends(&sim.sim, &anonymous, b"400\r\n").await;
+    assert!(line.starts_with("HTTP/1.1 401"), "{line}");
+    // A body declared larger than Graph takes: 413 at once.
+    let declared = format!(
+        "POST /v1.0/$batch HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 200000000\r\n\r\n",
+        sim.token
+    );
+    let line = status_line_before_the_body_ends(&sim.sim, &declared, b"{").await;
+    assert!(line.starts_with("HTTP/1.1 413"), "{line}");
+    // A chunked body that grows past the limit: 413 once it does, the rest unread.
+    let chunked = format!(
+        "POST /v1.0/$batch HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        sim.token
+    );
+    let mut chunks = Vec::new();
+    for _ in 0..5 {
+        chunks.extend_from_slice(b"100000\r\n");
+        chunks.extend(std::iter::repeat_n(b' ', 0x10_0000));
+        chunks.extend_from_slice(b"\r\n");
+    }
+    let line = status_line_before_the_body_ends(&sim.sim, &chunked, &chunks).await;
+    assert!(line.starts_with("HTTP/1.1 413"), "{line}");
+    let too_large = sim
+        .post(
+            "/invitations",
+            json!({"invitedUserEmailAddress": "a@example.com", "inviteRedirectUrl": "https://x.example", "invitedUserDisplayName": "x".repeat(5 * 1024 * 1024)}),
+        )
+        .await;
+    assert_graph_error(&too_large, 413, "RequestEntityTooLarge");
+    assert_eq!(sim.sim.counters().writes, 0);
+    assert_eq!(sim.sim.counters().unauthorized, 1);
+}
+
+#[tokio::test]
+async fn lost_answers_and_late_drops_lose_the_answer_not_the_work() {
+    let sim = Sim::start(
+        SimConfig {
+            lost_answer_rate: 1.0,
+            ..SimConfig::default()
+        },
+        tenant(1),
+    )
+    .await;
+    let invited = sim
+        .post(
+            "/invitations",
+            json!({"invitedUserEmailAddress": "lost@example.com", "inviteRedirectUrl": "https://x.example"}),
+        )
+        .await;
+    assert_graph_error(&invited, 504, "GatewayTimeout");
+    // Reads are answered: only writes lose their answers.
+    let found = sim
+        .get("/users?$filter=mail eq 'lost@example.com'&$select=id,mail")
+        .await;
+    assert_eq!(found.status, 200);
+    assert_eq!(found.values().len(), 1);
+    assert_eq!(sim.sim.counters().writes, 1);
+
+    // Dropped connections: some lose the request (never carried out), some lose only the
+    // answer (carried out; token requests are counted when carried out).
+    let sim = start(
+        SimConfig {
+            drop_rate: 1.0,
+            seed: 2,
+            ..SimConfig::default()
+        },
+        tenant(1),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    for _ in 0..20 {
+        let sent = http
+            .post(format!(
+                "{}/{}/oauth2/v2.0/token",
+                sim.base_url(),
+                sim.tenant_id()
+            ))
+            .form(&[("client_id", "enroll-sim-client")])
+            .send()
+            .await;
+        assert!(sent.is_err() || sent.unwrap().bytes().await.is_err());
+    }
+    let counters = sim.counters();
+    assert_eq!(counters.dropped, 20);
+    assert!(
+        counters.token_requests > 0 && counters.token_requests < 20,
+        "drops all before or all after the work: {counters:?}"
+    );
+}
+
+/// The request and its assignment's states, as the simulator has them now.
+async fn request_and_assignment(sim: &Sim, request: &str) -> (String, String) {
+    let answer = sim
+        .get(&format!("{REQUESTS}/{request}?$expand=assignment"))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    (
+        answer.body["state"].as_str().unwrap_or_default().to_owned(),
+        answer.body["assignment"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_failed_request_is_delivered_when_reprocessed() {
+    let sim = Sim::start(
+        SimConfig {
+            delivery_delay_ms: 40,
+            delivery_failure_rate: 1.0,
+            ..SimConfig::default()
+        },
+        tenant(3),
+    )
+    .await;
+    let created = sim.post(REQUESTS, add_request(&member_id(2))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    // Accepted: the assignment exists at once, delivering.
+    assert_eq!(
+        request_and_assignment(&sim, &id).await.1,
+        "delivering".to_owned()
+    );
+    eventually("deliveryFailed", || async {
+        request_and_assignment(&sim, &id).await
+            == ("deliveryFailed".to_owned(), "deliveryFailed".to_owned())
+    })
+    .await;
+    // The failed assignment gives no access: a new adminAdd would be taken.
+    assert!(sim.get(DELIVERED).await.values().is_empty());
+
+    let reprocessed = sim
+        .send("POST", &format!("{REQUESTS}/{id}/reprocess"), None)
+        .await;
+    assert_eq!(reprocessed.status, 202, "{}", reprocessed.body);
+    assert_eq!(reprocessed.body, Value::Null);
+    eventually("delivered", || async {
+        request_and_assignment(&sim, &id).await == ("delivered".to_owned(), "delivered".to_owned())
+    })
+    .await;
+    assert_eq!(sim.get(DELIVERED).await.values().len(), 1);
+    // A delivered request is not reprocessed; an unknown one is not found.
+    let again = sim
+        .send(
+            "POST",
+            &format!("{REQUESTS}/{id}/microsoft.graph.reprocess"),
+            None,
+        )
+        .await;
+    assert_graph_error(&again, 400, "BadRequest");
+    let unknown = sim
+        .send(
+            "POST",
+            &format!("{REQUESTS}/00000000-0000-4000-8000-00000000dead/reprocess"),
+            None,
+        )
+        .await;
+    assert_graph_error(&unknown, 404, "ResourceNotFound");
+    let get = sim.get(&format!("{REQUESTS}/{id}/reprocess")).await;
+    assert_eq!(get.status, 405);
+}
+
+#[tokio::test]
+async fn a_stuck_request_is_delivered_when_its_assignment_is_reprocessed() {
+    let sim = Sim::start(
+        SimConfig {
+            delivery_delay_ms: 20,
+            delivery_stuck_rate: 1.0,
+            ..SimConfig::default()
+        },
+        tenant(3),
+    )
+    .await;
+    let created = sim.post(REQUESTS, add_request(&member_id(2))).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    eventually("delivering", || async {
+        request_and_assignment(&sim, &id).await.0 == "delivering"
+    })
+    .await;
+    // Long past the delivery delay, still delivering.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        request_and_assignment(&sim, &id).await,
+        ("delivering".to_owned(), "delivering".to_owned())
+    );
+    let assignment = sim
+        .get(&format!("{REQUESTS}/{id}?$expand=assignment"))
+        .await
+        .body["assignment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reprocessed = sim
+        .send(
+            "POST",
+            &format!("/identityGovernance/entitlementManagement/assignments/{assignment}/microsoft.graph.reprocess"),
+            None,
+        )
+        .await;
+    assert_eq!(reprocessed.status, 202, "{}", reprocessed.body);
+    assert_eq!(
+        request_and_assignment(&sim, &id).await,
+        ("delivered".to_owned(), "delivered".to_owned())
+    );
+    // A request that is not stuck or failed cannot be reprocessed.
+    let not_failed = sim
+        .send("POST", &format!("{REQUESTS}/{id}/reprocess"), None)
+        .await;
+    assert_graph_error(&not_failed, 400, "BadRequest");
+}
+
+#[tokio::test]
+async fn settings_that_would_overflow_a_clock_are_refused_at_start() {
+    let cases = [
+        (
+            SimConfig {
+                token_lifetime_ms: u64::MAX,
+                ..SimConfig::default()
+            },
+            "token_lifetime_ms must be at most 2592000000 (30 days), got 18446744073709551615",
+        ),
+        (
+            SimConfig {
+                consistency_delay_ms: enroll_sim::MAX_DELAY_MS + 1,
+                ..SimConfig::default()
+            },
+            "consistency_delay_ms must be at most 2592000000 (30 days), got 2592000001",
+        ),
+        (
+            SimConfig {
+                delivery_failure_rate: 1.5,
+                ..SimConfig::default()
+            },
+            "delivery_failure_rate must be between 0 and 1, got 1.5",
+        ),
+    ];
+    for (config, expected) in cases {
+        let error = start(config, tenant(1)).await.unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!("invalid simulator configuration: {expected}")
+        );
+    }
 }

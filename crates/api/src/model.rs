@@ -46,10 +46,15 @@ pub struct ReconcileRequest {
     /// One roster's path; every stored roster when absent.
     #[serde(default)]
     pub roster: Option<String>,
-    /// Let plans pass the removal guard and the empty-roster rule; needs `override`.
+    /// Let plans pass the removal guards (count and share, every holder, empty roster);
+    /// needs `override`.
     #[serde(default)]
     pub allow_removals: bool,
-    /// Who allows it and why (required with `allowRemovals`).
+    /// Let plans pass the addition guard; needs `override`.
+    #[serde(default)]
+    pub allow_additions: bool,
+    /// Who allows it and why (required with `allowRemovals` or `allowAdditions`); the plan
+    /// and the audit trail record both.
     #[serde(default, rename = "override")]
     pub override_: Option<Override>,
 }

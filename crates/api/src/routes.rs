@@ -329,8 +329,8 @@ pub(crate) async fn plan<D: Directory, K: KeySource>(
     };
     let plan_request = PlanRequest {
         access_package_id: package,
-        allow_removals: false,
         alone: roster.is_none(),
+        ..PlanRequest::default()
     };
     let planned = plan_bytes(
         &api.world,
@@ -349,11 +349,15 @@ pub(crate) async fn plan<D: Directory, K: KeySource>(
             packages: vec![package],
             errors: Vec::new(),
             allow_removals: false,
+            allow_additions: false,
+            override_by: None,
         },
         Err(errors) => Plan {
             packages: Vec::new(),
             errors,
             allow_removals: false,
+            allow_additions: false,
+            override_by: None,
         },
     };
     Ok(json(StatusCode::OK, &plan))
@@ -551,7 +555,11 @@ pub(crate) async fn reconcile<D: Directory, K: KeySource>(
     caller: &Caller,
 ) -> Result<Response<Bytes>, Rejection> {
     let body: ReconcileRequest = json_body(request)?;
-    let granted = checked_override(body.allow_removals, body.override_, "allowRemovals")?;
+    let granted = checked_override(
+        body.allow_removals || body.allow_additions,
+        body.override_,
+        "allowRemovals` or `allowAdditions",
+    )?;
     let store = &api.world.storage;
     let now = (api.world.now)();
     let run_id = enroll_steps::new_run_id(now);
@@ -587,7 +595,10 @@ pub(crate) async fn reconcile<D: Directory, K: KeySource>(
                 roster: roster.clone(),
                 etag: None,
                 reason: Reason::Api,
-                allow_removals: granted.is_some(),
+                allow_removals: body.allow_removals,
+                allow_additions: body.allow_additions,
+                override_by: granted.as_ref().map(|o| o.by.clone()),
+                override_reason: granted.as_ref().map(|o| o.reason.clone()),
             })
             .unwrap_or_default()
         })

@@ -9,10 +9,10 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 use enroll_core::audit::{Action, Outcome};
-use enroll_core::plan::{Guards, InviteDomains, PlanOptions, plan};
-use enroll_core::report::{FileReport, ValidationReport, plan_text};
+use enroll_core::plan::{Guards, InviteDomains, Override, PlanOptions, Protected, plan};
+use enroll_core::report::{FileReport, ValidationReport, error_chain, plan_text};
 use enroll_core::roster::Limits;
-use enroll_store::local::{self, LocalError};
+use enroll_store::local;
 
 /// Keeps Entra ID access packages in line with CSV rosters.
 #[derive(Debug, Parser)]
@@ -145,18 +145,16 @@ struct ApplyArgs {
     /// Stop after the plan.
     #[arg(long)]
     dry_run: bool,
-    /// Let plans through that the removal guard or the empty-roster rule would block.
-    #[arg(long)]
-    allow_removals: bool,
+    #[command(flatten)]
+    guards: GuardArgs,
+    /// How long planned removals wait before they are carried out (`0`, `90m`, `24h`, at
+    /// most `7d`); the run waits that long, and a roster corrected meanwhile keeps the
+    /// person.
+    #[arg(long, env = "ENROLL_REMOVAL_DELAY")]
+    removal_delay: Option<String>,
     /// Catalog searched for rosters not in a catalog folder (display name or id).
     #[arg(long, env = "ENROLL_CATALOG")]
     catalog: Option<String>,
-    /// Removals always allowed per package.
-    #[arg(long, env = "ENROLL_MAX_REMOVALS", default_value_t = 10)]
-    max_removals: usize,
-    /// Past --max-removals, the share of current members that may be removed, in percent.
-    #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
-    max_removal_percent: f64,
     /// Domains people may be invited from, comma-separated; `*` for any. Required with
     /// `--tenant graph`; any domain against a snapshot.
     #[arg(long, env = "ENROLL_INVITE_DOMAINS")]
@@ -225,21 +223,115 @@ struct PlanArgs {
     /// Mapping file pinning rosters to package ids [default: ROSTERS/access-packages.json if present].
     #[arg(long)]
     mapping: Option<PathBuf>,
-    /// Let plans through that the removal guard or the empty-roster rule would block.
-    #[arg(long)]
-    allow_removals: bool,
-    /// Removals always allowed per package.
-    #[arg(long, env = "ENROLL_MAX_REMOVALS", default_value_t = 10)]
-    max_removals: usize,
-    /// Past --max-removals, the share of current members that may be removed, in percent.
-    #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
-    max_removal_percent: f64,
+    #[command(flatten)]
+    guards: GuardArgs,
+    /// Undo window of removals (`0`, `90m`, `24h`, at most `7d`): the plan says when each
+    /// removal would happen if applied now.
+    #[arg(long, env = "ENROLL_REMOVAL_DELAY")]
+    removal_delay: Option<String>,
     /// Domains people may be invited from, comma-separated; `*` for any.
     #[arg(long, env = "ENROLL_INVITE_DOMAINS", default_value = "*")]
     invite_domains: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+}
+
+/// The guards' limits and overrides, and the protected people, as `plan` and `apply` take them.
+#[derive(Debug, Args)]
+struct GuardArgs {
+    /// Let through plans that the removal guard, the all-holders rule or the empty-roster
+    /// rule would block; needs --override-by and --override-reason.
+    #[arg(long)]
+    allow_removals: bool,
+    /// Let through plans that the addition guard would block; needs --override-by and
+    /// --override-reason.
+    #[arg(long)]
+    allow_additions: bool,
+    /// Who allows removals or additions past the guards (recorded in the plan, the reports
+    /// and the audit trail).
+    #[arg(long)]
+    override_by: Option<String>,
+    /// Why they are allowed (recorded with the override).
+    #[arg(long)]
+    override_reason: Option<String>,
+    /// Removals always allowed per package.
+    #[arg(long, env = "ENROLL_MAX_REMOVALS", default_value_t = 10)]
+    max_removals: usize,
+    /// Past --max-removals, the share of current members that may be removed, in percent.
+    #[arg(long, env = "ENROLL_MAX_REMOVAL_PERCENT", default_value_t = 20.0)]
+    max_removal_percent: f64,
+    /// Invitations and assignments always allowed per package.
+    #[arg(long, env = "ENROLL_MAX_ADDITIONS", default_value_t = 50)]
+    max_additions: usize,
+    /// Past --max-additions, how many people may be added as a share of the current
+    /// members, in percent.
+    #[arg(long, env = "ENROLL_MAX_ADDITION_PERCENT", default_value_t = 100.0)]
+    max_addition_percent: f64,
+    /// People no plan removes: addresses or object ids, comma-separated (the mapping
+    /// file's `protectedPeople` adds to them).
+    #[arg(long, env = "ENROLL_PROTECTED_PEOPLE")]
+    protected_people: Option<String>,
+}
+
+impl GuardArgs {
+    /// The guards, and the override when one is asked for with who and why.
+    ///
+    /// # Errors
+    /// A percentage out of range, or an override without who and why (or the reverse).
+    fn guards(&self) -> anyhow::Result<(Guards, Option<Override>)> {
+        if !(0.0..=100.0).contains(&self.max_removal_percent) {
+            anyhow::bail!(
+                "--max-removal-percent must be between 0 and 100, not {}",
+                self.max_removal_percent
+            );
+        }
+        if !(self.max_addition_percent >= 0.0 && self.max_addition_percent.is_finite()) {
+            anyhow::bail!(
+                "--max-addition-percent must be 0 or more, not {}",
+                self.max_addition_percent
+            );
+        }
+        let allowing = self.allow_removals || self.allow_additions;
+        let override_by =
+            Override::new(self.override_by.as_deref(), self.override_reason.as_deref());
+        match (allowing, &override_by) {
+            (true, None) => anyhow::bail!(
+                "--allow-removals and --allow-additions need --override-by and --override-reason: who allows it and why (both are recorded in the plan and the audit trail)"
+            ),
+            (false, _) if self.override_by.is_some() || self.override_reason.is_some() => {
+                anyhow::bail!(
+                    "--override-by and --override-reason go with --allow-removals or --allow-additions"
+                )
+            }
+            _ => {}
+        }
+        let guards = Guards {
+            max_removals: self.max_removals,
+            max_removal_percent: self.max_removal_percent,
+            max_additions: self.max_additions,
+            max_addition_percent: self.max_addition_percent,
+            allow_removals: self.allow_removals,
+            allow_additions: self.allow_additions,
+        };
+        Ok((guards, override_by))
+    }
+
+    /// The protected people the flag (or its variable) names.
+    fn protected(&self) -> Protected {
+        self.protected_people
+            .as_deref()
+            .map(Protected::parse)
+            .unwrap_or_default()
+    }
+}
+
+/// The undo window from `--removal-delay` (or `ENROLL_REMOVAL_DELAY`); none by default.
+fn removal_delay(flag: Option<&str>) -> anyhow::Result<std::time::Duration> {
+    flag.map_or(Ok(std::time::Duration::ZERO), |text| {
+        enroll_steps::config::parse_delay(text)
+            .map_err(|problem| anyhow::anyhow!("--removal-delay is not valid: {problem}"))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -256,7 +348,7 @@ fn main() -> ExitCode {
     // Hidden until `apply` shows it on a terminal; log lines are written around it.
     let bar = indicatif::ProgressBar::hidden();
     if let Err(error) = init_logging(&bar) {
-        eprintln!("enroll: {error:#}");
+        eprintln!("enroll: {}", error_chain(error.as_ref()));
         return ExitCode::from(EXIT_USAGE);
     }
     let outcome = match cli.command {
@@ -288,8 +380,9 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            // Errors name files and quote Graph: control characters in them are shown, not obeyed.
-            let error = format!("{error:#}");
+            // Each cause once, and control characters in file names or Graph's words shown,
+            // not obeyed.
+            let error = error_chain(error.as_ref());
             eprintln!("enroll: {}", enroll_core::escape::Terminal(&error));
             ExitCode::from(EXIT_USAGE)
         }
@@ -392,26 +485,21 @@ fn exit_code(clean: bool) -> ExitCode {
     }
 }
 
-fn plan_options(args: &PlanArgs, rosters: &Path) -> Result<PlanOptions, LocalError> {
+fn plan_options(args: &PlanArgs, rosters: &Path) -> anyhow::Result<PlanOptions> {
+    let (guards, override_by) = args.guards.guards()?;
+    let delay = removal_delay(args.removal_delay.as_deref())?;
     Ok(PlanOptions {
-        guards: Guards {
-            max_removals: args.max_removals,
-            max_removal_percent: args.max_removal_percent,
-            allow_removals: args.allow_removals,
-        },
+        guards,
+        override_by,
         mapping: local::read_mapping(args.mapping.as_deref(), rosters)?,
         catalog: args.catalog.clone(),
         invite_domains: InviteDomains::parse(&args.invite_domains),
+        protected: args.guards.protected(),
+        removals_not_before: (!delay.is_zero()).then(|| std::time::SystemTime::now() + delay),
     })
 }
 
 fn plan_rosters(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    if !(0.0..=100.0).contains(&args.max_removal_percent) {
-        anyhow::bail!(
-            "--max-removal-percent must be between 0 and 100, not {}",
-            args.max_removal_percent
-        );
-    }
     let tenant = local::read_snapshot(&args.tenant)?;
     let sources = local::read_rosters(&args.rosters, Limits::default())?;
     if sources.is_empty() {
@@ -519,17 +607,17 @@ async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<E
     use enroll_steps::runner::{RunOptions, run};
     use enroll_store::local::LocalStorage;
 
-    if !(0.0..=100.0).contains(&args.max_removal_percent) {
-        anyhow::bail!(
-            "--max-removal-percent must be between 0 and 100, not {}",
-            args.max_removal_percent
-        );
-    }
+    let (guards, override_by) = args.guards.guards()?;
     let env = Env::from_process();
     let live = args.tenant == "graph";
     let mut config = step_config(&env, false)?;
-    config.guards.max_removals = args.max_removals;
-    config.guards.max_removal_percent = args.max_removal_percent;
+    config.guards = Guards {
+        allow_removals: false,
+        allow_additions: false,
+        ..guards
+    };
+    config.protected = args.guards.protected();
+    config.removal_delay = removal_delay(args.removal_delay.as_deref())?;
     config.catalog = args.catalog.clone();
     config.invite_domains = match (&args.invite_domains, live) {
         (Some(list), _) => InviteDomains::parse(list),
@@ -548,10 +636,18 @@ async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<E
     let options = RunOptions {
         run_id: enroll_steps::new_run_id(std::time::SystemTime::now()),
         dry_run: args.dry_run,
-        allow_removals: args.allow_removals,
+        allow_removals: guards.allow_removals,
+        allow_additions: guards.allow_additions,
+        override_by: override_by.clone(),
         retry_delay,
         ..RunOptions::default()
     };
+    if !args.dry_run && !config.removal_delay.is_zero() {
+        tracing::info!(
+            "removals wait {:?} (the undo window) before they are carried out, and this run waits with them; a roster corrected meanwhile keeps the person",
+            config.removal_delay
+        );
+    }
     let started = std::time::Instant::now();
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         show_progress(&bar);
@@ -562,30 +658,37 @@ async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<E
         bar.set_length((p.planned.1 + p.messages.1) as u64);
         bar.set_position((p.planned.0 + p.messages.0) as u64);
         bar.set_message(format!(
-            "planned {}/{} | messages {}/{} | retrying {}",
-            p.planned.0, p.planned.1, p.messages.0, p.messages.1, p.retrying
+            "planned {}/{} | messages {}/{} | retrying {}{}",
+            p.planned.0,
+            p.planned.1,
+            p.messages.0,
+            p.messages.1,
+            p.retrying,
+            if p.held > 0 {
+                format!(" | {} removal messages wait out the undo window", p.held)
+            } else {
+                String::new()
+            }
         ));
     })
     .await;
     bar.finish_and_clear();
     let summary = summary?;
     let elapsed = started.elapsed();
-    let mut exit_clean = summary.errors.is_empty()
-        && summary.failures.is_empty()
-        && summary.plans.iter().all(|p| p.blocked.is_none());
+    let mut exit_clean = summary.applied_everything();
     let mut converged = None;
     if let Some(sim) = sim {
         if !args.dry_run {
             let after = sim.settled().await;
             let sources = local::read_rosters(&args.rosters, Limits::default())?;
             let options = PlanOptions {
-                guards: Guards {
-                    allow_removals: args.allow_removals,
-                    ..config.guards
-                },
+                guards,
+                override_by: override_by.clone(),
                 mapping: local::read_mapping(None, &args.rosters)?,
                 catalog: config.catalog.clone(),
                 invite_domains: config.invite_domains.clone(),
+                protected: config.protected.clone(),
+                removals_not_before: None,
             };
             let check = plan(&sources, &after, &options);
             let left: usize = check
@@ -617,6 +720,8 @@ async fn apply(args: ApplyArgs, bar: indicatif::ProgressBar) -> anyhow::Result<E
                 "removed": summary.count(Action::Remove, Outcome::Done),
             },
             "changesLeft": converged,
+            "notDone": summary.not_done(),
+            "matches": converged.map(|left| left == 0 && summary.applied_everything()),
             "graph": {"httpRequests": stats.http_requests, "operations": stats.operations, "retries": stats.retries, "throttled": stats.throttled},
             "seconds": elapsed.as_secs_f64(),
         }))?,
@@ -790,9 +895,9 @@ async fn roles_apply(args: &RolesApplyArgs) -> anyhow::Result<ExitCode> {
         let attempt = Attempt::of(number, tries);
         let result = enroll_steps::map_roles(&world, &message, attempt).await;
         match enroll_steps::disposition(result.as_ref().map(|o| &o.output), attempt) {
-            Disposition::RetryLater { reason } => {
+            Disposition::RetryLater { reason, after } => {
                 tracing::warn!("try {number} of {tries}: {reason}; trying again");
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(delay.max(after.unwrap_or_default())).await;
                 delay *= 2;
                 number += 1;
             }
@@ -930,6 +1035,31 @@ async fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The last word of `apply`: that the tenant matches the rosters only when every roster was
+/// applied, no package was blocked, nothing failed and (against a snapshot) nothing is left
+/// to change; otherwise exactly what did not happen.
+fn verdict(summary: &enroll_steps::runner::RunSummary, changes_left: Option<usize>) -> String {
+    let mut not_done = summary.not_done();
+    if let Some(left) = changes_left.filter(|left| *left > 0) {
+        not_done.push(format!("{left} change(s) still outstanding in the tenant"));
+    }
+    match (not_done.is_empty(), changes_left) {
+        (true, Some(_)) => "the tenant now matches the rosters\n".to_owned(),
+        (true, None) => "every change the rosters ask for was made or requested\n".to_owned(),
+        (false, checked) => {
+            let mut text = if checked.is_some() {
+                "the tenant does not match the rosters:\n".to_owned()
+            } else {
+                "not everything the rosters ask for was done:\n".to_owned()
+            };
+            for line in not_done {
+                text.push_str(&format!("- {line}\n"));
+            }
+            text
+        }
+    }
+}
+
 fn summary_text(
     summary: &enroll_steps::runner::RunSummary,
     storage: &enroll_store::local::LocalStorage,
@@ -989,6 +1119,28 @@ fn summary_text(
             plan.unchanged
         );
     }
+    for plan in &summary.plans {
+        if let Some(note) = plan.override_note() {
+            let _ = writeln!(out, "override: {}: {note}", plan.roster);
+        }
+        if let Some(refused) = &plan.override_refused {
+            let _ = writeln!(out, "override refused: {}: {refused}", plan.roster);
+        }
+        for kept in &plan.kept {
+            let _ = writeln!(
+                out,
+                "kept: {}: {} (assignment {}): {}",
+                plan.roster,
+                if kept.email.is_empty() {
+                    "(no address)"
+                } else {
+                    &kept.email
+                },
+                kept.assignment_id,
+                kept.reason.describe()
+            );
+        }
+    }
     for error in &summary.errors {
         let _ = writeln!(
             out,
@@ -1019,12 +1171,8 @@ fn summary_text(
         summary.errors.len(),
         summary.failures.len()
     );
-    if let Some(left) = converged {
-        if left == 0 {
-            let _ = writeln!(out, "the tenant now matches the rosters");
-        } else {
-            let _ = writeln!(out, "{left} changes are still outstanding");
-        }
+    if !dry_run {
+        let _ = write!(out, "{}", verdict(summary, converged));
     }
     let _ = writeln!(
         out,

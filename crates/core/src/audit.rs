@@ -18,6 +18,9 @@ pub enum Action {
     Assign,
     /// An `adminRemove` request.
     Remove,
+    /// A `reprocess` of an assignment request that failed or of an assignment stuck in
+    /// delivery, found when its roster was planned.
+    Reprocess,
     /// An app role manifest was planned (`roster` names the manifest).
     MapRoles,
     /// A `PATCH` of the application's app roles.

@@ -43,9 +43,20 @@ pub struct ReconcileMessage {
     pub etag: Option<String>,
     /// Why.
     pub reason: Reason,
-    /// Whether the caller explicitly allowed removals past the guards.
+    /// Whether the caller explicitly allowed removals past the guards (honoured only with
+    /// `overrideBy` and `overrideReason`).
     #[serde(default)]
     pub allow_removals: bool,
+    /// Whether the caller explicitly allowed additions past the addition guard (honoured
+    /// only with `overrideBy` and `overrideReason`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_additions: bool,
+    /// Who allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_by: Option<String>,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_reason: Option<String>,
 }
 
 /// Queue `map-roles`: bring one application's app roles and group assignments in line
@@ -304,6 +315,7 @@ mod tests {
                 email: "x@y.com".into(),
                 user_id: None,
                 assignment_id: "as-1".into(),
+                not_before: None,
             }],
             unchanged: 0,
             pending: 0,
@@ -312,6 +324,10 @@ mod tests {
             blocked: None,
             blocked_message: None,
             overridden: None,
+            guards: Vec::new(),
+            override_by: None,
+            override_refused: None,
+            kept: Vec::new(),
         }
     }
 

@@ -188,14 +188,7 @@ fn package_text(out: &mut String, package: &PackagePlan) {
             Terminal(package.blocked_message.as_deref().unwrap_or_default())
         );
     }
-    if let Some(reason) = package.overridden {
-        let reason = serde_json::to_value(reason).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  override: the {} guard was tripped and let through by --allow-removals",
-            reason.as_str().unwrap_or_default()
-        );
-    }
+    guards_text(out, package);
     for invite in &package.invite {
         let _ = writeln!(
             out,
@@ -215,9 +208,10 @@ fn package_text(out: &mut String, package: &PackagePlan) {
     for remove in &package.remove {
         let _ = writeln!(
             out,
-            "  - remove  {} (assignment {})",
+            "  - remove  {} (assignment {}){}",
             Terminal(&remove.email),
-            Terminal(&remove.assignment_id)
+            Terminal(&remove.assignment_id),
+            not_before(remove)
         );
     }
     for skipped in &package.skipped {
@@ -228,7 +222,73 @@ fn package_text(out: &mut String, package: &PackagePlan) {
             Terminal(&skipped.reason)
         );
     }
+    for kept in &package.kept {
+        let _ = writeln!(
+            out,
+            "  = keep    {} (assignment {}): {}",
+            Terminal(holder_name(&kept.email)),
+            Terminal(&kept.assignment_id),
+            kept.reason.describe()
+        );
+    }
     out.push('\n');
+}
+
+/// The guards that tripped, with their numbers, and the override or its refusal.
+fn guards_text(out: &mut String, package: &PackagePlan) {
+    for guard in &package.guards {
+        let _ = writeln!(
+            out,
+            "  guard {}: {} ({})",
+            guard.code.code(),
+            guard_numbers(guard),
+            if guard.overridden {
+                "overridden"
+            } else {
+                "blocks"
+            }
+        );
+    }
+    if let Some(note) = package.override_note() {
+        let _ = writeln!(out, "  override: {}", Terminal(&note));
+    }
+    if let Some(refused) = &package.override_refused {
+        let _ = writeln!(out, "  override refused: {}", Terminal(refused));
+    }
+}
+
+/// A guard's numbers in words: what it counted, of how many members, against which limit.
+fn guard_numbers(guard: &crate::plan::Tripped) -> String {
+    let what = if guard.code == crate::plan::BlockReason::AdditionGuard {
+        "to add"
+    } else {
+        "to remove"
+    };
+    let limit = match (guard.max_count, guard.max_percent) {
+        (Some(count), Some(percent)) => {
+            format!("; allowed: {count}, or {percent} % of the members")
+        }
+        _ => String::new(),
+    };
+    format!("{} {what}, {} members{limit}", guard.count, guard.members)
+}
+
+/// ` (not before …)` for a removal that waits out an undo window.
+fn not_before(remove: &crate::plan::Remove) -> String {
+    remove
+        .not_before
+        .as_deref()
+        .map(|time| format!(", not before {time}"))
+        .unwrap_or_default()
+}
+
+/// A holder's address, or a stand-in when none is known.
+fn holder_name(email: &str) -> &str {
+    if email.is_empty() {
+        "(no address)"
+    } else {
+        email
+    }
 }
 
 /// One package's plan as Markdown, for people: what changes, what is blocked and why.
@@ -251,14 +311,7 @@ pub fn package_markdown(plan: &PackagePlan) -> String {
             Markdown(plan.blocked_message.as_deref().unwrap_or_default())
         );
     }
-    if let Some(reason) = plan.overridden {
-        let reason = serde_json::to_value(reason).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "The {} guard was tripped and explicitly overridden.\n",
-            reason.as_str().unwrap_or_default()
-        );
-    }
+    guards_markdown(&mut out, plan);
     let _ = writeln!(out, "| members | invite | assign | remove | unchanged |");
     let _ = writeln!(out, "| ---: | ---: | ---: | ---: | ---: |");
     let _ = writeln!(
@@ -291,7 +344,7 @@ pub fn package_markdown(plan: &PackagePlan) -> String {
             .iter()
             .map(|r| {
                 let id = code(&r.assignment_id);
-                format!("{} (assignment {id})", Markdown(&r.email))
+                format!("{} (assignment {id}){}", Markdown(&r.email), not_before(r))
             })
             .collect(),
     );
@@ -302,7 +355,61 @@ pub fn package_markdown(plan: &PackagePlan) -> String {
             .map(|s| format!("{}: {}", Markdown(&s.email), Markdown(&s.reason)))
             .collect(),
     );
+    section(
+        "Kept (not in the roster, not removed)",
+        plan.kept
+            .iter()
+            .map(|k| {
+                format!(
+                    "{} (assignment {}): {}",
+                    Markdown(holder_name(&k.email)),
+                    code(&k.assignment_id),
+                    k.reason.describe()
+                )
+            })
+            .collect(),
+    );
     out
+}
+
+/// The guards that tripped as a table with their numbers, the override (who and why) or
+/// why it was refused, and when removals happen.
+fn guards_markdown(out: &mut String, plan: &PackagePlan) {
+    if !plan.guards.is_empty() {
+        let _ = writeln!(out, "| guard | count | members | allowed | outcome |");
+        let _ = writeln!(out, "| --- | ---: | ---: | --- | --- |");
+        for guard in &plan.guards {
+            let allowed = match (guard.max_count, guard.max_percent) {
+                (Some(count), Some(percent)) => format!("{count}, or {percent} %"),
+                _ => "none without an override".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {allowed} | {} |",
+                guard.code.code(),
+                guard.count,
+                guard.members,
+                if guard.overridden {
+                    "overridden"
+                } else {
+                    "blocks"
+                }
+            );
+        }
+        out.push('\n');
+    }
+    if let Some(note) = plan.override_note() {
+        let _ = writeln!(out, "Override: {}.\n", Markdown(&note));
+    }
+    if let Some(refused) = &plan.override_refused {
+        let _ = writeln!(out, "**Override refused:** {}.\n", Markdown(refused));
+    }
+    if let Some(time) = plan.remove.iter().find_map(|r| r.not_before.as_deref()) {
+        let _ = writeln!(
+            out,
+            "Removals wait until {time} (undo window, ENROLL_REMOVAL_DELAY): a roster corrected before then keeps the person.\n"
+        );
+    }
 }
 
 /// A roster that was not applied, as Markdown: every problem with its place.

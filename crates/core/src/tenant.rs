@@ -6,7 +6,11 @@
 //! and read back for offline planning. Unknown fields are ignored and `null` collections read
 //! as empty, because Graph sends both depending on `$select`.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::roster::same_address;
 
 /// Reads a JSON `null` as the type's default (Graph sends `null` for empty collections).
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -21,7 +25,7 @@ where
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantSnapshot {
-    /// Users (`GET /users?$select=id,displayName,mail,otherMails,userPrincipalName,userType`).
+    /// Users (`GET /users?$select=id,displayName,mail,otherMails,proxyAddresses,userPrincipalName,userType`).
     #[serde(default, deserialize_with = "null_as_default")]
     pub users: Vec<User>,
     /// Access packages with `$expand=assignmentPolicies` (and optionally `catalog`).
@@ -68,9 +72,63 @@ pub struct User {
     /// Additional e-mail addresses (an invited guest's invitation address is here too).
     #[serde(default, deserialize_with = "null_as_default")]
     pub other_mails: Vec<String>,
+    /// Exchange's addresses, with their type: `SMTP:` the primary, `smtp:` aliases (others,
+    /// such as `x500:` or `sip:`, are not e-mail addresses).
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub proxy_addresses: Vec<String>,
     /// `Member` or `Guest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_type: Option<String>,
+}
+
+impl User {
+    /// Every address the user is known by, as written: `mail`, `userPrincipalName` and the
+    /// external address inside a guest's `#EXT#` form of it, `otherMails`, and the SMTP
+    /// `proxyAddresses` without their `smtp:` prefix. May repeat an address.
+    pub fn addresses(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        let upn = self.user_principal_name.as_deref();
+        self.mail
+            .as_deref()
+            .into_iter()
+            .chain(upn)
+            .map(Cow::Borrowed)
+            .chain(upn.and_then(guest_upn_email).map(Cow::Owned))
+            .chain(self.other_mails.iter().map(|m| Cow::Borrowed(m.as_str())))
+            .chain(
+                self.proxy_addresses
+                    .iter()
+                    .filter_map(|p| smtp_address(p))
+                    .map(Cow::Borrowed),
+            )
+    }
+
+    /// Whether the user is known by `email` under any of [`User::addresses`], compared by
+    /// the one rule ([`crate::roster::email_key`]).
+    pub fn answers_to(&self, email: &str) -> bool {
+        self.addresses()
+            .any(|address| same_address(&address, email.trim()))
+    }
+}
+
+/// The address of an SMTP proxy address (`SMTP:a@b.com` primary, `smtp:a@b.com` alias;
+/// Graph's own documentation writes them with a space after the colon, so it is trimmed).
+pub fn smtp_address(proxy: &str) -> Option<&str> {
+    let (kind, address) = proxy.split_once(':')?;
+    kind.trim()
+        .eq_ignore_ascii_case("smtp")
+        .then_some(address.trim())
+}
+
+/// The external address inside a B2B guest's UPN: `jane_example.com#EXT#@t.onmicrosoft.com` → `jane@example.com`.
+pub fn guest_upn_email(upn: &str) -> Option<String> {
+    let (mangled, _) = upn.split_once("#EXT#")?;
+    // A domain has no `_`, so the last one is where the `@` was.
+    let cut = mangled.rfind('_')?;
+    Some(format!("{}@{}", &mangled[..cut], &mangled[cut + 1..]))
 }
 
 /// An access package catalog (`microsoft.graph.accessPackageCatalog`).
@@ -407,6 +465,39 @@ pub struct Invitation {
 #[cfg(test)]
 mod state_tests {
     use super::*;
+
+    #[test]
+    fn a_user_is_known_by_every_address() {
+        let user = User {
+            id: "u".into(),
+            mail: Some("Jane.Doe@Contoso.com".into()),
+            user_principal_name: Some("jane_example.org#EXT#@contoso.onmicrosoft.com".into()),
+            other_mails: vec!["jd@old.example".into()],
+            proxy_addresses: vec![
+                "SMTP:Jane.Doe@Contoso.com".into(),
+                "smtp: ĳsbrand@contoso.nl".into(),
+                "x500:/o=ExchangeLabs/cn=jane".into(),
+                "SIP:jane@contoso.com".into(),
+            ],
+            ..User::default()
+        };
+        for known in [
+            "jane.doe@contoso.com",
+            "JANE_EXAMPLE.ORG#EXT#@contoso.onmicrosoft.com",
+            "jane@example.org",
+            "JD@old.example",
+            "Ĳsbrand@Contoso.nl",
+        ] {
+            assert!(user.answers_to(known), "{known}");
+        }
+        for unknown in [
+            "jane@contoso.com",
+            "/o=ExchangeLabs/cn=jane",
+            "x500:/o=ExchangeLabs/cn=jane",
+        ] {
+            assert!(!user.answers_to(unknown), "{unknown}");
+        }
+    }
 
     #[test]
     fn active_states_in_any_spelling() {

@@ -1,19 +1,92 @@
-//! Access package assignment requests: the open ones, `adminAdd` and `adminRemove`.
+//! Access package assignment requests: the open ones, the unfinished ones, `adminAdd`,
+//! `adminRemove` and `reprocess`.
+
+use std::time::SystemTime;
 
 use reqwest::Method;
-use serde_json::json;
+use serde::Deserialize;
 
 use super::GraphClient;
-use super::batch::SubRequest;
+use super::batch::{SubRequest, SubResponse};
 use super::entitlement::EM;
 use super::error::GraphError;
 use super::invitations::decode_body;
-use super::odata::relative_url;
-use super::request::Page;
+use super::odata::{encode_path_segment, quote, relative_url};
+use super::writes::RemoveAssignment;
 use enroll_core::tenant::AssignmentRequest;
 
 /// States in which a request will still change an assignment.
 const OPEN_STATES: [&str; 4] = ["submitted", "pendingApproval", "delivering", "scheduled"];
+
+/// States of a request that did not deliver, or has not yet: what the reprocess step looks
+/// at (`pendingApproval` and `scheduled` wait on purpose and are left out).
+const UNFINISHED_STATES: [&str; 4] = [
+    "deliveryFailed",
+    "partiallyDelivered",
+    "delivering",
+    "submitted",
+];
+
+/// An assignment request that has not delivered, or not yet, with when it was made: what
+/// the reprocess step needs to tell a stuck or failed request from one under way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnfinishedRequest {
+    /// The request's id (what `assignmentRequests/{id}/reprocess` takes).
+    pub id: String,
+    /// `adminAdd`, `adminRemove`, ...
+    pub request_type: Option<String>,
+    /// `deliveryFailed`, `partiallyDelivered`, `delivering` or `submitted`.
+    pub state: String,
+    /// When it was made (`createdDateTime`), if Graph said.
+    pub created: Option<SystemTime>,
+    /// When it ended (`completedDateTime`), if it did.
+    pub completed: Option<SystemTime>,
+    /// The assignment it adds or removes (`$expand=assignment`), if Graph named one.
+    pub assignment_id: Option<String>,
+    /// That assignment's state.
+    pub assignment_state: Option<String>,
+}
+
+impl UnfinishedRequest {
+    /// Whether the request adds access (`adminAdd`, `userAdd`, `systemAdd`).
+    pub fn is_add(&self) -> bool {
+        self.request_type
+            .as_deref()
+            .is_some_and(|kind| kind.to_ascii_lowercase().ends_with("add"))
+    }
+}
+
+/// An assignment request as Graph sends it, for [`UnfinishedRequest`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRequest {
+    id: String,
+    #[serde(default)]
+    request_type: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    created_date_time: Option<String>,
+    #[serde(default)]
+    completed_date_time: Option<String>,
+    #[serde(default)]
+    assignment: Option<RawAssignment>,
+}
+
+#[derive(Deserialize)]
+struct RawAssignment {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+}
+
+/// A Graph date-time (`2021-02-19T17:55:08.3369542Z`, RFC 3339), or `None` if unreadable.
+fn graph_time(value: Option<&str>) -> Option<SystemTime> {
+    let at =
+        time::OffsetDateTime::parse(value?, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(SystemTime::from(at))
+}
 
 /// An assignment to ask for with `adminAdd`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,77 +108,144 @@ impl GraphClient {
     /// The first list that failed after retries.
     pub async fn open_assignment_requests(&self) -> Result<Vec<AssignmentRequest>, GraphError> {
         let path = format!("{EM}/assignmentRequests");
-        let requests = OPEN_STATES
+        let urls = OPEN_STATES.iter().map(|state| {
+            relative_url(
+                &path,
+                &[
+                    ("$expand", "accessPackage,assignment"),
+                    ("$filter", &format!("state eq '{state}'")),
+                ],
+            )
+        });
+        self.list_each(&path, urls).await
+    }
+
+    /// The requests for the access package `access_package_id` that ended `deliveryFailed`
+    /// or `partiallyDelivered`, or are still `delivering` or `submitted`, with their
+    /// assignment: one filtered list per state, together in one `$batch`.
+    ///
+    /// # Errors
+    ///
+    /// The first list that failed after retries.
+    pub async fn unfinished_assignment_requests(
+        &self,
+        access_package_id: &str,
+    ) -> Result<Vec<UnfinishedRequest>, GraphError> {
+        let path = format!("{EM}/assignmentRequests");
+        let urls = UNFINISHED_STATES.iter().map(|state| {
+            relative_url(
+                &path,
+                &[
+                    ("$expand", "assignment"),
+                    (
+                        "$filter",
+                        &format!(
+                            "accessPackage/id eq {} and state eq '{state}'",
+                            quote(access_package_id)
+                        ),
+                    ),
+                ],
+            )
+        });
+        let raw: Vec<RawRequest> = self.list_each(&path, urls).await?;
+        Ok(raw
+            .into_iter()
+            .map(|raw| {
+                let assignment = raw.assignment.unwrap_or(RawAssignment {
+                    id: None,
+                    state: None,
+                });
+                UnfinishedRequest {
+                    id: raw.id,
+                    request_type: raw.request_type,
+                    state: raw.state.unwrap_or_default(),
+                    created: graph_time(raw.created_date_time.as_deref()),
+                    completed: graph_time(raw.completed_date_time.as_deref()),
+                    assignment_id: assignment.id,
+                    assignment_state: assignment.state,
+                }
+            })
+            .collect())
+    }
+
+    /// Asks Graph to deliver again the requests with ids `request_ids` (v1.0
+    /// `assignmentRequests/{id}/reprocess`, for requests that ended `deliveryFailed` or
+    /// `partiallyDelivered` within the last 14 days), each answer on its own, in order.
+    pub async fn reprocess_assignment_requests(
+        &self,
+        request_ids: &[String],
+    ) -> Vec<(String, Result<(), GraphError>)> {
+        self.reprocess("assignmentRequests", request_ids).await
+    }
+
+    /// Asks Graph to evaluate and enforce again the assignments with ids `assignment_ids`
+    /// (v1.0 `assignments/{id}/reprocess`), each answer on its own, in order.
+    pub async fn reprocess_assignments(
+        &self,
+        assignment_ids: &[String],
+    ) -> Vec<(String, Result<(), GraphError>)> {
+        self.reprocess("assignments", assignment_ids).await
+    }
+
+    /// `POST {EM}/{collection}/{id}/reprocess` for each id, through `$batch`.
+    async fn reprocess(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Vec<(String, Result<(), GraphError>)> {
+        let requests = ids
             .iter()
-            .map(|state| {
-                SubRequest::get(relative_url(
-                    &path,
-                    &[
-                        ("$expand", "accessPackage,assignment"),
-                        ("$filter", &format!("state eq '{state}'")),
-                    ],
-                ))
+            .map(|id| SubRequest {
+                method: Method::POST,
+                url: format!("{EM}/{collection}/{}/reprocess", encode_path_segment(id)),
+                body: None,
             })
             .collect();
-        let mut open = Vec::new();
-        for answer in self.batch(requests).await {
-            let page: Page<AssignmentRequest> = decode_body("GET", &path, answer?.body)?;
-            open.extend(self.rest_of(page).await?);
-        }
-        Ok(open)
+        let answers = self.batch(requests).await;
+        ids.iter()
+            .cloned()
+            .zip(answers.into_iter().map(|answer| answer.map(|_| ())))
+            .collect()
     }
 
     /// Asks for `assignments` (`adminAdd`) through `$batch`, each answer on its own, in the
     /// order given.
     ///
-    /// A request that failed with an unclear outcome is not sent again: list assignments
-    /// and open requests before trying again. [`GraphError::is_already_done`] recognises
-    /// the answers for an existing assignment or open request.
+    /// [`GraphError::is_already_done`] recognises the answers for an existing assignment or
+    /// open request, and a request whose answer was lost but which a read found made. One a
+    /// read did not find is sent again: should it have landed after all, Graph refuses the
+    /// repeat as an open request (see `crate::writes`).
     pub async fn add_assignments(
         &self,
         assignments: &[NewAssignment],
     ) -> Vec<(NewAssignment, Result<AssignmentRequest, GraphError>)> {
-        let requests = assignments
-            .iter()
-            .map(|assignment| {
-                assignment_request(json!({
-                    "requestType": "adminAdd",
-                    "assignment": {
-                        "targetId": assignment.target_id,
-                        "assignmentPolicyId": assignment.assignment_policy_id,
-                        "accessPackageId": assignment.access_package_id,
-                    }
-                }))
-            })
-            .collect();
-        self.submit(assignments, requests).await
+        let answers = self.write(assignments).await;
+        Self::requests_made(assignments, answers)
     }
 
     /// Asks to remove the assignments with ids `assignment_ids` (`adminRemove`) through
-    /// `$batch`, each answer on its own, in the order given.
+    /// `$batch`, each answer on its own, in the order given. [`GraphError::is_already_removed`]
+    /// recognises an assignment already gone, no longer active or being removed, and a
+    /// request whose answer was lost but which a read found made.
     pub async fn remove_assignments(
         &self,
         assignment_ids: &[String],
     ) -> Vec<(String, Result<AssignmentRequest, GraphError>)> {
-        let requests = assignment_ids
+        let removals: Vec<RemoveAssignment> = assignment_ids
             .iter()
-            .map(|id| {
-                assignment_request(json!({
-                    "requestType": "adminRemove",
-                    "assignment": { "id": id }
-                }))
-            })
+            .cloned()
+            .map(RemoveAssignment)
             .collect();
-        self.submit(assignment_ids, requests).await
+        let answers = self.write(&removals).await;
+        Self::requests_made(assignment_ids, answers)
     }
 
-    async fn submit<K: Clone>(
-        &self,
+    /// Each key with its answer read as the request Graph made.
+    fn requests_made<K: Clone>(
         keys: &[K],
-        requests: Vec<SubRequest>,
+        answers: Vec<Result<SubResponse, GraphError>>,
     ) -> Vec<(K, Result<AssignmentRequest, GraphError>)> {
         let path = format!("{EM}/assignmentRequests");
-        let answers = self.batch(requests).await;
         keys.iter()
             .cloned()
             .zip(answers)
@@ -117,8 +257,4 @@ impl GraphClient {
             })
             .collect()
     }
-}
-
-fn assignment_request(body: serde_json::Value) -> SubRequest {
-    SubRequest::with_body(Method::POST, format!("{EM}/assignmentRequests"), body)
 }

@@ -1,12 +1,9 @@
 //! Access package assignments.
 
 use super::GraphClient;
-use super::batch::SubRequest;
 use super::entitlement::EM;
 use super::error::GraphError;
-use super::invitations::decode_body;
 use super::odata::{encode_path_segment, quote, relative_url};
-use super::request::Page;
 use enroll_core::tenant::Assignment;
 
 /// Assignment states that give (or are about to give) access.
@@ -92,20 +89,10 @@ impl GraphClient {
         filters: &[String],
     ) -> Result<Vec<Assignment>, GraphError> {
         let path = format!("{EM}/assignments");
-        let requests = filters
+        let urls = filters
             .iter()
-            .map(|filter| {
-                SubRequest::get(relative_url(
-                    &path,
-                    &[("$expand", EXPAND), ("$filter", filter)],
-                ))
-            })
-            .collect();
-        let mut assignments: Vec<Assignment> = Vec::new();
-        for answer in self.batch(requests).await {
-            let page: Page<Assignment> = decode_body("GET", &path, answer?.body)?;
-            assignments.extend(self.rest_of(page).await?);
-        }
+            .map(|filter| relative_url(&path, &[("$expand", EXPAND), ("$filter", filter)]));
+        let mut assignments: Vec<Assignment> = self.list_each(&path, urls).await?;
         // The same assignment can match two filters only if Graph changed its state
         // between pages; keep it once.
         assignments.sort_by(|a, b| a.id.cmp(&b.id));

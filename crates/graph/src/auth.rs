@@ -277,7 +277,7 @@ impl TokenSource {
             .ok_or_else(|| auth_error("token response gives no expiry".into(), false))?;
         Ok(AccessToken {
             value: Secret::new(token.access_token),
-            renew_at: Instant::now() + lifetime.saturating_sub(renewal_margin(lifetime)),
+            renew_at: renew_at(Instant::now(), lifetime),
         })
     }
 
@@ -315,7 +315,7 @@ impl TokenSource {
             Duration::try_from(token.expires_on - OffsetDateTime::now_utc()).unwrap_or_default();
         Ok(AccessToken {
             value: Secret::new(token.token.secret()),
-            renew_at: Instant::now() + lifetime.saturating_sub(renewal_margin(lifetime)),
+            renew_at: renew_at(Instant::now(), lifetime),
         })
     }
 
@@ -353,13 +353,32 @@ fn azure_retryable(error: &azure_core::Error) -> bool {
     false
 }
 
-/// How long a token lives: `expires_in` seconds, else `expires_on` epoch seconds.
+/// The longest a token is kept: a day. Entra's tokens live about an hour and a managed
+/// identity's at most a day; an endpoint that claims more (`expires_in` of 10^19) is
+/// believed only this far, so no instant computed from it can overflow.
+pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a token lives: `expires_in` seconds, else `expires_on` epoch seconds, at most
+/// [`MAX_TOKEN_LIFETIME`].
 fn token_lifetime(token: &TokenResponse, now: SystemTime) -> Option<Duration> {
     if let Some(seconds) = token.expires_in.as_ref().and_then(number) {
-        return Some(Duration::from_secs(seconds));
+        return Some(Duration::from_secs(seconds).min(MAX_TOKEN_LIFETIME));
     }
-    let expires_on = UNIX_EPOCH + Duration::from_secs(token.expires_on.as_ref().and_then(number)?);
-    Some(expires_on.duration_since(now).unwrap_or(Duration::ZERO))
+    let epoch_seconds = token.expires_on.as_ref().and_then(number)?;
+    let lifetime = match UNIX_EPOCH.checked_add(Duration::from_secs(epoch_seconds)) {
+        Some(expires_on) => expires_on.duration_since(now).unwrap_or(Duration::ZERO),
+        // Past what the clock can hold: as far away as a token may be.
+        None => MAX_TOKEN_LIFETIME,
+    };
+    Some(lifetime.min(MAX_TOKEN_LIFETIME))
+}
+
+/// When to fetch a new token for one that lives `lifetime` from `now`: five minutes before
+/// expiry, or at four fifths of a shorter lifetime; at once if even that is past the clock.
+fn renew_at(now: Instant, lifetime: Duration) -> Instant {
+    let lifetime = lifetime.min(MAX_TOKEN_LIFETIME);
+    now.checked_add(lifetime.saturating_sub(renewal_margin(lifetime)))
+        .unwrap_or(now)
 }
 
 /// Renew five minutes before expiry, or at four fifths of a shorter lifetime.
@@ -564,6 +583,36 @@ mod tests {
             renewal_margin(Duration::from_secs(10)),
             Duration::from_secs(2)
         );
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_bounded_without_panic() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let day = MAX_TOKEN_LIFETIME;
+        for body in [
+            r#"{"access_token":"t","expires_in":18446744073709551615}"#,
+            r#"{"access_token":"t","expires_in":"18446744073709551615"}"#,
+            r#"{"access_token":"t","expires_on":18446744073709551615}"#,
+            r#"{"access_token":"t","expires_on":"99999999999999"}"#,
+        ] {
+            let token: TokenResponse = serde_json::from_str(body).unwrap();
+            assert_eq!(token_lifetime(&token, now), Some(day), "{body}");
+        }
+        // Unreadable lifetimes are no lifetime: the fetch fails with a message, not a panic.
+        for body in [
+            r#"{"access_token":"t","expires_in":-5}"#,
+            r#"{"access_token":"t","expires_in":1e30}"#,
+            r#"{"access_token":"t","expires_in":"soon"}"#,
+        ] {
+            let token: TokenResponse = serde_json::from_str(body).unwrap();
+            assert_eq!(token_lifetime(&token, now), None, "{body}");
+        }
+        let start = Instant::now();
+        assert_eq!(
+            renew_at(start, Duration::MAX),
+            start + day - Duration::from_secs(300)
+        );
+        assert_eq!(renew_at(start, Duration::ZERO), start);
     }
 
     #[test]

@@ -190,6 +190,7 @@ impl GraphClient {
             // Whether every request to send again was throttled with a named wait, so that
             // trying again uses up no attempt (see `RetryPolicy::delay_after_throttle`).
             let mut all_named_throttles = true;
+            let mut throttled: u64 = 0;
             for (index, request) in pending {
                 let Some(response) = by_id.remove(&index.to_string()) else {
                     let error = GraphError::MissingBatchResponse {
@@ -207,7 +208,7 @@ impl GraphClient {
                     continue;
                 }
                 if status == 429 {
-                    Counters::add(&counters.throttled, 1);
+                    throttled += 1;
                 }
                 let wait = response
                     .header("Retry-After")
@@ -237,10 +238,8 @@ impl GraphClient {
                 }
             }
             if again.is_empty() {
+                Counters::add(&counters.throttled, throttled);
                 return done;
-            }
-            if let Some(wait) = longest_wait {
-                self.pause(wait);
             }
             let delay = match longest_wait {
                 Some(wait) if all_named_throttles => {
@@ -252,6 +251,13 @@ impl GraphClient {
                     delay
                 }
             };
+            // The others hold back as long as these wait, and only when they do wait: a
+            // wait past the policy's is not taken by anyone.
+            if let (Some(delay), Some(_)) = (delay, longest_wait) {
+                self.pause(delay);
+            }
+            // After the pause, so whoever sees the count sees the pause.
+            Counters::add(&counters.throttled, throttled);
             match delay {
                 Some(delay) => {
                     Counters::add(

@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use super::{GraphClient, GraphError, NewAssignment, NewGroupAppRoleAssignment, NewInvitation};
+use super::{
+    GraphClient, GraphError, NewAssignment, NewGroupAppRoleAssignment, NewInvitation,
+    UnfinishedRequest,
+};
 use enroll_core::tenant::{
     AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentRequest, Catalog,
     Group, Invitation, ServicePrincipal, User,
@@ -18,20 +21,22 @@ use enroll_core::tenant::{
 /// [`GraphError::is_already_done`]) means what it means from Graph. Cheap to clone, so
 /// that a step can look several things up at once on other tasks.
 pub trait Directory: Clone + Send + Sync + 'static {
-    /// The users who answer to `emails` (mail, user principal name, a guest's `#EXT#`
-    /// principal name, other mails; without case), keyed by the lowercase address asked
-    /// for; addresses nobody answers to are absent. See [`GraphClient::users_by_email`].
+    /// Every user who answers to each of `emails` (mail, user principal name, a guest's
+    /// `#EXT#` principal name, other mails, SMTP proxy addresses; compared by
+    /// [`enroll_core::roster::email_key`]), keyed by the key of the address asked for, in
+    /// id order; addresses nobody answers to are absent. Two users or more for an address
+    /// means the address is ambiguous. See [`GraphClient::users_by_email`].
     fn users_by_email<E: AsRef<str> + Sync>(
         &self,
         emails: &[E],
-    ) -> impl Future<Output = Result<BTreeMap<String, User>, GraphError>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<User>>, GraphError>> + Send;
 
-    /// One user by object id or user principal name; `None` when the directory does not
-    /// know it (yet). See [`GraphClient::user`].
-    fn user(
+    /// The users with these object ids that the directory knows; unknown ids are absent.
+    /// See [`GraphClient::users_by_id`].
+    fn users_by_id<E: AsRef<str> + Sync>(
         &self,
-        id_or_upn: &str,
-    ) -> impl Future<Output = Result<Option<User>, GraphError>> + Send;
+        ids: &[E],
+    ) -> impl Future<Output = Result<Vec<User>, GraphError>> + Send;
 
     /// Invites guests, answering per invitation keyed by the invited address. See
     /// [`GraphClient::invite`].
@@ -76,6 +81,26 @@ pub trait Directory: Clone + Send + Sync + 'static {
     fn open_assignment_requests(
         &self,
     ) -> impl Future<Output = Result<Vec<AssignmentRequest>, GraphError>> + Send;
+
+    /// The requests of a package that did not deliver, or not yet. See
+    /// [`GraphClient::unfinished_assignment_requests`].
+    fn unfinished_assignment_requests(
+        &self,
+        access_package_id: &str,
+    ) -> impl Future<Output = Result<Vec<UnfinishedRequest>, GraphError>> + Send;
+
+    /// Asks Graph to deliver requests again. See
+    /// [`GraphClient::reprocess_assignment_requests`].
+    fn reprocess_assignment_requests(
+        &self,
+        request_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send;
+
+    /// Asks Graph to enforce assignments again. See [`GraphClient::reprocess_assignments`].
+    fn reprocess_assignments(
+        &self,
+        assignment_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send;
 
     /// Asks for assignments (`adminAdd`). See [`GraphClient::add_assignments`].
     fn add_assignments(
@@ -157,15 +182,15 @@ impl Directory for GraphClient {
     fn users_by_email<E: AsRef<str> + Sync>(
         &self,
         emails: &[E],
-    ) -> impl Future<Output = Result<BTreeMap<String, User>, GraphError>> + Send {
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<User>>, GraphError>> + Send {
         GraphClient::users_by_email(self, emails)
     }
 
-    fn user(
+    fn users_by_id<E: AsRef<str> + Sync>(
         &self,
-        id_or_upn: &str,
-    ) -> impl Future<Output = Result<Option<User>, GraphError>> + Send {
-        GraphClient::user(self, id_or_upn)
+        ids: &[E],
+    ) -> impl Future<Output = Result<Vec<User>, GraphError>> + Send {
+        GraphClient::users_by_id(self, ids)
     }
 
     fn invite(
@@ -212,6 +237,27 @@ impl Directory for GraphClient {
         &self,
     ) -> impl Future<Output = Result<Vec<AssignmentRequest>, GraphError>> + Send {
         GraphClient::open_assignment_requests(self)
+    }
+
+    fn unfinished_assignment_requests(
+        &self,
+        access_package_id: &str,
+    ) -> impl Future<Output = Result<Vec<UnfinishedRequest>, GraphError>> + Send {
+        GraphClient::unfinished_assignment_requests(self, access_package_id)
+    }
+
+    fn reprocess_assignment_requests(
+        &self,
+        request_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send {
+        GraphClient::reprocess_assignment_requests(self, request_ids)
+    }
+
+    fn reprocess_assignments(
+        &self,
+        assignment_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send {
+        GraphClient::reprocess_assignments(self, assignment_ids)
     }
 
     fn add_assignments(

@@ -54,6 +54,18 @@ pub enum GraphError {
     /// The configuration cannot work (a malformed certificate or key, a bad URL).
     #[error("invalid Graph client configuration: {0}")]
     Config(String),
+    /// The answer to a write was lost (a 500, 502 or 504, a timeout, a dropped connection),
+    /// and a read found the change made: the write is done. The "already done" recognisers
+    /// ([`GraphError::is_already_done`], [`GraphError::is_already_removed`], ...) accept it.
+    #[error("the answer to the {write} was lost ({lost}); a read found it made: {found}")]
+    AlreadyMade {
+        /// Which write.
+        write: crate::Write,
+        /// The unclear answer.
+        lost: Box<GraphError>,
+        /// What the read found, in a phrase (`user 1234 has the invited address`).
+        found: String,
+    },
     /// A `$batch` answer lacked the response to one of its requests.
     #[error("Microsoft Graph's $batch answer has no response for request {id} ({method} {path})")]
     MissingBatchResponse {
@@ -98,6 +110,9 @@ impl std::fmt::Display for StatusError {
         )?;
         if !self.code.is_empty() || !self.message.is_empty() {
             write!(f, ": {}: {}", self.code, self.message)?;
+        }
+        if let Some(wait) = self.retry_after {
+            write!(f, "; it asked to wait {} s", wait.as_secs_f64().ceil())?;
         }
         if let Some(request_id) = &self.request_id {
             write!(f, " (request-id {request_id})")?;
@@ -222,7 +237,24 @@ impl GraphError {
 
     /// Graph's `request-id`, to quote when asking Microsoft support.
     pub fn request_id(&self) -> Option<&str> {
-        self.status_error()?.request_id.as_deref()
+        match self {
+            GraphError::AlreadyMade { lost, .. } => lost.request_id(),
+            _ => self.status_error()?.request_id.as_deref(),
+        }
+    }
+
+    /// Which write a read found made after its answer was lost, if this is that.
+    fn made(&self) -> Option<crate::Write> {
+        match self {
+            GraphError::AlreadyMade { write, .. } => Some(*write),
+            _ => None,
+        }
+    }
+
+    /// Whether `write` was found made after a lost answer, or Graph's answer is one that
+    /// `answered` takes as "already done".
+    fn made_or(&self, write: crate::Write, answered: impl FnOnce(&StatusError) -> bool) -> bool {
+        self.made() == Some(write) || self.status_error().is_some_and(answered)
     }
 
     /// The status error, when this is one.
@@ -244,7 +276,16 @@ impl GraphError {
             }
             GraphError::Decode { .. } | GraphError::Config(_) => false,
             GraphError::MissingBatchResponse { .. } => true,
+            // Done: nothing to try again.
+            GraphError::AlreadyMade { .. } => false,
         }
+    }
+
+    /// How long Graph asked to wait before the call is tried again (`Retry-After`), when it
+    /// said: the client gives up at once when that is longer than it waits
+    /// ([`crate::RetryPolicy::max_wait`]), and the caller should not try before then.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.status_error()?.retry_after
     }
 
     /// Whether Graph throttled the call (429).
@@ -257,11 +298,13 @@ impl GraphError {
         self.status() == Some(404)
     }
 
-    /// An `adminAdd` for a person who already holds an assignment to the package.
+    /// An `adminAdd` for a person who already holds an assignment to the package, or one
+    /// whose lost answer a read found made.
     ///
-    /// Graph documents no code for this (graph.md §3.3), so the 400's message is read too.
+    /// Graph documents no code for this (graph.md §3.3), so the 400's message is read too;
+    /// the wordings are in `tests/data/graph/errors/already-done.json`.
     pub fn is_existing_assignment(&self) -> bool {
-        self.status_error().is_some_and(|error| {
+        self.made_or(crate::Write::AdminAdd, |error| {
             matches!(error.status, 400 | 409)
                 && (error.code_is(&[
                     "ExistingAssignment",
@@ -294,12 +337,13 @@ impl GraphError {
         })
     }
 
-    /// An invitation to an address that already belongs to a user of the tenant (a member).
+    /// An invitation to an address that already belongs to a user of the tenant (a member),
+    /// or one whose lost answer a read found made (a user has the address now).
     ///
     /// Inviting an existing guest answers 201 with the same user, so this only covers members
     /// ("The invited user already exists in the directory as object ID: ...").
     pub fn is_existing_user_invitation(&self) -> bool {
-        self.status_error().is_some_and(|error| {
+        self.made_or(crate::Write::Invitation, |error| {
             matches!(error.status, 400 | 409)
                 && (error.code_is(&["UserAlreadyExists"])
                     || error
@@ -308,26 +352,32 @@ impl GraphError {
     }
 
     /// An app role assignment that exists already
-    /// ("Permission being assigned already exists on the object.").
+    /// ("Permission being assigned already exists on the object."), or one whose lost answer
+    /// a read found made.
     pub fn is_existing_app_role_assignment(&self) -> bool {
-        self.status_error().is_some_and(|error| {
+        self.made_or(crate::Write::AppRoleAssignment, |error| {
             matches!(error.status, 400 | 409)
                 && error.message_has(&["permission being assigned already exists on the object"])
         })
     }
 
-    /// A removal of something that is already gone (404 on DELETE, or an assignment that has
-    /// already expired).
+    /// A removal of something that is already gone or going: a 404 on DELETE; an
+    /// `adminRemove` of an assignment that has expired or is otherwise no longer active
+    /// (`400 … is not active (state expired)`, as a retried removal whose first answer was
+    /// lost gets), or while a request to remove it is open; or a removal whose lost answer
+    /// a read found made. Wordings: `tests/data/graph/errors/already-done.json`.
     pub fn is_already_removed(&self) -> bool {
-        self.status_error().is_some_and(|error| {
+        self.made_or(crate::Write::AdminRemove, |error| {
             error.status == 404
                 || (error.status == 400
                     && error.message_has(&[
                         "already expired",
                         "already removed",
                         "already been removed",
+                        "is not active",
+                        "is no longer active",
                     ]))
-        })
+        }) || self.is_existing_open_request()
     }
 
     /// An app roles update that would change or remove a role that is enabled
@@ -340,9 +390,10 @@ impl GraphError {
     }
 
     /// Any of the answers that mean the change is already in place, so a step may treat the
-    /// call as done.
+    /// call as done: Graph said so, or a read after a lost answer found the change made.
     pub fn is_already_done(&self) -> bool {
-        self.is_existing_assignment()
+        self.made().is_some()
+            || self.is_existing_assignment()
             || self.is_existing_open_request()
             || self.is_existing_user_invitation()
             || self.is_existing_app_role_assignment()
@@ -457,6 +508,71 @@ mod tests {
             vec!["DuplicateValue"]
         );
         assert!(!error.is_already_done());
+    }
+
+    /// Every answer of `tests/data/graph/errors/already-done.json` is taken as "already done" by
+    /// the recogniser its write's caller asks, exactly when the fixture says so.
+    #[test]
+    fn published_already_done_answers_are_recognised() {
+        let fixture: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../tests/data/graph/errors/already-done.json"
+        ))
+        .unwrap();
+        let answers = fixture["answers"].as_array().unwrap();
+        assert_eq!(answers.len(), 13);
+        for answer in answers {
+            let status = u16::try_from(answer["status"].as_u64().unwrap()).unwrap();
+            let error = status_error(status, &answer["body"].to_string());
+            let write = answer["write"].as_str().unwrap();
+            let recognised = match write {
+                "invitation" => error.is_existing_user_invitation(),
+                "adminAdd" => error.is_already_done(),
+                "adminRemove" => error.is_already_removed(),
+                "appRoleAssignment" => error.is_existing_app_role_assignment(),
+                "appRoleAssignmentRemoval" => error.is_already_removed(),
+                other => panic!("unknown write {other}"),
+            };
+            assert_eq!(
+                recognised,
+                answer["alreadyDone"].as_bool().unwrap(),
+                "{write}: {error}"
+            );
+            // What is not done must not pass as done through the general recogniser either.
+            if !recognised && write != "appRoleAssignmentRemoval" {
+                assert!(!error.is_already_done(), "{write}: {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_found_made_after_a_lost_answer_is_done_for_its_own_recogniser() {
+        let lost = status_error(
+            504,
+            r#"{"error":{"code":"GatewayTimeout","message":"The gateway did not receive a timely response from the upstream server."}}"#,
+        );
+        assert!(lost.is_retryable() && !lost.is_already_done());
+        let made = |write| GraphError::AlreadyMade {
+            write,
+            lost: Box::new(lost.clone()),
+            found: "found".into(),
+        };
+        let invitation = made(crate::Write::Invitation);
+        assert!(invitation.is_existing_user_invitation() && invitation.is_already_done());
+        assert!(!invitation.is_already_removed() && !invitation.is_retryable());
+        let add = made(crate::Write::AdminAdd);
+        assert!(add.is_existing_assignment() && !add.is_existing_user_invitation());
+        let remove = made(crate::Write::AdminRemove);
+        assert!(remove.is_already_removed() && !remove.is_existing_assignment());
+        let grant = made(crate::Write::AppRoleAssignment);
+        assert!(grant.is_existing_app_role_assignment() && !grant.is_already_removed());
+        // The lost answer's request id stays at hand for support.
+        assert_eq!(grant.request_id(), Some("header-id"));
+        assert!(
+            grant.to_string().starts_with(
+                "the answer to the app role assignment was lost (Microsoft Graph answered 504"
+            ),
+            "{grant}"
+        );
     }
 
     #[test]

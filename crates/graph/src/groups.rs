@@ -1,6 +1,5 @@
 //! Groups and their app role assignments.
 
-use reqwest::Method;
 use serde::Serialize;
 
 use super::GraphClient;
@@ -8,7 +7,6 @@ use super::batch::SubRequest;
 use super::error::GraphError;
 use super::invitations::decode_body;
 use super::odata::{self, MAX_IN_VALUES, encode_path_segment, relative_url};
-use super::request::Page;
 use enroll_core::tenant::{AppRoleAssignment, Group};
 
 /// An app role to grant a group (graph.md §4.4).
@@ -53,24 +51,16 @@ impl GraphClient {
         values: &[S],
     ) -> Result<Vec<Group>, GraphError> {
         let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
-        let requests = values
-            .chunks(MAX_IN_VALUES)
-            .map(|chunk| {
-                SubRequest::get(relative_url(
-                    "/groups",
-                    &[
-                        ("$filter", &odata::in_filter(property, chunk)),
-                        ("$select", "id,displayName,securityEnabled"),
-                    ],
-                ))
-            })
-            .collect();
-        let mut groups = Vec::new();
-        for answer in self.batch(requests).await {
-            let page: Page<Group> = decode_body("GET", "/groups", answer?.body)?;
-            groups.extend(self.rest_of(page).await?);
-        }
-        Ok(groups)
+        let urls = values.chunks(MAX_IN_VALUES).map(|chunk| {
+            relative_url(
+                "/groups",
+                &[
+                    ("$filter", &odata::in_filter(property, chunk)),
+                    ("$select", "id,displayName,securityEnabled"),
+                ],
+            )
+        });
+        self.list_each("/groups", urls).await
     }
 
     /// The app roles the group `group_id` holds.
@@ -90,7 +80,8 @@ impl GraphClient {
     }
 
     /// Grants app roles to groups through `$batch`, each answer on its own, in the order
-    /// given. [`GraphError::is_existing_app_role_assignment`] recognises a grant that exists.
+    /// given. [`GraphError::is_existing_app_role_assignment`] recognises a grant that exists,
+    /// and one whose answer was lost but which a read of the group found made.
     pub async fn add_group_app_role_assignments(
         &self,
         assignments: &[NewGroupAppRoleAssignment],
@@ -98,20 +89,7 @@ impl GraphClient {
         NewGroupAppRoleAssignment,
         Result<AppRoleAssignment, GraphError>,
     )> {
-        let requests = assignments
-            .iter()
-            .map(|assignment| {
-                SubRequest::with_body(
-                    Method::POST,
-                    format!(
-                        "/groups/{}/appRoleAssignments",
-                        encode_path_segment(&assignment.principal_id)
-                    ),
-                    serde_json::to_value(assignment).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let answers = self.batch(requests).await;
+        let answers = self.write(assignments).await;
         assignments
             .iter()
             .cloned()

@@ -1,10 +1,8 @@
 //! B2B invitations (`POST /invitations`).
 
-use reqwest::Method;
 use serde::Serialize;
 
 use super::GraphClient;
-use super::batch::SubRequest;
 use super::error::GraphError;
 use enroll_core::tenant::Invitation;
 
@@ -28,22 +26,14 @@ impl GraphClient {
     /// order given, keyed by the invited address.
     ///
     /// Inviting an existing guest answers with that guest again; inviting a member fails
-    /// with an error for which [`GraphError::is_existing_user_invitation`] holds.
+    /// with an error for which [`GraphError::is_existing_user_invitation`] holds. So does an
+    /// invitation whose answer was lost when a user with the address is found afterwards;
+    /// one not found is not sent again (see `crate::writes`).
     pub async fn invite(
         &self,
         invitations: &[NewInvitation],
     ) -> Vec<(String, Result<Invitation, GraphError>)> {
-        let requests = invitations
-            .iter()
-            .map(|invitation| {
-                SubRequest::with_body(
-                    Method::POST,
-                    "/invitations".into(),
-                    serde_json::to_value(invitation).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let answers = self.batch(requests).await;
+        let answers = self.write(invitations).await;
         invitations
             .iter()
             .zip(answers)

@@ -4,6 +4,10 @@
 //! Every HTTP answer passes through the private helpers in `request` (one place turns a
 //! non-2xx into a typed [`GraphError`] and decides about retries) and `batch` (one place
 //! splits `$batch` answers into per-request results and resends only throttled requests).
+//! No wait is longer than [`RetryPolicy::max_wait`]: past it a call fails at once, and
+//! [`GraphError::retry_after`] says how long Graph asked to wait. Writes that must not be
+//! made twice go through `writes`, which settles an unclear answer (a 504, a lost
+//! connection) by reading whether the change was made before anything is sent again.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), enroll_graph::GraphError> {
@@ -35,18 +39,20 @@ mod request;
 pub mod retry;
 mod snapshot;
 mod users;
+mod writes;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use assignment_requests::NewAssignment;
+pub use assignment_requests::{NewAssignment, UnfinishedRequest};
 pub use auth::{Credential, Secret};
 pub use directory::Directory;
 pub use error::{GraphError, StatusError};
 pub use groups::NewGroupAppRoleAssignment;
 pub use invitations::NewInvitation;
 pub use retry::RetryPolicy;
+pub use writes::Write;
 
 /// The public cloud's Graph endpoint.
 pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
@@ -194,9 +200,12 @@ impl GraphClient {
     }
 
     /// Holds back every request of this client (and its clones) for `wait` from now, or
-    /// longer if an earlier throttle said so.
+    /// longer if an earlier throttle said so. Callers pass only waits the policy allows
+    /// ([`RetryPolicy::max_wait`]), so one answer cannot hold the client back for long.
     pub(crate) fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let Some(until) = Instant::now().checked_add(wait) else {
+            return;
+        };
         // A poisoned lock still holds a valid instant.
         let mut paused = self
             .inner
@@ -208,20 +217,39 @@ impl GraphClient {
         }
     }
 
+    /// The instant a throttle holds requests back until, if that is still ahead.
+    fn paused_until(&self) -> Option<Instant> {
+        let until = *self
+            .inner
+            .paused_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        until.filter(|until| *until > Instant::now())
+    }
+
     /// Waits until no throttle holds requests back.
     pub(crate) async fn wait_out_pause(&self) {
+        // Re-read after sleeping: another throttle may have extended the pause.
+        while let Some(until) = self.paused_until() {
+            tokio::time::sleep_until(until.into()).await;
+        }
+    }
+
+    /// A concurrency permit, taken once no throttle holds requests back: nobody holds a
+    /// permit while waiting out a pause, so a paused request never keeps another one from
+    /// going out once the pause is over.
+    pub(crate) async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, GraphError> {
         loop {
-            let until = *self
+            self.wait_out_pause().await;
+            let permit = self
                 .inner
-                .paused_until
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match until {
-                // Re-read after sleeping: another throttle may have extended the pause.
-                Some(until) if until > Instant::now() => {
-                    tokio::time::sleep_until(until.into()).await;
-                }
-                _ => return,
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| GraphError::Config("the client was shut down".into()))?;
+            // A throttle answered while this one waited for the permit: wait it out first.
+            if self.paused_until().is_none() {
+                return Ok(permit);
             }
         }
     }

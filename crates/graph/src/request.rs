@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::auth::new_guid;
+use super::batch::SubRequest;
 use super::error::{GraphError, StatusError};
+use super::invitations::decode_body;
 use super::retry::parse_retry_after;
 use super::{Counters, GraphClient};
 
@@ -19,10 +21,11 @@ pub(crate) struct RawResponse {
     pub(crate) body: Vec<u8>,
 }
 
-/// One page of a collection.
+/// One page of a collection. `value` is required: a page without it (`{}`) is an answer
+/// Graph never gives for a collection, and reading it as "no items" could turn a broken
+/// answer into "nobody holds this package" and so into removals.
 #[derive(Deserialize)]
 pub(crate) struct Page<T> {
-    #[serde(default = "Vec::new")]
     pub(crate) value: Vec<T>,
     #[serde(default, rename = "@odata.nextLink")]
     pub(crate) next_link: Option<String>,
@@ -48,12 +51,15 @@ fn path_only(path: &str) -> &str {
 
 /// Statuses worth another try for any method: Graph did not process the request.
 pub(crate) fn is_throttle_status(status: u16) -> bool {
-    matches!(status, 429 | 503 | 504)
+    matches!(status, 429 | 503)
 }
 
-/// Statuses worth another try only when a second attempt cannot make a change twice.
+/// Statuses worth another try only when a second attempt cannot make a change twice: the
+/// request may have been carried out although the answer says it failed (a gateway timeout
+/// loses the answer, not the work), so a write that got one is left to the caller, which
+/// reads whether the change was made (`crate::writes`).
 pub(crate) fn is_fault_status(status: u16) -> bool {
-    matches!(status, 500 | 502)
+    matches!(status, 500 | 502 | 504)
 }
 
 impl GraphClient {
@@ -111,13 +117,7 @@ impl GraphClient {
                 request = request.json(body);
             }
             let outcome = {
-                let _permit = self
-                    .inner
-                    .permits
-                    .acquire()
-                    .await
-                    .map_err(|_| GraphError::Config("the client was shut down".into()))?;
-                self.wait_out_pause().await;
+                let _permit = self.permit().await?;
                 Counters::add(&counters.http_requests, 1);
                 Counters::add(&counters.operations, operations);
                 match request.send().await {
@@ -165,13 +165,6 @@ impl GraphClient {
                 return Ok(RawResponse { body: bytes });
             }
             let wait = retry_after(&headers);
-            if let (true, Some(wait)) = (is_throttle_status(status), wait) {
-                // Before counting the throttle, so whoever sees the count sees the pause.
-                self.pause(wait);
-            }
-            if status == 429 {
-                Counters::add(&counters.throttled, 1);
-            }
             let header_request_id = headers
                 .get("request-id")
                 .and_then(|value| value.to_str().ok())
@@ -193,30 +186,39 @@ impl GraphClient {
                 attempt -= 1;
                 continue;
             }
-            let retry = is_throttle_status(status) || (idempotent && is_fault_status(status));
-            if retry {
-                let delay = match wait {
-                    Some(wait) if is_throttle_status(status) => {
-                        // Not an attempt used up (see `RetryPolicy::delay_after_throttle`).
-                        attempt -= 1;
-                        policy.delay_after_throttle(started.elapsed(), wait)
+            let delay = match wait {
+                // Not an attempt used up (see `RetryPolicy::delay_after_throttle`).
+                Some(wait) if is_throttle_status(status) => {
+                    attempt -= 1;
+                    let delay = policy.delay_after_throttle(started.elapsed(), wait);
+                    if let Some(delay) = delay {
+                        // Before counting the throttle, so whoever sees the count sees the
+                        // pause.
+                        self.pause(delay);
                     }
-                    _ => policy.next_delay(attempt, started.elapsed(), wait),
-                };
-                if let Some(delay) = delay {
-                    tracing::debug!(
-                        method = %method,
-                        path = path_only(&path),
-                        status,
-                        request_id = error.request_id.as_deref(),
-                        attempt,
-                        delay_ms = delay.as_millis(),
-                        "Graph answered {status}; trying again"
-                    );
-                    Counters::add(&counters.retries, operations);
-                    tokio::time::sleep(delay).await;
-                    continue;
+                    delay
                 }
+                _ if is_throttle_status(status) || (idempotent && is_fault_status(status)) => {
+                    policy.next_delay(attempt, started.elapsed(), wait)
+                }
+                _ => None,
+            };
+            if status == 429 {
+                Counters::add(&counters.throttled, 1);
+            }
+            if let Some(delay) = delay {
+                tracing::debug!(
+                    method = %method,
+                    path = path_only(&path),
+                    status,
+                    request_id = error.request_id.as_deref(),
+                    attempt,
+                    delay_ms = delay.as_millis(),
+                    "Graph answered {status}; trying again"
+                );
+                Counters::add(&counters.retries, operations);
+                tokio::time::sleep(delay).await;
+                continue;
             }
             return Err(GraphError::Status(Box::new(error)));
         }
@@ -250,6 +252,27 @@ impl GraphClient {
         self.rest_of(first).await
     }
 
+    /// Every item of the lists at `urls` (each a collection under `path`, with its own
+    /// query): the first pages fetched together through `$batch`, each list then followed
+    /// to its last page, items in the order of `urls`.
+    ///
+    /// # Errors
+    ///
+    /// The first page that failed after retries.
+    pub(crate) async fn list_each<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        urls: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<T>, GraphError> {
+        let requests = urls.into_iter().map(SubRequest::get).collect();
+        let mut items = Vec::new();
+        for answer in self.batch(requests).await {
+            let page: Page<T> = decode_body("GET", path, answer?.body)?;
+            items.extend(self.rest_of(page).await?);
+        }
+        Ok(items)
+    }
+
     /// The items of `page` and of every page after it.
     pub(crate) async fn rest_of<T: DeserializeOwned>(
         &self,
@@ -273,5 +296,28 @@ impl GraphClient {
     ) -> Result<(), GraphError> {
         self.send(Method::PATCH, url, Some(body), 1, true).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use enroll_core::tenant::Assignment;
+
+    #[test]
+    fn a_page_without_value_is_an_error_not_an_empty_list() {
+        let error = GraphClient::decode::<Page<Assignment>>(
+            "GET",
+            "/identityGovernance/entitlementManagement/assignments",
+            b"{}",
+        )
+        .err()
+        .expect("a page without value must not read as no assignments");
+        assert!(matches!(error, GraphError::Decode { .. }), "{error}");
+        assert!(error.to_string().contains("value"), "{error}");
+        let empty: Page<Assignment> = GraphClient::decode("GET", "/x", br#"{"value":[]}"#).unwrap();
+        assert!(empty.value.is_empty() && empty.next_link.is_none());
     }
 }

@@ -1,7 +1,15 @@
 //! When to try again: `Retry-After` parsing and exponential backoff with jitter, bounded in
-//! attempts and in total time.
+//! attempts, in the length of one wait and in total time.
 
 use std::time::{Duration, SystemTime};
+
+/// The longest `Retry-After` read from an answer: a day. Any value past it (`1e30`, a date in
+/// year 9999) reads as a day, so that no later sum or instant can overflow; it is far past
+/// any wait the client takes anyway (see [`RetryPolicy::max_wait`]).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The default of [`RetryPolicy::max_wait`] (`ENROLL_GRAPH_MAX_WAIT_SECONDS`): a minute.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// How hard the client tries before giving up on a call.
 ///
@@ -12,13 +20,19 @@ pub struct RetryPolicy {
     /// Attempts in all, the first included (default 6). Retries after a throttle whose
     /// `Retry-After` named the wait do not count; `max_elapsed` bounds those.
     pub max_attempts: u32,
-    /// Time after which no new attempt starts (default 180 s).
+    /// Time after which no new attempt starts (default 180 s). Checked before every wait: a
+    /// wait that would end past it is not taken, and the call fails at once.
     pub max_elapsed: Duration,
     /// First backoff delay when Graph gives no `Retry-After` (default 2 s).
     pub base_delay: Duration,
-    /// Largest backoff wait (default 60 s). A longer `Retry-After` is still honoured, since
-    /// coming back early only prolongs throttling; `max_elapsed` bounds it.
+    /// Largest backoff wait when Graph names none (default 60 s).
     pub max_delay: Duration,
+    /// Longest single wait the client takes, backoff or `Retry-After` (default
+    /// [`DEFAULT_MAX_WAIT`]). When Graph asks for a longer wait, the call fails at once with
+    /// an error that says how long Graph asked to wait ([`crate::GraphError::retry_after`]),
+    /// so that the caller can give the work back (a queue message becomes visible again
+    /// later) instead of holding on to it.
+    pub max_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -28,27 +42,31 @@ impl Default for RetryPolicy {
             max_elapsed: Duration::from_secs(180),
             base_delay: Duration::from_secs(2),
             max_delay: Duration::from_secs(60),
+            max_wait: DEFAULT_MAX_WAIT,
         }
     }
 }
 
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` (after `attempt` failed ones, counting from 1),
-    /// when the server named none: exponential, capped, with "equal jitter" (half fixed, half
-    /// random) so that many clients throttled together do not come back together.
+    /// when the server named none: exponential, capped by `max_delay` and `max_wait`, with
+    /// "equal jitter" (half fixed, half random) so that many clients throttled together do
+    /// not come back together.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(20);
         let full = self
             .base_delay
             .saturating_mul(1u32 << exponent)
-            .min(self.max_delay);
+            .min(self.max_delay)
+            .min(self.max_wait);
         let half = full / 2;
         let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
         half + Duration::from_nanos(fastrand::u64(0..=jitter_nanos))
     }
 
     /// The wait before the next attempt, or `None` when the policy says stop: attempts used
-    /// up, or the wait would end past `max_elapsed`.
+    /// up, a `Retry-After` longer than `max_wait`, or a wait that would end past
+    /// `max_elapsed`.
     pub fn next_delay(
         &self,
         attempt: u32,
@@ -59,12 +77,12 @@ impl RetryPolicy {
             return None;
         }
         let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
-        (elapsed + delay <= self.max_elapsed).then_some(delay)
+        self.within_budget(elapsed, delay)
     }
 
-    /// The wait before the next attempt after a throttle (429, 503, 504) whose `Retry-After`
-    /// named the wait: that wait, however many throttles came before, or `None` once it would
-    /// end past `max_elapsed`.
+    /// The wait before the next attempt after a throttle (429, 503) whose `Retry-After`
+    /// named the wait: that wait, however many throttles came before, or `None` when it is
+    /// longer than `max_wait` or would end past `max_elapsed`.
     ///
     /// Such a retry does not use up one of `max_attempts`: Graph asks clients to keep
     /// honouring `Retry-After` on repeated 429s (graph.md §6.2), and in a sustained throttle
@@ -75,19 +93,38 @@ impl RetryPolicy {
         elapsed: Duration,
         retry_after: Duration,
     ) -> Option<Duration> {
-        (elapsed + retry_after <= self.max_elapsed).then_some(retry_after)
+        self.within_budget(elapsed, retry_after)
+    }
+
+    /// `delay`, if the policy allows waiting that long now: the budget is consulted before
+    /// any wait is taken.
+    fn within_budget(&self, elapsed: Duration, delay: Duration) -> Option<Duration> {
+        (delay <= self.max_wait && elapsed.saturating_add(delay) <= self.max_elapsed)
+            .then_some(delay)
     }
 }
 
 /// Reads a `Retry-After` value: delay-seconds (Graph sends whole seconds; some services send
-/// fractions like `2.128`) or an HTTP-date, relative to `now`.
+/// fractions like `2.128`) or an HTTP-date, relative to `now`. Any value reads without
+/// panicking: a negative, infinite or unreadable one is `None` (the caller backs off on
+/// its own), a date in the past is zero, and anything longer than [`MAX_RETRY_AFTER`] is
+/// [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        if !seconds.is_finite() || seconds < 0.0 {
+            return None;
+        }
+        // `Duration::from_secs_f64` panics past u64::MAX seconds: clamp first.
+        let seconds = seconds.min(MAX_RETRY_AFTER.as_secs_f64());
+        return Some(Duration::try_from_secs_f64(seconds).unwrap_or(MAX_RETRY_AFTER));
     }
     let at = parse_http_date(value)?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 /// Parses an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`, and the two obsolete forms RFC 9110
@@ -148,6 +185,7 @@ mod tests {
             max_elapsed: Duration::from_secs(1_000),
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(1_000),
+            max_wait: Duration::from_secs(60),
         };
         for attempt in 1..=12 {
             let full = (Duration::from_millis(100) * 2u32.pow(attempt.min(20) - 1))
@@ -169,6 +207,7 @@ mod tests {
             max_elapsed: Duration::from_secs(10),
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(5),
+            max_wait: Duration::from_secs(10),
         };
         assert_eq!(
             policy.next_delay(1, Duration::ZERO, Some(Duration::from_secs(2))),
@@ -197,6 +236,7 @@ mod tests {
             max_elapsed: Duration::from_secs(10),
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(5),
+            max_wait: Duration::from_secs(10),
         };
         assert_eq!(
             policy.next_delay(1, Duration::ZERO, Some(Duration::from_secs(2))),
@@ -208,6 +248,80 @@ mod tests {
         );
         assert_eq!(
             policy.delay_after_throttle(Duration::from_secs(9), Duration::from_secs(2)),
+            None
+        );
+    }
+
+    #[test]
+    fn any_retry_after_reads_without_panic_and_within_a_day() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let day = Duration::from_secs(86_400);
+        // Too long to be true: read as the longest wait there is, never a panic.
+        assert_eq!(parse_retry_after("1e30", now), Some(day));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999999", now),
+            Some(day)
+        );
+        assert_eq!(parse_retry_after("86401", now), Some(day));
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(day)
+        );
+        // Unreadable: no wait named (the client backs off on its own).
+        for value in [
+            "-1",
+            "NaN",
+            "inf",
+            "-inf",
+            "",
+            "soon",
+            "1,5",
+            "0x10",
+            "\u{1F600}",
+        ] {
+            assert_eq!(parse_retry_after(value, now), None, "{value:?}");
+        }
+        // Far in the past is now; the tiniest fraction is kept.
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("0.001", now),
+            Some(Duration::from_millis(1))
+        );
+    }
+
+    #[test]
+    fn no_wait_is_longer_than_max_wait() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            max_elapsed: Duration::from_secs(3_600),
+            base_delay: Duration::from_secs(10),
+            max_delay: Duration::from_secs(600),
+            max_wait: Duration::from_secs(30),
+        };
+        // Graph asks for an hour: the client does not wait at all.
+        assert_eq!(
+            policy.delay_after_throttle(Duration::ZERO, Duration::from_secs(3_600)),
+            None
+        );
+        assert_eq!(
+            policy.next_delay(1, Duration::ZERO, Some(Duration::from_secs(31))),
+            None
+        );
+        assert_eq!(
+            policy.delay_after_throttle(Duration::ZERO, Duration::from_secs(30)),
+            Some(Duration::from_secs(30))
+        );
+        // Backoff stays within max_wait even where max_delay allows more.
+        for attempt in 1..=9 {
+            assert!(policy.backoff(attempt) <= Duration::from_secs(30));
+        }
+        // The largest Retry-After there is, at the end of a long call: no overflow.
+        assert_eq!(
+            policy.delay_after_throttle(Duration::MAX, MAX_RETRY_AFTER),
             None
         );
     }

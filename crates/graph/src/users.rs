@@ -1,4 +1,4 @@
-//! Users: bulk lookup by e-mail, one user by id, all users.
+//! Users: bulk lookup by e-mail (every user an address belongs to), by id, one user, all users.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,173 +11,143 @@ use super::odata::{
     self, MAX_IN_VALUES, encode_path_segment, guest_upn_prefix, quote, relative_url,
 };
 use super::request::Page;
+use enroll_core::roster::email_key;
 use enroll_core::tenant::User;
 
-/// The user properties matching needs; `otherMails` and `userType` come only when asked for.
-pub(crate) const USER_SELECT: &str = "id,displayName,mail,otherMails,userPrincipalName,userType";
+/// The user properties matching needs; `otherMails`, `proxyAddresses` and `userType` come
+/// only when asked for.
+pub(crate) const USER_SELECT: &str =
+    "id,displayName,mail,otherMails,proxyAddresses,userPrincipalName,userType";
 
-/// Whether `user` answers to the lowercase `email`: its mail, its
-/// user principal name (also in a guest's `#EXT#` form) or one of its other mails.
-fn matches(user: &User, email: &str) -> bool {
-    let eq = |value: &Option<String>| {
-        value
-            .as_deref()
-            .is_some_and(|v| v.eq_ignore_ascii_case(email))
-    };
-    eq(&user.mail)
-        || eq(&user.user_principal_name)
-        || user
-            .other_mails
-            .iter()
-            .any(|other| other.eq_ignore_ascii_case(email))
-        || user.user_principal_name.as_deref().is_some_and(|upn| {
-            upn.to_ascii_lowercase()
-                .starts_with(&guest_upn_prefix(email).to_ascii_lowercase())
-        })
-}
+/// Ways one address is looked for: `mail`, `userPrincipalName`, `otherMails`, the SMTP
+/// `proxyAddresses`, and the guest `#EXT#` form of `userPrincipalName`.
+const CLAUSES_PER_ADDRESS: usize = 5;
 
-/// The users of one lookup pass, indexed by every lowercase address [`matches`] compares, so
-/// that finding the user of each address costs a hash lookup instead of a scan of all
-/// users (the scan made a 1,500-address lookup spend most of its time matching).
+/// Addresses per filter, so that a filter holds at most 15 values or expressions.
+const ADDRESSES_PER_FILTER: usize = MAX_IN_VALUES / CLAUSES_PER_ADDRESS;
+
+/// The users of one lookup, indexed by the key ([`email_key`]) of every address each is
+/// known by ([`User::addresses`]), so that finding the users of each address asked for
+/// costs a hash lookup instead of a scan of all users.
 struct Answering<'u> {
     users: &'u [User],
-    /// Lowercase mail, principal name, other mail or guest `#EXT#@` prefix → the position
-    /// of the first user with it, so the first user that matches wins, as with a scan.
-    first: FxHashMap<String, usize>,
+    /// Address key → the positions of the users known by it, in order, each once.
+    by_key: FxHashMap<String, Vec<usize>>,
 }
 
 impl<'u> Answering<'u> {
     fn new(users: &'u [User]) -> Self {
-        let mut first = FxHashMap::default();
+        let mut by_key: FxHashMap<String, Vec<usize>> = FxHashMap::default();
         for (position, user) in users.iter().enumerate() {
-            let upn = user
-                .user_principal_name
-                .as_deref()
-                .map(str::to_ascii_lowercase);
-            // A guest's principal name starts with the prefix `guest_upn_prefix` makes of
-            // its address, which holds no '@' before the one ending `#EXT#@`.
-            let guest_prefix = upn
-                .as_deref()
-                .and_then(|upn| upn.find('@').map(|at| &upn[..=at]))
-                .filter(|prefix| prefix.ends_with("#ext#@"))
-                .map(str::to_owned);
-            let keys = user
-                .mail
-                .iter()
-                .chain(&user.other_mails)
-                .map(|mail| mail.to_ascii_lowercase())
-                .chain(upn)
-                .chain(guest_prefix);
-            for key in keys {
-                first.entry(key).or_insert(position);
+            for address in user.addresses() {
+                let holders = by_key.entry(email_key(&address)).or_default();
+                if !holders.contains(&position) {
+                    holders.push(position);
+                }
             }
         }
-        Answering { users, first }
+        Answering { users, by_key }
     }
 
-    /// The first user that answers to the lowercase `email`, as [`matches`] decides.
-    fn find(&self, email: &str) -> Option<&'u User> {
-        if email.matches('@').count() != 1 {
-            // Such a prefix holds an '@' of its own, which the index does not model.
-            return self.users.iter().find(|user| matches(user, email));
-        }
-        let by_address = self.first.get(email);
-        let by_guest_form = self
-            .first
-            .get(&guest_upn_prefix(email).to_ascii_lowercase());
-        let position = by_address.into_iter().chain(by_guest_form).min()?;
-        self.users.get(*position)
+    /// Every user known by `email`, as [`User::answers_to`] decides, each once.
+    fn find(&self, email: &str) -> Vec<&'u User> {
+        self.by_key
+            .get(&email_key(email))
+            .map(|positions| positions.iter().map(|p| &self.users[*p]).collect())
+            .unwrap_or_default()
     }
 }
 
-/// The filters of one lookup pass over `emails` (lowercase, deduplicated), chunked so that
-/// each filter clause holds at most 15 values or expressions.
-pub(crate) fn lookup_filters(pass: Pass, emails: &[String]) -> Vec<String> {
-    match pass {
-        Pass::Mail => emails
-            .chunks(MAX_IN_VALUES)
-            .map(|chunk| odata::in_filter("mail", chunk))
-            .collect(),
-        Pass::UserPrincipalName => emails
-            .chunks(MAX_IN_VALUES)
-            .map(|chunk| odata::in_filter("userPrincipalName", chunk))
-            .collect(),
-        // Lambda operators take one value each; two expressions per address.
-        Pass::OtherMailsAndGuestUpn => emails
-            .chunks(MAX_IN_VALUES / 2)
-            .map(|chunk| {
-                chunk
-                    .iter()
-                    .map(|email| {
-                        format!(
-                            "otherMails/any(x:x eq {}) or startswith(userPrincipalName,{})",
-                            quote(email),
-                            quote(&guest_upn_prefix(email))
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            })
-            .collect(),
-    }
-}
-
-/// The lookups, cheapest and most likely first; each later pass asks only for what the
-/// earlier ones did not find.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pass {
-    /// `mail in (...)`: finds members and invited guests.
-    Mail,
-    /// `userPrincipalName in (...)`: members without a mail.
-    UserPrincipalName,
-    /// `otherMails/any(...)` and the guest `#EXT#` form: guests whose mail changed.
-    OtherMailsAndGuestUpn,
+/// The filters that find every user each of `emails` (distinct keys) belongs to: three
+/// addresses to a filter, each looked for in every way a user can be known by. Graph
+/// compares these properties without case.
+pub(crate) fn lookup_filters(emails: &[String]) -> Vec<String> {
+    emails
+        .chunks(ADDRESSES_PER_FILTER)
+        .map(|chunk| {
+            let mut clauses = vec![
+                odata::in_filter("mail", chunk),
+                odata::in_filter("userPrincipalName", chunk),
+            ];
+            for email in chunk {
+                clauses.push(format!("otherMails/any(x:x eq {})", quote(email)));
+                clauses.push(format!(
+                    "proxyAddresses/any(x:x eq {})",
+                    quote(&format!("smtp:{email}"))
+                ));
+                clauses.push(format!(
+                    "startswith(userPrincipalName,{})",
+                    quote(&guest_upn_prefix(email))
+                ));
+            }
+            clauses.join(" or ")
+        })
+        .collect()
 }
 
 impl GraphClient {
-    /// Finds the users who answer to `emails` (case-insensitively: mail, user principal name,
-    /// a guest's `#EXT#` principal name, other mails). The map is keyed by the lowercase
-    /// address asked for; addresses nobody answers to are absent.
+    /// Finds every user who answers to each of `emails`: by mail, user principal name (also
+    /// a guest's `#EXT#` form), other mails or SMTP proxy address, compared by the one
+    /// rule ([`email_key`]). The map is keyed by the [`email_key`] of each address asked
+    /// for, with its users in id order; addresses nobody answers to are absent. An address
+    /// with two users or more is ambiguous: the caller must not pick one.
     ///
-    /// Addresses go 15 to an `in` filter and 20 filters to a `$batch`, so `n` addresses cost
-    /// ⌈n/15⌉ operations when all are found by mail; only the rest are looked up again by
-    /// principal name and then by other mails.
+    /// Three addresses go to a filter (15 clauses, Graph's limit) and 20 filters to a
+    /// `$batch`, so `n` addresses cost ⌈n/3⌉ operations: finding every user of an address
+    /// means asking for each of its five forms.
     ///
     /// # Errors
     ///
-    /// The first lookup that failed after retries.
+    /// The first lookup that failed after retries, or a page Graph answered without `value`.
     pub async fn users_by_email<S: AsRef<str>>(
         &self,
         emails: &[S],
-    ) -> Result<BTreeMap<String, User>, GraphError> {
-        let mut missing: Vec<String> = emails
+    ) -> Result<BTreeMap<String, Vec<User>>, GraphError> {
+        let wanted: BTreeMap<String, &str> = emails
             .iter()
-            .map(|email| email.as_ref().trim().to_ascii_lowercase())
+            .map(|email| email.as_ref().trim())
             .filter(|email| !email.is_empty())
+            .map(|email| (email_key(email), email))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let asked: Vec<String> = wanted.values().map(|email| (*email).to_owned()).collect();
+        let mut users = self.users_matching(&lookup_filters(&asked)).await?;
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        users.dedup_by(|a, b| a.id == b.id);
+        let answering = Answering::new(&users);
+        Ok(wanted
+            .into_iter()
+            .filter_map(|(key, email)| {
+                let found = answering.find(email);
+                (!found.is_empty()).then(|| (key, found.into_iter().cloned().collect()))
+            })
+            .collect())
+    }
+
+    /// The users with these object ids that Graph knows (15 ids to an `in` filter, 20
+    /// filters to a `$batch`); ids it does not know are absent.
+    ///
+    /// # Errors
+    ///
+    /// The first lookup that failed after retries, or a page Graph answered without `value`.
+    pub async fn users_by_id<S: AsRef<str>>(&self, ids: &[S]) -> Result<Vec<User>, GraphError> {
+        let ids: Vec<&str> = ids
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|id| !id.is_empty())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut found = BTreeMap::new();
-        for pass in [
-            Pass::Mail,
-            Pass::UserPrincipalName,
-            Pass::OtherMailsAndGuestUpn,
-        ] {
-            if missing.is_empty() {
-                break;
-            }
-            let filters = lookup_filters(pass, &missing);
-            let users = self.users_matching(&filters).await?;
-            let answering = Answering::new(&users);
-            missing.retain(|email| match answering.find(email) {
-                Some(user) => {
-                    found.insert(email.clone(), user.clone());
-                    false
-                }
-                None => true,
-            });
-        }
-        Ok(found)
+        let filters: Vec<String> = ids
+            .chunks(MAX_IN_VALUES)
+            .map(|chunk| odata::in_filter("id", chunk))
+            .collect();
+        let mut users = self.users_matching(&filters).await?;
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        users.dedup_by(|a, b| a.id == b.id);
+        Ok(users)
     }
 
     /// The users matching any of `filters`, each filter one request in a `$batch`.
@@ -252,45 +222,49 @@ mod tests {
     }
 
     #[test]
-    fn mail_pass_packs_fifteen_per_filter() {
-        let filters = lookup_filters(Pass::Mail, &emails(31));
-        assert_eq!(filters.len(), 3);
-        assert!(filters[0].starts_with("mail in ('p0@example.com','p1@example.com'"));
-        assert_eq!(filters[0].matches('@').count(), 15);
-        assert_eq!(filters[2].matches('@').count(), 1);
-    }
-
-    #[test]
-    fn fallback_pass_stays_within_fifteen_expressions() {
-        let filters = lookup_filters(Pass::OtherMailsAndGuestUpn, &["o'neil@x.com".to_owned()]);
+    fn each_filter_looks_for_three_addresses_in_five_ways() {
+        let filters = lookup_filters(&["o'neil@x.com".to_owned()]);
         assert_eq!(
             filters,
             vec![
-                "otherMails/any(x:x eq 'o''neil@x.com') or startswith(userPrincipalName,'o''neil_x.com#EXT#@')"
+                "mail in ('o''neil@x.com') or userPrincipalName in ('o''neil@x.com') or otherMails/any(x:x eq 'o''neil@x.com') or proxyAddresses/any(x:x eq 'smtp:o''neil@x.com') or startswith(userPrincipalName,'o''neil_x.com#EXT#@')"
             ]
         );
-        for filter in lookup_filters(Pass::OtherMailsAndGuestUpn, &emails(40)) {
-            assert!(filter.matches(" or ").count() < MAX_IN_VALUES);
+        let filters = lookup_filters(&emails(31));
+        assert_eq!(filters.len(), 11, "⌈31/3⌉");
+        for filter in &filters[..10] {
+            // Two `in` lists of three values, and three expressions for each address: 15
+            // clauses, as Graph counts them.
+            let parts = filter.matches(" or ").count() + 1;
+            assert_eq!(parts, 2 + 3 * 3, "{filter}");
+            assert_eq!(filter.matches("@example.com'").count(), 3 * 4, "{filter}");
+            assert_eq!(filter.matches("#EXT#@'").count(), 3, "{filter}");
         }
+        assert_eq!(filters[10].matches("p30@example.com").count(), 4);
     }
 
-    #[test]
-    fn index_finds_the_same_user_as_a_scan() {
-        let user = |id: &str, mail: Option<&str>, upn: &str, other: &[&str]| User {
+    fn user(id: &str, mail: Option<&str>, upn: &str, other: &[&str], proxies: &[&str]) -> User {
+        User {
             id: id.into(),
             mail: mail.map(Into::into),
             user_principal_name: Some(upn.into()),
             other_mails: other.iter().map(|m| (*m).into()).collect(),
+            proxy_addresses: proxies.iter().map(|m| (*m).into()).collect(),
             ..User::default()
-        };
+        }
+    }
+
+    #[test]
+    fn the_index_finds_every_user_of_an_address_as_a_scan_does() {
         let users = vec![
-            user("1", Some("Ann@Example.com"), "ann@contoso.com", &[]),
-            // Claims ann's address too, but comes later: ann's user wins, as with a scan.
-            user("2", None, "other@contoso.com", &["ann@example.com"]),
+            user("1", Some("Ann@Example.com"), "ann@contoso.com", &[], &[]),
+            // Claims ann's address too: both are found, so nobody picks one.
+            user("2", None, "other@contoso.com", &["ann@example.com"], &[]),
             user(
                 "3",
                 None,
                 "Bob_Example.org#EXT#@contoso.onmicrosoft.com",
+                &[],
                 &[],
             ),
             user(
@@ -298,16 +272,17 @@ mod tests {
                 Some("new@example.net"),
                 "x@contoso.com",
                 &["Old@Example.net"],
+                &["SMTP:new@example.net", "smtp:Ĳsbrand@Example.net"],
             ),
-            // Its guest form and user 5's mail name the same person; the earlier one wins.
             user(
                 "5",
                 None,
                 "carl_example.com#EXT#@contoso.onmicrosoft.com",
                 &[],
+                &[],
             ),
-            user("6", Some("carl@example.com"), "carl@contoso.com", &[]),
-            user("7", None, "weird@contoso.com", &["a@b@c.com"]),
+            user("6", Some("carl@example.com"), "carl@contoso.com", &[], &[]),
+            user("7", None, "weird@contoso.com", &["a@b@c.com"], &[]),
         ];
         let answering = Answering::new(&users);
         let addresses = [
@@ -316,6 +291,7 @@ mod tests {
             "bob@example.org",
             "old@example.net",
             "new@example.net",
+            "ĳsbrand@example.net",
             "x@contoso.com",
             "carl@example.com",
             "a@b@c.com",
@@ -323,35 +299,29 @@ mod tests {
             "bob_example.org#ext#@contoso.onmicrosoft.com",
         ];
         for address in addresses {
-            let scanned = users.iter().find(|user| matches(user, address));
-            assert_eq!(
-                answering.find(address).map(|u| &u.id),
-                scanned.map(|u| &u.id),
-                "{address}"
-            );
+            let scanned: Vec<&str> = users
+                .iter()
+                .filter(|user| user.answers_to(address))
+                .map(|u| u.id.as_str())
+                .collect();
+            let found: Vec<&str> = answering
+                .find(address)
+                .iter()
+                .map(|u| u.id.as_str())
+                .collect();
+            assert_eq!(found, scanned, "{address}");
         }
-        assert_eq!(answering.find("ann@example.com").unwrap().id, "1");
-        assert_eq!(answering.find("bob@example.org").unwrap().id, "3");
-        assert_eq!(answering.find("carl@example.com").unwrap().id, "5");
-        assert!(answering.find("nobody@example.com").is_none());
-    }
-
-    #[test]
-    fn matching_covers_mail_upn_guest_form_and_other_mails() {
-        let guest = User {
-            id: "1".into(),
-            user_principal_name: Some("Jane_Example.com#EXT#@contoso.onmicrosoft.com".into()),
-            other_mails: vec!["jane.old@example.org".into()],
-            ..User::default()
+        let ids = |address| -> Vec<String> {
+            answering
+                .find(address)
+                .iter()
+                .map(|u| u.id.clone())
+                .collect()
         };
-        assert!(matches(&guest, "jane@example.com"));
-        assert!(matches(&guest, "jane.old@example.org"));
-        assert!(!matches(&guest, "jan@example.com"));
-        let member = User {
-            id: "2".into(),
-            mail: Some("Bob@Contoso.com".into()),
-            ..User::default()
-        };
-        assert!(matches(&member, "bob@contoso.com"));
+        assert_eq!(ids("ANN@example.com"), ["1", "2"]);
+        assert_eq!(ids("bob@example.org"), ["3"]);
+        assert_eq!(ids("Ĳsbrand@example.net"), ["4"]);
+        assert_eq!(ids("carl@example.com"), ["5", "6"]);
+        assert!(ids("nobody@example.com").is_empty());
     }
 }

@@ -13,12 +13,20 @@
 //! non-2xx answer dropping outputs and logs, and string outputs that happen to be valid
 //! base64 decoded before they are written.
 //!
+//! Like the host, it keeps a failed message invisible for the visibility timeout before the
+//! next delivery (to the millisecond, where storage counts whole seconds), and starts the
+//! handler again when it finds it gone. [`Harness::kill_when`] kills the handler with
+//! SIGKILL the moment a condition holds, e.g. while the simulated tenant has a write in
+//! flight, so a crash in the middle of a Graph call can be tested.
+//!
 //! Development only (`publish = false`): used by tests and benchmarks. May depend on the
 //! handler's library (for the definitions and protocol types) and on `enroll-store`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -29,7 +37,15 @@ use enroll_handler::definitions::{
     read_host_json,
 };
 use enroll_handler::protocol::InvocationResult;
-use enroll_store::{ETag, Layout, ReceivedMessage, StorageConfig, Store, StoreError};
+use enroll_store::{
+    ETag, Layout, MessageHandle, ReceivedMessage, StorageConfig, Store, StoreError,
+};
+
+/// How long a received message stays invisible while the handler works on it.
+const MESSAGE_LEASE: Duration = Duration::from_secs(300);
+
+/// The timer schedule the handler gets unless the configuration's `env` names another.
+pub const DEFAULT_SCHEDULE: &str = "0 0 2 * * *";
 
 pub mod http;
 
@@ -54,6 +70,12 @@ pub struct HarnessConfig {
     pub double_encode: bool,
     /// Where the handler's stdout and stderr go.
     pub handler_log: Option<PathBuf>,
+    /// Deliver every message twice and out of order, as at-least-once queues may: each
+    /// output to a trigger queue is written in a shuffled order, and again as a copy that
+    /// becomes visible one or two seconds later.
+    pub deliver_twice: bool,
+    /// Seed of the harness's own random choices (the order and delay of copies).
+    pub seed: u64,
 }
 
 impl HarnessConfig {
@@ -73,6 +95,8 @@ impl HarnessConfig {
             concurrency: 16,
             double_encode: true,
             handler_log: None,
+            deliver_twice: false,
+            seed: 1,
         }
     }
 }
@@ -116,6 +140,11 @@ pub struct Counters {
     pub logs: Vec<String>,
     /// How long the handler took from spawn to answering `GET /`, per start.
     pub startups: Vec<Duration>,
+    /// Times the harness found the handler gone and started it again, as the host does.
+    pub restarts: u64,
+    /// Every delivery of a queue message: its id, its dequeue count, and when it was sent
+    /// to the handler.
+    pub deliveries: Vec<(String, u32, Instant)>,
 }
 
 /// A function as the harness drives it.
@@ -138,13 +167,18 @@ pub struct Harness {
     functions: Vec<Function>,
     store: Store,
     http: reqwest::Client,
-    child: Option<Child>,
+    /// The handler's process, shared with [`KillWatch`] tasks.
+    child: Arc<Mutex<Option<Child>>>,
     port: u16,
+    /// Messages that failed, held (invisible) until their visibility timeout has passed:
+    /// (queue, handle, when to release).
+    held: Vec<(String, MessageHandle, Instant)>,
     /// Blob receipts: (container, name) → ETag processed, as the host keeps them.
     receipts: HashMap<(String, String), String>,
     /// Failed tries per blob version.
     blob_tries: HashMap<(String, String, String), u32>,
     counters: Counters,
+    rng: fastrand::Rng,
 }
 
 /// The result of one invocation, as the host sees it.
@@ -199,17 +233,20 @@ impl Harness {
             )
             .build()
             .map_err(|error| HarnessError::Handler(error.to_string()))?;
+        let seed = config.seed;
         let mut harness = Self {
             config,
             host,
             functions,
             store,
             http,
-            child: None,
+            child: Arc::default(),
             port: 0,
+            held: Vec::new(),
             receipts: HashMap::new(),
             blob_tries: HashMap::new(),
             counters: Counters::default(),
+            rng: fastrand::Rng::with_seed(seed),
         };
         for queue in harness.trigger_queues() {
             harness.store.ensure_queue(&queue).await?;
@@ -234,7 +271,7 @@ impl Harness {
 
     /// The handler's process id, while it runs.
     pub fn handler_pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        lock(&self.child).as_ref().map(Child::id)
     }
 
     /// Where the handler listens, e.g. `http://127.0.0.1:41234`, for requests a test sends
@@ -309,6 +346,10 @@ impl Harness {
             )
             .env("AzureWebJobsStorage", &self.config.storage)
             .env("ENROLL_STORAGE_PREFIX", &self.config.prefix)
+            .env("FUNCTIONS_WORKER_RUNTIME", "custom")
+            // The host resolves the timer's `%ENROLL_SCHEDULE%`, and so the app must set it;
+            // the harness fires timers on demand, so any valid schedule does.
+            .env("ENROLL_SCHEDULE", DEFAULT_SCHEDULE)
             .envs(self.config.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.config.app_root)
             .stdin(Stdio::null());
@@ -356,17 +397,71 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         self.counters.startups.push(started.elapsed());
-        self.child = Some(child);
+        *lock(&self.child) = Some(child);
         self.port = port;
         Ok(())
     }
 
-    /// Kills the handler at once, as a crash or a scale-in would.
+    /// Kills the handler at once (SIGKILL), as a crash or a scale-in would.
     pub fn kill_handler(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        kill(&self.child);
+    }
+
+    /// Kills the handler (SIGKILL) the first time `condition` holds, checked every
+    /// millisecond from another task while the harness goes on: e.g. while the simulated
+    /// tenant has a write in flight, which its latency keeps open long enough. The harness
+    /// starts the handler again when it next polls, as the host restarts a worker.
+    pub fn kill_when(&self, condition: impl Fn() -> bool + Send + 'static) -> KillWatch {
+        let child = Arc::clone(&self.child);
+        let fired = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&fired);
+        let task = tokio::spawn(async move {
+            loop {
+                if condition() && lock(&child).is_some() {
+                    kill(&child);
+                    flag.store(true, Ordering::SeqCst);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        KillWatch { fired, task }
+    }
+
+    /// Starts the handler again if it is gone (killed, or it exited), as the host does.
+    async fn keep_handler_running(&mut self) -> Result<(), HarnessError> {
+        let gone = match lock(&self.child).as_mut() {
+            None => true,
+            Some(child) => child.try_wait().is_ok_and(|status| status.is_some()),
+        };
+        if gone {
+            kill(&self.child);
+            self.start_handler().await?;
+            self.counters.restarts += 1;
         }
+        Ok(())
+    }
+
+    /// Makes held messages visible again once their visibility timeout has passed.
+    async fn release_held(&mut self) -> Result<(), HarnessError> {
+        let now = Instant::now();
+        let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(_, _, at)| *at <= now);
+        self.held = held;
+        for (queue, handle, _) in due {
+            match self
+                .store
+                .set_visibility(&queue, &handle, Duration::ZERO)
+                .await
+            {
+                // Gone meanwhile (its lease ran out and another delivery took it): nothing
+                // is held any more.
+                Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Uploads a roster blob, as a merge to the rosters repository would.
@@ -482,13 +577,25 @@ impl Harness {
                 other => vec![other.clone()],
             };
             let target = self.queue_name(&queue);
-            for item in items {
-                let text = match item {
+            let mut texts: Vec<String> = items
+                .into_iter()
+                .map(|item| match item {
                     Value::String(text) => text,
                     other => other.to_string(),
-                };
-                let text = host_output_text(&text, binding.data_type.as_deref());
+                })
+                .map(|text| host_output_text(&text, binding.data_type.as_deref()))
+                .collect();
+            // Poison queues are where people look; they get each message once.
+            let twice = self.config.deliver_twice && !queue.ends_with("-poison");
+            if twice {
+                self.rng.shuffle(&mut texts);
+            }
+            for text in texts {
                 self.send(&target, &text).await?;
+                if twice {
+                    let later = Duration::from_secs(self.rng.u64(1..=2));
+                    self.send_later(&target, &text, later).await?;
+                }
                 *self.counters.messages_out.entry(queue.clone()).or_default() += 1;
             }
         }
@@ -533,6 +640,8 @@ impl Harness {
     /// # Errors
     /// [`HarnessError::Store`] when storage fails.
     pub async fn poll_once(&mut self) -> Result<usize, HarnessError> {
+        self.keep_handler_running().await?;
+        self.release_held().await?;
         let mut invoked = self.poll_blobs().await?;
         let functions: Vec<Function> = self
             .functions
@@ -543,7 +652,7 @@ impl Harness {
             })
             .cloned()
             .collect();
-        let lease = Duration::from_secs(300);
+        let lease = MESSAGE_LEASE;
         let mut work = Vec::new();
         for function in functions {
             let Some(queue) = function.trigger().and_then(|t| t.queue_name.clone()) else {
@@ -573,6 +682,12 @@ impl Harness {
                 .iter()
                 .map(|(function, _, message)| self.queue_invocation(function, message))
                 .collect();
+            let sent = Instant::now();
+            self.counters.deliveries.extend(
+                chunk.iter().map(|(_, _, message)| {
+                    (message.handle.id.clone(), message.dequeue_count, sent)
+                }),
+            );
             let url_port = self.port;
             let http = self.http.clone();
             let mut pending = tokio::task::JoinSet::new();
@@ -688,10 +803,21 @@ impl Harness {
                         .await?;
                     self.counters.poisoned += 1;
                 } else {
+                    // The host makes the message visible again after the visibility
+                    // timeout. Storage counts whole seconds, so a shorter timeout (tests use
+                    // them) is kept here: the message stays leased until it is due.
                     let visibility = self.visibility_timeout();
-                    self.store
-                        .set_visibility(&prefixed, &message.handle, visibility)
-                        .await?;
+                    if visibility < MESSAGE_LEASE {
+                        self.held.push((
+                            prefixed,
+                            message.handle.clone(),
+                            Instant::now() + visibility,
+                        ));
+                    } else {
+                        self.store
+                            .set_visibility(&prefixed, &message.handle, visibility)
+                            .await?;
+                    }
                 }
             }
         }
@@ -793,16 +919,59 @@ impl Harness {
 
     /// Sends a message, creating the queue first if needed, as the host does for outputs.
     async fn send(&self, queue: &str, text: &str) -> Result<(), HarnessError> {
-        match self.store.send_message(queue, text, None).await {
+        self.send_after(queue, text, None).await
+    }
+
+    /// Sends a message that becomes visible only after `delay` (whole seconds).
+    async fn send_later(
+        &self,
+        queue: &str,
+        text: &str,
+        delay: Duration,
+    ) -> Result<(), HarnessError> {
+        self.send_after(queue, text, Some(delay)).await
+    }
+
+    async fn send_after(
+        &self,
+        queue: &str,
+        text: &str,
+        delay: Option<Duration>,
+    ) -> Result<(), HarnessError> {
+        match self.store.send_message(queue, text, delay).await {
             Err(StoreError::NotFound { .. }) => {
                 self.store.ensure_queue(queue).await?;
-                self.store.send_message(queue, text, None).await?;
+                self.store.send_message(queue, text, delay).await?;
             }
             other => {
                 other?;
             }
         }
         Ok(())
+    }
+
+    /// Takes every message out of a queue (a poison queue, at the end of a test) and
+    /// returns their texts.
+    ///
+    /// # Errors
+    /// [`HarnessError::Store`] when storage fails.
+    pub async fn drain(&self, queue: &str) -> Result<Vec<String>, HarnessError> {
+        let name = self.queue_name(queue);
+        let mut texts = Vec::new();
+        loop {
+            let batch = match self.store.receive_messages(&name, 32, MESSAGE_LEASE).await {
+                Ok(batch) => batch,
+                Err(StoreError::NotFound { .. }) => return Ok(texts),
+                Err(error) => return Err(error.into()),
+            };
+            if batch.is_empty() {
+                return Ok(texts);
+            }
+            for message in batch {
+                self.store.delete_message(&name, &message.handle).await?;
+                texts.push(message.text.unwrap_or(message.raw));
+            }
+        }
     }
 
     /// Messages waiting in the trigger queues, visible or not.
@@ -869,6 +1038,41 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.kill_handler();
+    }
+}
+
+/// A watch started by [`Harness::kill_when`]; dropping it stops watching.
+#[derive(Debug)]
+pub struct KillWatch {
+    fired: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KillWatch {
+    /// Whether the handler was killed.
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for KillWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The handler's process slot, even if a task panicked while holding it.
+fn lock(child: &Mutex<Option<Child>>) -> MutexGuard<'_, Option<Child>> {
+    child
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// SIGKILLs the handler, if it runs, and reaps it.
+fn kill(child: &Mutex<Option<Child>>) {
+    if let Some(mut child) = lock(child).take() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

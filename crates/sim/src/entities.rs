@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use enroll_core::roster::same_address;
 use enroll_core::tenant::{
     AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentPolicy,
     AssignmentRequest, Catalog, Group, ObjectRef, RequestedAssignment, ServicePrincipal, Subject,
@@ -34,6 +35,8 @@ pub(crate) struct UserRec {
     pub(crate) upn: String,
     pub(crate) mail: Option<String>,
     pub(crate) other_mails: Vec<String>,
+    /// Exchange's addresses with their type (`SMTP:` primary, `smtp:` aliases).
+    pub(crate) proxy_addresses: Vec<String>,
     pub(crate) user_type: String,
     pub(crate) external_user_state: Option<String>,
     pub(crate) creation_type: Option<String>,
@@ -63,6 +66,7 @@ impl UserRec {
             "surname": null,
             "userPrincipalName": self.upn,
             "otherMails": self.other_mails,
+            "proxyAddresses": self.proxy_addresses,
             "userType": self.user_type,
             "externalUserState": self.external_user_state,
             "creationType": self.creation_type,
@@ -82,6 +86,7 @@ impl UserRec {
                 .unwrap_or_else(|| format!("{}@sim.onmicrosoft.com", user.id)),
             mail: user.mail.clone(),
             other_mails: user.other_mails.clone(),
+            proxy_addresses: user.proxy_addresses.clone(),
             user_type: user
                 .user_type
                 .clone()
@@ -93,6 +98,12 @@ impl UserRec {
         }
     }
 
+    /// Whether the user is known by `email` (mail, principal name and its guest form, other
+    /// mails, SMTP proxy addresses), by the one rule Entra compares addresses with.
+    pub(crate) fn answers_to(&self, email: &str) -> bool {
+        self.to_snapshot().answers_to(email)
+    }
+
     fn to_snapshot(&self) -> User {
         User {
             id: self.id.clone(),
@@ -100,6 +111,7 @@ impl UserRec {
             user_principal_name: Some(self.upn.clone()),
             mail: self.mail.clone(),
             other_mails: self.other_mails.clone(),
+            proxy_addresses: self.proxy_addresses.clone(),
             user_type: Some(self.user_type.clone()),
         }
     }
@@ -248,6 +260,7 @@ impl AssignmentRec {
             "delivered" => "Delivered",
             "delivering" => "Delivering",
             "expired" => "Expired",
+            "deliveryFailed" => "DeliveryFailed",
             _ => "Unknown",
         };
         json!({
@@ -278,12 +291,48 @@ pub(crate) struct RequestRec {
     pub(crate) package_id: String,
     pub(crate) policy_id: Option<String>,
     pub(crate) target_object_id: Option<String>,
-    /// The assignment removed (adminRemove) or created once delivered (adminAdd).
+    /// The assignment removed (adminRemove) or added (adminAdd; it exists from the moment
+    /// the request is accepted, `delivering` until the request is delivered).
     pub(crate) assignment_id: Option<String>,
     pub(crate) submitted_at: Instant,
+    /// How delivery ends ([`crate::SimConfig::delivery_failure_rate`] and
+    /// [`crate::SimConfig::delivery_stuck_rate`]).
+    pub(crate) fate: Fate,
+}
+
+/// How an assignment request's delivery ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Delivered after the delivery delay.
+    Deliver,
+    /// `deliveryFailed` after the delivery delay.
+    Fail,
+    /// `delivering` until reprocessed.
+    Stick,
 }
 
 impl RequestRec {
+    /// The request in the snapshot's shape.
+    pub(crate) fn to_request(&self) -> AssignmentRequest {
+        AssignmentRequest {
+            id: self.id.clone(),
+            request_type: Some(self.request_type.clone()),
+            state: Some(self.state.clone()),
+            access_package: Some(ObjectRef {
+                id: self.package_id.clone(),
+                display_name: None,
+            }),
+            assignment: Some(RequestedAssignment {
+                id: self.assignment_id.clone(),
+                target_id: self.target_object_id.clone(),
+                target: None,
+                access_package_id: Some(self.package_id.clone()),
+                assignment_policy_id: self.policy_id.clone(),
+            }),
+            target: None,
+        }
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         matches!(
             self.state.as_str(),
@@ -297,6 +346,7 @@ impl RequestRec {
             "submitted" => "Accepted",
             "delivering" => "Delivering",
             "delivered" => "Delivered",
+            "deliveryFailed" => "DeliveryFailed",
             _ => "Unknown",
         };
         json!({
@@ -540,6 +590,7 @@ impl Tenant {
                 target_object_id: r.target_object_id().map(str::to_owned),
                 assignment_id: r.assignment.as_ref().and_then(|a| a.id.clone()),
                 submitted_at: now,
+                fate: Fate::Deliver,
             });
         }
         Ok(Self {
@@ -620,23 +671,7 @@ impl Tenant {
                 .requests
                 .iter()
                 .filter(|r| r.is_open())
-                .map(|r| AssignmentRequest {
-                    id: r.id.clone(),
-                    request_type: Some(r.request_type.clone()),
-                    state: Some(r.state.clone()),
-                    access_package: Some(ObjectRef {
-                        id: r.package_id.clone(),
-                        display_name: None,
-                    }),
-                    assignment: Some(RequestedAssignment {
-                        id: r.assignment_id.clone(),
-                        target_id: r.target_object_id.clone(),
-                        target: None,
-                        access_package_id: Some(r.package_id.clone()),
-                        assignment_policy_id: r.policy_id.clone(),
-                    }),
-                    target: None,
-                })
+                .map(RequestRec::to_request)
                 .collect(),
             catalogs: self
                 .catalogs
@@ -672,7 +707,7 @@ impl Tenant {
     pub(crate) fn user_by_key(&self, key: &str) -> Option<&UserRec> {
         self.users
             .iter()
-            .find(|u| u.id.eq_ignore_ascii_case(key) || u.upn.eq_ignore_ascii_case(key))
+            .find(|u| u.id.eq_ignore_ascii_case(key) || same_address(&u.upn, key))
     }
 
     pub(crate) fn package(&self, id: &str) -> Option<&PackageRec> {

@@ -3,8 +3,16 @@
 
 use serde_json::Value;
 
+use enroll_core::roster::{same_address, starts_with_address};
+
 /// Graph's default limit of `in` values / `or`-ed clauses in one filter.
 pub(crate) const MAX_OR_CLAUSES: usize = 15;
+
+/// Deepest nesting of parentheses, functions and lambdas a filter may have. Graph publishes
+/// no such limit; any filter a client needs nests a few levels, and the parser and
+/// evaluator recurse once per level, so a deeply nested filter (thousands of `(` in a
+/// 10 KB URL) is refused with a 400 before it can exhaust the stack.
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// A literal on the right of an operator.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +159,8 @@ fn tokenize(input: &str) -> Result<Vec<Tok>, FilterError> {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// How many parentheses, functions and lambdas enclose the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -209,11 +219,27 @@ impl Parser {
         }
     }
 
+    /// Enters one more level of nesting, or refuses a filter nested past [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(FilterError {
+                code: "BadRequest",
+                message: format!(
+                    "Invalid filter clause: the filter nests more than {MAX_DEPTH} levels of parentheses."
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn primary(&mut self) -> Result<Expr, FilterError> {
         match self.next() {
             Some(Tok::Open) => {
+                self.enter()?;
                 let inner = self.or_expr()?;
                 self.expect(&Tok::Close, "')'")?;
+                self.depth -= 1;
                 Ok(inner)
             }
             Some(Tok::Ident(word)) => {
@@ -300,7 +326,11 @@ pub(crate) fn parse(input: &str) -> Result<Expr, FilterError> {
     if toks.is_empty() {
         return Err(invalid("the filter is empty"));
     }
-    let mut parser = Parser { toks, pos: 0 };
+    let mut parser = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let expr = parser.or_expr()?;
     if parser.pos != parser.toks.len() {
         return Err(invalid("unexpected text after the end of the expression"));
@@ -414,14 +444,15 @@ fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 
 fn lit_eq(value: Option<&Value>, lit: &Lit) -> bool {
     match (value, lit) {
-        (Some(Value::String(s)), Lit::Str(l)) => s.eq_ignore_ascii_case(l),
+        (Some(Value::String(s)), Lit::Str(l)) => same_address(s, l),
         (None | Some(Value::Null), Lit::Bare(l)) => l == "null",
         _ => false,
     }
 }
 
 /// Whether `entity` (the resource's JSON with every filterable navigation expanded) matches.
-/// String comparisons are case-insensitive, as directory properties are.
+/// String comparisons are case-insensitive, as directory properties are, by the one rule
+/// the planner and the steps compare addresses with (`enroll_core::roster::email_key`).
 pub(crate) fn matches(expr: &Expr, entity: &Value) -> bool {
     match expr {
         Expr::Or(parts) => parts.iter().any(|p| matches(p, entity)),
@@ -435,9 +466,7 @@ pub(crate) fn matches(expr: &Expr, entity: &Value) -> bool {
             .and_then(Value::as_array)
             .is_some_and(|items| items.iter().any(|v| lit_eq(Some(v), lit))),
         Expr::Func { path, lit, .. } => match (lookup(entity, path), lit) {
-            (Some(Value::String(s)), Lit::Str(prefix)) => s
-                .to_ascii_lowercase()
-                .starts_with(&prefix.to_ascii_lowercase()),
+            (Some(Value::String(s)), Lit::Str(prefix)) => starts_with_address(s, prefix),
             _ => false,
         },
     }
@@ -465,6 +494,49 @@ mod tests {
         assert_eq!(clause_count(&expr), 4);
         let user = serde_json::json!({"mail": "O'Neil@X.com", "otherMails": []});
         assert!(matches(&expr, &user));
+    }
+
+    #[test]
+    fn refuses_deep_nesting_without_exhausting_the_stack() {
+        let nested = |depth: usize| {
+            format!(
+                "{}mail eq 'a@x.com'{}",
+                "(".repeat(depth),
+                ")".repeat(depth)
+            )
+        };
+        assert!(parse(&nested(MAX_DEPTH)).is_ok());
+        let error = parse(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert_eq!(error.code, "BadRequest");
+        assert!(
+            error.message.contains("nests more than 32"),
+            "{}",
+            error.message
+        );
+        // 5,000 levels, a 10 KB filter: refused, not a stack overflow; unbalanced too.
+        assert!(parse(&nested(5_000)).is_err());
+        assert!(parse(&"(".repeat(10_000)).is_err());
+    }
+
+    #[test]
+    fn directory_strings_compare_by_the_planners_rule() {
+        let user = serde_json::json!({
+            "mail": "Ĳsbrand@Example.nl",
+            "userPrincipalName": "ĲSBRAND_example.nl#EXT#@contoso.onmicrosoft.com",
+            "proxyAddresses": ["SMTP:Ĳsbrand@Example.nl", "smtp:ij@example.nl"],
+        });
+        for filter in [
+            "mail eq 'ĳsbrand@example.nl'",
+            "proxyAddresses/any(x:x eq 'smtp:ĳsbrand@example.nl')",
+            "proxyAddresses/any(x:x eq 'SMTP:IJ@EXAMPLE.NL')",
+            "startswith(userPrincipalName,'ĳsbrand_example.nl#EXT#@')",
+        ] {
+            assert!(matches(&parse(filter).unwrap(), &user), "{filter}");
+        }
+        assert!(!matches(
+            &parse("proxyAddresses/any(x:x eq 'ij@example.nl')").unwrap(),
+            &user
+        ));
     }
 
     #[test]

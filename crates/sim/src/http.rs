@@ -172,20 +172,29 @@ pub(crate) fn routes(
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
+        .and(warp::body::stream())
         .and(warp::any().map(move || Arc::clone(&shared)))
         .then(
             |method: Method,
              path: warp::path::FullPath,
              query: String,
              headers: HeaderMap,
-             body: Bytes,
+             body,
              shared: Arc<Shared>| async move {
-                handle(shared, method, path.as_str(), &query, &headers, body).await
+                // Graph finishes a request it received even if the client goes away: the
+                // work runs in its own task, which a dropped connection does not cancel.
+                let path = path.as_str().to_owned();
+                tokio::spawn(
+                    async move { handle(shared, method, &path, &query, &headers, body).await },
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    to_warp(Resp::error(500, "UnknownError", "The simulator failed."))
+                })
             },
         )
         .recover(|_| async {
-            // The catch-all route rejects only bodies it could not read.
+            // The catch-all route rejects only a body that was taken already.
             let resp = Resp::error(400, "BadRequest", "The request could not be read.")
                 .finish("00000000-0000-0000-0000-000000000000", "");
             Ok::<_, Infallible>(to_warp(resp))
@@ -193,24 +202,81 @@ pub(crate) fn routes(
         .unify()
 }
 
-async fn handle(
+/// The largest request body the simulator reads: 4 MiB. Graph answers a larger request
+/// with 413 (graph.md §6.1; learn.microsoft.com/graph/errors: "The request size exceeds the
+/// maximum limit"); Microsoft names 4 MB for the APIs that publish a figure.
+pub(crate) const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Graph's answer to a request body over [`MAX_BODY_BYTES`].
+fn too_large() -> Resp {
+    Resp::error(
+        413,
+        "RequestEntityTooLarge",
+        &format!("The request size exceeds the maximum limit ({MAX_BODY_BYTES} bytes)."),
+    )
+}
+
+/// Reads a request body, at most [`MAX_BODY_BYTES`] of it: `Err` with the answer to give
+/// once it is larger (the rest is never read) or cannot be read.
+async fn read_body<S, B>(body: S) -> Result<Bytes, Resp>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: warp::hyper::body::Buf,
+{
+    use futures_util::StreamExt;
+    let mut body = std::pin::pin!(body);
+    let mut read = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk
+            .map_err(|_| Resp::error(400, "BadRequest", "The request body could not be read."))?;
+        if read.len() + chunk.remaining() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            read.extend_from_slice(part);
+            let len = part.len();
+            chunk.advance(len);
+        }
+    }
+    Ok(Bytes::from(read))
+}
+
+/// When a connection chosen to be dropped is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drop {
+    /// Before anything is done: the request is lost.
+    Before,
+    /// After the request was carried out: the answer is lost, not the work.
+    After,
+}
+
+async fn handle<S, B>(
     shared: Arc<Shared>,
     method: Method,
     path: &str,
     raw_query: &str,
     headers: &HeaderMap,
-    body: Bytes,
-) -> warp::reply::Response {
+    body: S,
+) -> warp::reply::Response
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: warp::hyper::body::Buf,
+{
     AtomicCounters::bump(&shared.counters.http_requests);
-    if shared.config.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(shared.config.latency_ms)).await;
-    }
     let (request_id, drop) = {
         let mut state = shared.lock();
-        let drop = shared.config.drop_rate > 0.0 && state.rng.f64() < shared.config.drop_rate;
+        let drop = (shared.config.drop_rate > 0.0 && state.rng.f64() < shared.config.drop_rate)
+            .then(|| {
+                if state.rng.bool() {
+                    Drop::Before
+                } else {
+                    Drop::After
+                }
+            });
         (state.new_guid(), drop)
     };
-    if drop {
+    if drop == Some(Drop::Before) {
         AtomicCounters::bump(&shared.counters.dropped);
         return dropped_connection();
     }
@@ -241,11 +307,98 @@ async fn handle(
         segments,
         query,
         headers: header_map,
-        body,
+        body: Bytes::new(),
         origin,
     };
-    let resp = route(&shared, &mut req);
+    let resp = answer(&shared, &mut req, body).await;
+    if drop == Some(Drop::After) {
+        AtomicCounters::bump(&shared.counters.dropped);
+        return dropped_connection();
+    }
     to_warp(resp.finish(&request_id, &client_request_id))
+}
+
+/// Counts a write request while Graph carries it out.
+struct WriteInFlight<'a>(&'a Shared);
+
+impl<'a> WriteInFlight<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        shared
+            .counters
+            .writes_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(shared)
+    }
+}
+
+impl std::ops::Drop for WriteInFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .counters
+            .writes_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether a request asks Graph to change something: a POST, PATCH, PUT or DELETE under
+/// `/v1.0`, or a `$batch` with such an item (a batch of reads is not a write).
+fn carries_write(method: &str, segments: &[String], body: &Bytes) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        method: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Batch {
+        #[serde(default)]
+        requests: Vec<Item>,
+    }
+    if method == "GET" || segments.first().map(String::as_str) != Some("v1.0") {
+        return false;
+    }
+    if segments.get(1).map(String::as_str) != Some("$batch") || segments.len() != 2 {
+        return true;
+    }
+    serde_json::from_slice::<Batch>(body).is_ok_and(|batch| {
+        batch
+            .requests
+            .iter()
+            .any(|item| !item.method.eq_ignore_ascii_case("GET"))
+    })
+}
+
+/// The answer to `req`, whose body is still to be read from `body`.
+async fn answer<S, B>(shared: &Shared, req: &mut Req, body: S) -> Resp
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: warp::hyper::body::Buf,
+{
+    // Refused before a byte of the body is read: a body declared too large, and a Graph
+    // call without a valid token (a stranger cannot make the simulator buffer anything).
+    let declared = req
+        .header("content-length")
+        .and_then(|length| length.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
+    if req.segments.first().map(String::as_str) == Some("v1.0")
+        && let Err(resp) = auth::check_bearer(shared, req)
+    {
+        AtomicCounters::bump(&shared.counters.unauthorized);
+        return resp;
+    }
+    req.body = match read_body(body).await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    // The latency is the time Graph takes to carry the request out; a write counts as in
+    // flight for all of it, so a test can stop a client in the middle of one.
+    let _in_flight =
+        carries_write(&req.method, &req.segments, &req.body).then(|| WriteInFlight::new(shared));
+    if shared.config.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(shared.config.latency_ms)).await;
+    }
+    route(shared, req)
 }
 
 fn route(shared: &Shared, req: &mut Req) -> Resp {
@@ -264,11 +417,8 @@ fn route(shared: &Shared, req: &mut Req) -> Resp {
             auth::managed_identity(shared, req)
         }
         ["v1.0", ..] => {
+            // The token was checked before the body was read.
             req.segments.remove(0);
-            if let Err(resp) = auth::check_bearer(shared, req) {
-                AtomicCounters::bump(&shared.counters.unauthorized);
-                return resp;
-            }
             if req.segments.len() == 1 && req.segments[0] == "$batch" {
                 if req.method != "POST" {
                     return method_not_allowed();
@@ -294,7 +444,12 @@ pub(crate) fn operation(shared: &Shared, state: &mut State, req: &Req) -> Resp {
         AtomicCounters::bump(&shared.counters.throttled);
         return throttled(wait);
     }
-    let fault = if shared.config.fault_rate > 0.0 && state.rng.f64() < shared.config.fault_rate {
+    let lost_answer = req.method != "GET"
+        && shared.config.lost_answer_rate > 0.0
+        && state.rng.f64() < shared.config.lost_answer_rate;
+    let fault = if lost_answer {
+        Some(504)
+    } else if shared.config.fault_rate > 0.0 && state.rng.f64() < shared.config.fault_rate {
         Some([500u16, 503, 504][state.rng.usize(0..3)])
     } else {
         None
@@ -335,10 +490,11 @@ pub(crate) fn operation(shared: &Shared, state: &mut State, req: &Req) -> Resp {
     }
 }
 
-/// Graph's throttling answer (see throttling.example1.json); `Retry-After` in fractional
-/// seconds as Graph sometimes sends it, so that tests need not wait whole seconds.
+/// Graph's throttling answer (see throttling.example1.json), with `Retry-After` in whole
+/// seconds as HTTP allows (RFC 9110 §10.2.3: delay-seconds is a non-negative integer):
+/// the wait rounded up, at least a second.
 pub(crate) fn throttled(wait: Duration) -> Resp {
-    let secs = wait.as_secs_f64().max(0.001);
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     Resp::json(
         429,
         json!({
@@ -353,7 +509,7 @@ pub(crate) fn throttled(wait: Duration) -> Resp {
             }
         }),
     )
-    .with_header("Retry-After", format!("{secs:.3}"))
+    .with_header("Retry-After", secs.max(1).to_string())
 }
 
 pub(crate) fn method_not_allowed() -> Resp {

@@ -73,9 +73,22 @@ pub struct SimConfig {
     /// A 504 is returned after the operation took effect (the answer is lost, not the work),
     /// as a gateway timeout does. Default 0.0.
     pub fault_rate: f64,
-    /// Share (0.0–1.0) of HTTP requests whose connection is dropped without a response.
-    /// Default 0.0.
+    /// Share (0.0–1.0) of HTTP requests whose connection is dropped without a response:
+    /// half of them before the request is carried out (the request is lost), half after
+    /// (the answer is lost, not the work). Default 0.0.
     pub drop_rate: f64,
+    /// Share (0.0–1.0) of writes (any method but GET, each `$batch` item on its own) that
+    /// take effect and are then answered 504, as a gateway timeout loses the answer and not
+    /// the work. Default 0.0.
+    pub lost_answer_rate: f64,
+    /// Share (0.0–1.0) of assignment requests that end `deliveryFailed` instead of
+    /// `delivered` (the assignment of an `adminAdd` ends `deliveryFailed` too; an
+    /// `adminRemove` leaves its assignment as it was). `reprocess` delivers them. Default 0.0.
+    pub delivery_failure_rate: f64,
+    /// Share (0.0–1.0) of assignment requests that stay `delivering` (and the assignment of
+    /// an `adminAdd` with them) until the assignment or the request is reprocessed.
+    /// Default 0.0.
+    pub delivery_stuck_rate: f64,
     /// How long a newly invited user stays invisible to `$filter` queries and unknown to
     /// entitlement management, in milliseconds (Entra's replication delay). Default 0.
     pub consistency_delay_ms: u64,
@@ -109,6 +122,9 @@ impl Default for SimConfig {
             throttle_rps: None,
             fault_rate: 0.0,
             drop_rate: 0.0,
+            lost_answer_rate: 0.0,
+            delivery_failure_rate: 0.0,
+            delivery_stuck_rate: 0.0,
             consistency_delay_ms: 0,
             app_role_assignment_lag_ms: 0,
             delivery_delay_ms: 0,
@@ -174,6 +190,9 @@ pub struct Counters {
     pub unauthorized: u64,
     /// Writes that changed the tenant (invitations, assignment requests, PATCH, role assignments).
     pub writes: u64,
+    /// HTTP requests carrying a write (a POST, PATCH or DELETE, or a `$batch` holding one)
+    /// received and not yet answered.
+    pub writes_in_flight: u64,
 }
 
 /// Live counters shared by the server tasks.
@@ -188,6 +207,7 @@ pub(crate) struct AtomicCounters {
     pub(crate) dropped: AtomicU64,
     pub(crate) unauthorized: AtomicU64,
     pub(crate) writes: AtomicU64,
+    pub(crate) writes_in_flight: AtomicU64,
 }
 
 impl AtomicCounters {
@@ -207,7 +227,26 @@ impl AtomicCounters {
             dropped: get(&self.dropped),
             unauthorized: get(&self.unauthorized),
             writes: get(&self.writes),
+            writes_in_flight: get(&self.writes_in_flight),
         }
+    }
+}
+
+/// The live counters of a running simulator, cheap to clone and to read from any task.
+#[derive(Debug, Clone)]
+pub struct SimProbe(Arc<http::Shared>);
+
+impl SimProbe {
+    /// Request counts so far.
+    pub fn counters(&self) -> Counters {
+        self.0.counters.read()
+    }
+
+    /// HTTP requests carrying a write that have been received and not yet answered. The
+    /// simulator finishes such a request even when its client has gone, as Graph does, so a
+    /// client killed meanwhile loses the answer, not the work.
+    pub fn writes_in_flight(&self) -> u64 {
+        self.0.counters.writes_in_flight.load(Ordering::Relaxed)
     }
 }
 
@@ -242,9 +281,34 @@ impl SimHandle {
         self.shared.counters.read()
     }
 
+    /// A handle on the live counters that another task can hold, e.g. one that waits for a
+    /// write to be in flight before killing the client.
+    pub fn probe(&self) -> SimProbe {
+        SimProbe(Arc::clone(&self.shared))
+    }
+
     /// The tenant's current state, with every request delivered by now applied.
     pub async fn snapshot(&self) -> TenantSnapshot {
         self.shared.snapshot()
+    }
+
+    /// The address of every invitation that took effect, in order, lower case: an address
+    /// twice means a guest got a second invitation e-mail.
+    pub async fn invitations(&self) -> Vec<String> {
+        self.shared.lock().invitations.clone()
+    }
+
+    /// Every assignment request the tenant accepted since start, whatever its state now (a
+    /// snapshot holds only the open ones), in the order made.
+    pub async fn assignment_requests_made(&self) -> Vec<enroll_core::tenant::AssignmentRequest> {
+        let mut state = self.shared.lock();
+        state.advance();
+        state
+            .tenant
+            .requests
+            .iter()
+            .map(entities::RequestRec::to_request)
+            .collect()
     }
 
     /// The tenant once no assignment request is open any more (polled every 50 ms, for at
@@ -317,21 +381,44 @@ impl Drop for SimHandle {
     }
 }
 
+/// The longest delay or lifetime a [`SimConfig`] may set, in milliseconds: 30 days.
+pub const MAX_DELAY_MS: u64 = 30 * 24 * 3_600_000;
+
 /// Starts the simulator on 127.0.0.1 (`config.port`, or a free port for 0) with `snapshot` as
 /// the initial tenant, and returns once it accepts connections.
 ///
 /// # Errors
 ///
 /// [`SimError::Bind`] when the port cannot be opened, [`SimError::Config`] for an unusable
-/// certificate or rate, [`SimError::Snapshot`] for a snapshot with duplicate ids.
+/// certificate, rate or delay, [`SimError::Snapshot`] for a snapshot with duplicate ids.
 pub async fn start(config: SimConfig, snapshot: TenantSnapshot) -> Result<SimHandle, SimError> {
     for (name, rate) in [
         ("fault_rate", config.fault_rate),
         ("drop_rate", config.drop_rate),
+        ("lost_answer_rate", config.lost_answer_rate),
+        ("delivery_failure_rate", config.delivery_failure_rate),
+        ("delivery_stuck_rate", config.delivery_stuck_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(SimError::Config(format!(
                 "{name} must be between 0 and 1, got {rate}"
+            )));
+        }
+    }
+    // Each is added to an instant; past a month it could overflow and means nothing here.
+    for (name, ms) in [
+        ("token_lifetime_ms", config.token_lifetime_ms),
+        ("latency_ms", config.latency_ms),
+        ("consistency_delay_ms", config.consistency_delay_ms),
+        (
+            "app_role_assignment_lag_ms",
+            config.app_role_assignment_lag_ms,
+        ),
+        ("delivery_delay_ms", config.delivery_delay_ms),
+    ] {
+        if ms > MAX_DELAY_MS {
+            return Err(SimError::Config(format!(
+                "{name} must be at most {MAX_DELAY_MS} (30 days), got {ms}"
             )));
         }
     }

@@ -8,8 +8,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
 use super::entities::{
-    AssignmentRec, RequestRec, USER_DEFAULT_PROPERTIES, UserRec, app_role_assignment_json,
-    application_json, group_json, service_principal_json,
+    AssignmentRec, Fate, RequestRec, SubjectRec, USER_DEFAULT_PROPERTIES, UserRec,
+    app_role_assignment_json, application_json, group_json, service_principal_json,
 };
 use super::filter::{self, Allowed, Expr};
 use super::http::{Req, Resp, Shared, method_not_allowed};
@@ -453,7 +453,7 @@ const USER_FILTER: Allowed = Allowed {
     type_name: "microsoft.graph.user",
     eq: &["mail", "userPrincipalName", "id", "displayName"],
     r#in: &["mail", "userPrincipalName", "id"],
-    any_eq: &["otherMails"],
+    any_eq: &["otherMails", "proxyAddresses"],
     startswith: &["mail", "userPrincipalName", "displayName"],
     or: true,
     and: false,
@@ -595,13 +595,7 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
         .get("sendInvitationMessage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let existing = state.tenant.users.iter().find(|u| {
-        u.mail
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case(&email))
-            || u.other_mails.iter().any(|m| m.eq_ignore_ascii_case(&email))
-            || u.upn.eq_ignore_ascii_case(&email)
-    });
+    let existing = state.tenant.users.iter().find(|u| u.answers_to(&email));
     let (user_id, status) = match existing {
         Some(u) if !u.user_type.eq_ignore_ascii_case("Guest") => {
             return Err(bad(&format!(
@@ -628,6 +622,7 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
                 upn,
                 mail: Some(email.clone()),
                 other_mails: vec![email.clone()],
+                proxy_addresses: Vec::new(),
                 user_type: "Guest".to_owned(),
                 external_user_state: Some("PendingAcceptance".to_owned()),
                 creation_type: Some("Invitation".to_owned()),
@@ -637,6 +632,7 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
             (id, "PendingAcceptance")
         }
     };
+    state.invitations.push(email.to_ascii_lowercase());
     let invitation_id = state.new_guid();
     let value = json!({
         "id": invitation_id,
@@ -691,6 +687,12 @@ fn governance(
         (["assignmentrequests"], "GET") => list_requests(shared, state, req),
         (["assignmentrequests"], "POST") => post_request(state, req),
         (["assignmentrequests", _], "GET") => get_request(shared, state, req, id(1)),
+        (["assignmentrequests", _, action], "POST") if is_reprocess(action) => {
+            reprocess_request(state, req, id(1))
+        }
+        (["assignments", _, action], "POST") if is_reprocess(action) => {
+            reprocess_assignment(state, req, id(1))
+        }
         (
             ["catalogs"]
             | ["catalogs", _]
@@ -706,6 +708,9 @@ fn governance(
             | ["assignmentrequests", _],
             _,
         ) => Err(method_not_allowed()),
+        (["assignmentrequests" | "assignments", _, action], _) if is_reprocess(action) => {
+            Err(method_not_allowed())
+        }
         _ => Err(unknown_segment(req)),
     }
 }
@@ -1214,15 +1219,16 @@ fn post_request(state: &mut State, req: &Req) -> Result<Resp, Resp> {
                 ))
             })?;
         policy.admits(&user.user_type).map_err(bad)?;
+        let target = SubjectRec {
+            id: String::new(),
+            object_id: Some(user.id.clone()),
+            email: user.mail.clone(),
+            principal_name: Some(user.upn.clone()),
+            display_name: user.display_name.clone(),
+        };
         let (package_id, policy_id, user_id) =
             (package.id.clone(), policy.id.clone(), user.id.clone());
-        if state.tenant.assignments.iter().any(|a| {
-            a.is_active()
-                && a.package_id == package_id
-                && a.target.object_id.as_deref() == Some(user_id.as_str())
-        }) {
-            return Err(bad(messages::EXISTING_ASSIGNMENT));
-        }
+        // The open request first: its assignment is active (delivering) already.
         if state.tenant.requests.iter().any(|r| {
             r.is_open()
                 && r.package_id == package_id
@@ -1230,6 +1236,28 @@ fn post_request(state: &mut State, req: &Req) -> Result<Resp, Resp> {
         }) {
             return Err(bad(messages::EXISTING_OPEN_REQUEST));
         }
+        if state.tenant.assignments.iter().any(|a| {
+            a.is_active()
+                && a.package_id == package_id
+                && a.target.object_id.as_deref() == Some(user_id.as_str())
+        }) {
+            return Err(bad(messages::EXISTING_ASSIGNMENT));
+        }
+        // The assignment exists from now on, `delivering` until the request is delivered.
+        let assignment_id = state.new_guid();
+        let subject_id = state.new_guid();
+        state.tenant.assignments.push(AssignmentRec {
+            id: assignment_id.clone(),
+            state: "delivering".to_owned(),
+            target: SubjectRec {
+                id: subject_id,
+                ..target
+            },
+            package_id: package_id.clone(),
+            policy_id: Some(policy_id.clone()),
+            start: Some(created_at.clone()),
+            expired: None,
+        });
         RequestRec {
             id: state.new_guid(),
             request_type: "adminAdd".to_owned(),
@@ -1239,8 +1267,9 @@ fn post_request(state: &mut State, req: &Req) -> Result<Resp, Resp> {
             package_id,
             policy_id: Some(policy_id),
             target_object_id: Some(user_id),
-            assignment_id: None,
+            assignment_id: Some(assignment_id),
             submitted_at: now,
+            fate: state.draw_fate(),
         }
     } else if request_type.eq_ignore_ascii_case("adminRemove") {
         if let Some(key) = assignment.keys().find(|k| k.as_str() != "id") {
@@ -1290,6 +1319,7 @@ fn post_request(state: &mut State, req: &Req) -> Result<Resp, Resp> {
             target_object_id: target,
             assignment_id: Some(id),
             submitted_at: now,
+            fate: state.draw_fate(),
         }
     } else {
         return Err(bad(&format!(
@@ -1303,6 +1333,120 @@ fn post_request(state: &mut State, req: &Req) -> Result<Resp, Resp> {
         &format!("{EM}/assignmentRequests"),
         value,
     )))
+}
+
+/// Whether a path segment names the `reprocess` action, bare or qualified as the OpenAPI
+/// description writes it (`microsoft.graph.reprocess`).
+fn is_reprocess(segment: &str) -> bool {
+    matches!(segment, "reprocess" | "microsoft.graph.reprocess")
+}
+
+/// Graph's answer to an accepted action: 202 without a body.
+fn accepted() -> Resp {
+    Resp {
+        status: 202,
+        ..Resp::no_content()
+    }
+}
+
+/// The body of an action must be empty (the reference pages: "Don't supply a request body").
+fn no_body(req: &Req) -> Result<(), Resp> {
+    let body = String::from_utf8_lossy(&req.body);
+    match body.trim() {
+        "" | "{}" => Ok(()),
+        _ => Err(Resp::error(
+            400,
+            "BadRequest",
+            "The reprocess action takes no request body.",
+        )),
+    }
+}
+
+/// `POST …/assignmentRequests/{id}/reprocess` (v1.0): a request that ended `deliveryFailed`
+/// or `partiallyDelivered` is delivered again (202 Accepted).
+fn reprocess_request(state: &mut State, req: &Req, id: &str) -> Result<Resp, Resp> {
+    no_body(req)?;
+    let half = state.delivery_delay / 2;
+    let request = state
+        .tenant
+        .requests
+        .iter_mut()
+        .find(|r| r.id.eq_ignore_ascii_case(id))
+        .ok_or_else(|| Family::Governance.not_found(id))?;
+    if !matches!(
+        request.state.as_str(),
+        "deliveryFailed" | "partiallyDelivered"
+    ) {
+        return Err(Resp::error(
+            400,
+            "BadRequest",
+            &format!(
+                "Only requests in the deliveryFailed or partiallyDelivered state can be reprocessed; this one is {}.",
+                request.state
+            ),
+        ));
+    }
+    // Delivering again from now: delivered after the second half of the delivery delay.
+    request.state = "delivering".to_owned();
+    request.completed = None;
+    request.fate = Fate::Deliver;
+    request.submitted_at = Instant::now()
+        .checked_sub(half)
+        .unwrap_or_else(Instant::now);
+    let (is_add, assignment_id) = (
+        request.request_type.eq_ignore_ascii_case("adminAdd"),
+        request.assignment_id.clone(),
+    );
+    if is_add
+        && let Some(a) = state
+            .tenant
+            .assignments
+            .iter_mut()
+            .find(|a| Some(&a.id) == assignment_id.as_ref())
+    {
+        a.state = "delivering".to_owned();
+    }
+    Ok(accepted())
+}
+
+/// `POST …/assignments/{id}/reprocess` (v1.0): the assignment is evaluated and enforced
+/// again (202 Accepted). A request stuck delivering it is delivered now. Graph's page asks
+/// for a delivered assignment; the simulator also takes one still delivering or partially
+/// delivered, and refuses one that expired or failed.
+fn reprocess_assignment(state: &mut State, req: &Req, id: &str) -> Result<Resp, Resp> {
+    no_body(req)?;
+    let assignment = state
+        .tenant
+        .assignments
+        .iter()
+        .find(|a| a.id.eq_ignore_ascii_case(id))
+        .ok_or_else(|| Family::Governance.not_found(id))?;
+    if !assignment.is_active() {
+        return Err(Resp::error(
+            400,
+            "BadRequest",
+            &format!(
+                "Only delivered assignments can be reprocessed; this one is {}.",
+                assignment.state
+            ),
+        ));
+    }
+    let assignment_id = assignment.id.clone();
+    let stuck =
+        state.tenant.requests.iter().position(|r| {
+            r.is_open() && r.assignment_id.as_deref() == Some(assignment_id.as_str())
+        });
+    if let Some(index) = stuck {
+        state.deliver(index);
+    } else if let Some(a) = state
+        .tenant
+        .assignments
+        .iter_mut()
+        .find(|a| a.id == assignment_id)
+    {
+        a.state = "delivered".to_owned();
+    }
+    Ok(accepted())
 }
 
 // ----- applications and service principals ---------------------------------------------------

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::SimConfig;
 use super::clock;
-use super::entities::{AssignmentRec, SubjectRec, Tenant};
+use super::entities::{AssignmentRec, Fate, SubjectRec, Tenant};
 use enroll_core::tenant::TenantSnapshot;
 
 #[derive(Debug)]
@@ -29,7 +29,14 @@ pub(crate) struct State {
     /// snapshot are old enough to be listed).
     pub(crate) app_role_assignment_created: HashMap<String, Instant>,
     pub(crate) delivery_delay: Duration,
+    /// Share of assignment requests that end `deliveryFailed`.
+    delivery_failure_rate: f64,
+    /// Share of assignment requests that stay `delivering` until reprocessed.
+    delivery_stuck_rate: f64,
     pub(crate) page_size: usize,
+    /// The address of every invitation that took effect, in order (one e-mail each, in
+    /// Entra), whether its answer reached the client or not.
+    pub(crate) invitations: Vec<String>,
 }
 
 impl State {
@@ -43,7 +50,10 @@ impl State {
             app_role_assignment_lag: Duration::from_millis(config.app_role_assignment_lag_ms),
             app_role_assignment_created: HashMap::new(),
             delivery_delay: Duration::from_millis(config.delivery_delay_ms),
+            delivery_failure_rate: config.delivery_failure_rate,
+            delivery_stuck_rate: config.delivery_stuck_rate,
             page_size: config.page_size,
+            invitations: Vec::new(),
         })
     }
 
@@ -84,29 +94,72 @@ impl State {
         None
     }
 
-    /// Moves assignment requests along `submitted → delivering → delivered` by elapsed time;
-    /// a delivered adminAdd creates its assignment, a delivered adminRemove expires it.
+    /// How a new assignment request's delivery ends, drawn from the seeded generator only
+    /// when a failure or stuck rate is set (so other runs replay as before).
+    pub(crate) fn draw_fate(&mut self) -> Fate {
+        if self.delivery_failure_rate <= 0.0 && self.delivery_stuck_rate <= 0.0 {
+            return Fate::Deliver;
+        }
+        let draw = self.rng.f64();
+        if draw < self.delivery_failure_rate {
+            Fate::Fail
+        } else if draw < self.delivery_failure_rate + self.delivery_stuck_rate {
+            Fate::Stick
+        } else {
+            Fate::Deliver
+        }
+    }
+
+    /// Moves assignment requests along `submitted → delivering → delivered` by elapsed time
+    /// (or `deliveryFailed`, or stuck in `delivering`, as each request's fate says); a
+    /// delivered adminAdd delivers its assignment, a delivered adminRemove expires it.
     pub(crate) fn advance(&mut self) {
         let now = Instant::now();
         let half = self.delivery_delay / 2;
-        let mut delivered = Vec::new();
+        let mut finished = Vec::new();
         for (i, r) in self.tenant.requests.iter_mut().enumerate() {
             if !r.is_open() {
                 continue;
             }
             let elapsed = now.duration_since(r.submitted_at);
-            if elapsed >= self.delivery_delay {
-                delivered.push(i);
+            if elapsed >= self.delivery_delay && r.fate != Fate::Stick {
+                finished.push(i);
             } else if elapsed >= half && r.state == "submitted" {
                 r.state = "delivering".to_owned();
             }
         }
-        for i in delivered {
-            self.deliver(i);
+        for i in finished {
+            match self.tenant.requests.get(i).map(|r| r.fate) {
+                Some(Fate::Fail) => self.fail(i),
+                _ => self.deliver(i),
+            }
         }
     }
 
-    fn deliver(&mut self, index: usize) {
+    /// Ends request `index` `deliveryFailed`; an adminAdd's assignment fails with it.
+    fn fail(&mut self, index: usize) {
+        let completed = clock::now_iso();
+        let tenant = &mut self.tenant;
+        let Some(request) = tenant.requests.get_mut(index) else {
+            return;
+        };
+        request.state = "deliveryFailed".to_owned();
+        request.completed = Some(completed);
+        if request.request_type.eq_ignore_ascii_case("adminAdd") {
+            let id = request.assignment_id.clone();
+            if let Some(a) = tenant
+                .assignments
+                .iter_mut()
+                .find(|a| Some(&a.id) == id.as_ref())
+            {
+                a.state = "deliveryFailed".to_owned();
+            }
+        }
+    }
+
+    /// Delivers request `index` now: an adminAdd delivers its assignment (made now if the
+    /// request came without one), an adminRemove expires its assignment.
+    pub(crate) fn deliver(&mut self, index: usize) {
         let completed = clock::now_iso();
         let new_id = self.new_guid();
         let subject_id = self.new_guid();
@@ -114,6 +167,7 @@ impl State {
         let Some(request) = tenant.requests.get(index).cloned() else {
             return;
         };
+        let mut assignment_id = request.assignment_id.clone();
         if request.request_type.eq_ignore_ascii_case("adminRemove") {
             if let Some(a) = tenant
                 .assignments
@@ -123,6 +177,12 @@ impl State {
                 a.state = "expired".to_owned();
                 a.expired = Some(completed.clone());
             }
+        } else if let Some(a) = tenant
+            .assignments
+            .iter_mut()
+            .find(|a| Some(&a.id) == request.assignment_id.as_ref())
+        {
+            a.state = "delivered".to_owned();
         } else {
             let user = request
                 .target_object_id
@@ -144,13 +204,13 @@ impl State {
                 start: Some(completed.clone()),
                 expired: None,
             });
+            assignment_id = Some(new_id);
         }
         if let Some(r) = tenant.requests.get_mut(index) {
             r.state = "delivered".to_owned();
             r.completed = Some(completed);
-            if r.assignment_id.is_none() {
-                r.assignment_id = Some(new_id);
-            }
+            r.assignment_id = assignment_id;
+            r.fate = Fate::Deliver;
         }
     }
 }

@@ -41,6 +41,9 @@ pub enum Disposition {
     RetryLater {
         /// Why: the step's error.
         reason: String,
+        /// Not before this long from now, when Graph said so ([`StepError::retry_after`]);
+        /// otherwise the caller's own delay (the queue's visibility timeout) applies.
+        after: Option<std::time::Duration>,
     },
     /// Set aside for a person to look at (the poison queue); no further tries.
     SetAside {
@@ -63,7 +66,8 @@ pub enum Aside {
 
 /// Decides what becomes of a message from the step's result and the attempt:
 ///
-/// - a failure that another try can help with, before the last try: [`Disposition::RetryLater`];
+/// - a failure that another try can help with, before the last try: [`Disposition::RetryLater`],
+///   with how long Graph asked to wait when it did;
 /// - a failure no try can help with, or any failure on the last try: the whole message is
 ///   set aside ([`Aside::Message`]);
 /// - success, except for people given up on after their last try: just those are set aside
@@ -81,6 +85,7 @@ pub fn disposition(result: Result<&StepOutput, &StepError>, attempt: Attempt) ->
         },
         Err(error) if attempt.may_retry(error.is_retryable()) => Disposition::RetryLater {
             reason: error.to_string(),
+            after: error.retry_after(),
         },
         Err(error) => Disposition::SetAside {
             aside: Aside::Message,
@@ -101,6 +106,7 @@ mod tests {
             count: 1,
             first: "ann@contoso.com: throttled".into(),
             emails: vec!["ann@contoso.com".into()],
+            retry_after: None,
         }
     }
 
@@ -151,6 +157,7 @@ mod tests {
             Disposition::RetryLater {
                 reason: "1 of the message's people must be tried again: ann@contoso.com: throttled"
                     .into(),
+                after: None,
             }
         );
         let storage = StepError::Storage(StorageError {
@@ -161,8 +168,44 @@ mod tests {
             disposition(Err(&storage), Attempt::of(4, 5)),
             Disposition::RetryLater {
                 reason: "storage: blob rosters/Alpha.csv: 503".into(),
+                after: None,
             }
         );
+    }
+
+    #[test]
+    fn a_wait_graph_asked_for_goes_with_the_retry() {
+        let hour = std::time::Duration::from_secs(3_600);
+        let people = StepError::PeopleToRetry {
+            count: 1,
+            first: "ann@contoso.com: throttled".into(),
+            emails: vec!["ann@contoso.com".into()],
+            retry_after: Some(hour),
+        };
+        assert!(matches!(
+            disposition(Err(&people), FIRST),
+            Disposition::RetryLater { after: Some(after), .. } if after == hour
+        ));
+        let mut throttled =
+            crate::fake::graph_error(429, "TooManyRequests", "Please retry again later.");
+        if let enroll_graph::GraphError::Status(status) = &mut throttled {
+            status.retry_after = Some(hour);
+        }
+        let whole = StepError::Graph(throttled);
+        assert_eq!(whole.retry_after(), Some(hour));
+        assert!(matches!(
+            disposition(Err(&whole), Attempt::of(2, 5)),
+            Disposition::RetryLater { after: Some(after), ref reason }
+                if after == hour && reason.contains("asked to wait 3600 s")
+        ));
+        // On the last try the message is set aside as before: a wait cannot help any more.
+        assert!(matches!(
+            disposition(Err(&whole), LAST),
+            Disposition::SetAside {
+                aside: Aside::Message,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -9,13 +9,15 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use enroll_core::audit::AuditRecord;
-use enroll_core::plan::guest_upn_email;
+use enroll_core::roster::email_key;
 use enroll_core::tenant::{
-    AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentRequest, Catalog,
-    Group, Invitation, ObjectRef, RequestedAssignment, ServicePrincipal, Subject, User,
+    AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentPolicy,
+    AssignmentRequest, Catalog, Group, Invitation, ObjectRef, RequestedAssignment,
+    ServicePrincipal, Subject, User,
 };
 use enroll_graph::{
     Directory, GraphError, NewAssignment, NewGroupAppRoleAssignment, NewInvitation, StatusError,
+    UnfinishedRequest,
 };
 
 use crate::{Attempt, Storage, StorageError, StoredRoster};
@@ -71,6 +73,29 @@ pub(crate) fn guest(id: &str, email: &str) -> User {
     }
 }
 
+/// The catalog `Projects`.
+pub(crate) fn projects() -> Catalog {
+    Catalog {
+        id: "catalog-projects".into(),
+        display_name: Some("Projects".into()),
+    }
+}
+
+/// A package in catalog `Projects` with one policy for administrator direct assignments.
+pub(crate) fn package(id: &str, name: &str, policy: &str) -> AccessPackage {
+    AccessPackage {
+        id: id.into(),
+        display_name: name.into(),
+        catalog: Some(projects()),
+        assignment_policies: vec![AssignmentPolicy {
+            id: policy.into(),
+            allowed_target_scope: Some("notSpecified".into()),
+            ..AssignmentPolicy::default()
+        }],
+        ..AccessPackage::default()
+    }
+}
+
 /// An active (delivered) assignment of a package, held by `user_id` or by nobody known.
 pub(crate) fn assignment(id: &str, package: &str, user_id: Option<&str>) -> Assignment {
     Assignment {
@@ -91,6 +116,10 @@ pub(crate) fn assignment(id: &str, package: &str, user_id: Option<&str>) -> Assi
 /// The tenant a [`FakeDirectory`] answers from, and what it was asked to change.
 #[derive(Default)]
 pub(crate) struct Tenant {
+    /// Catalogs.
+    pub(crate) catalogs: Vec<Catalog>,
+    /// Access packages, with their catalog and policies.
+    pub(crate) packages: Vec<AccessPackage>,
     /// Users lookups find.
     pub(crate) users: Vec<User>,
     /// Users that exist but that lookups do not find yet (a fresh invitation replicating).
@@ -111,6 +140,19 @@ pub(crate) struct Tenant {
     pub(crate) added: Vec<NewAssignment>,
     /// Assignments asked to be removed, in order.
     pub(crate) removed: Vec<String>,
+    /// Requests that did not deliver, or not yet (all packages).
+    pub(crate) unfinished: Vec<(String, UnfinishedRequest)>,
+    /// Scripted answers to `reprocess`, by request or assignment id.
+    pub(crate) reprocess_errors: HashMap<String, GraphError>,
+    /// Requests asked to be reprocessed, in order.
+    pub(crate) reprocessed_requests: Vec<String>,
+    /// Assignments asked to be reprocessed, in order.
+    pub(crate) reprocessed_assignments: Vec<String>,
+    /// Addresses whose invitation makes the directory panic: a step that stops without an
+    /// answer, which only a test can provoke.
+    pub(crate) panic_on_invite: Vec<String>,
+    /// Addresses whose lookup makes the directory panic (Plan looks everyone up first).
+    pub(crate) panic_on_lookup: Vec<String>,
 }
 
 impl Tenant {
@@ -124,30 +166,33 @@ impl Tenant {
         })
     }
 
+    /// Writes down each of `ids` as asked to be reprocessed (in the list `asked` picks)
+    /// and answers it: the scripted error, else success.
+    fn reprocess(
+        &mut self,
+        ids: &[String],
+        asked: fn(&mut Tenant) -> &mut Vec<String>,
+    ) -> Vec<(String, Result<(), GraphError>)> {
+        ids.iter()
+            .map(|id| {
+                asked(self).push(id.clone());
+                let answer = self
+                    .reprocess_errors
+                    .get(id)
+                    .map_or(Ok(()), |error| Err(error.clone()));
+                (id.clone(), answer)
+            })
+            .collect()
+    }
+
     /// The first user (visible or not) invited with `email`, as Graph answers an invitation
     /// to an existing guest with that guest.
     fn guest_invited_as(&self, email: &str) -> Option<&User> {
         self.users
             .iter()
             .chain(&self.not_yet_visible)
-            .find(|user| answers_to(user, email))
+            .find(|user| user.answers_to(email))
     }
-}
-
-/// Whether `user` answers to `email`: its mail, principal name (also a guest's `#EXT#`
-/// form) or other mails, without case, as Graph's lookups match.
-fn answers_to(user: &User, email: &str) -> bool {
-    let email = email.trim().to_ascii_lowercase();
-    let upn = user.user_principal_name.as_deref();
-    user.mail
-        .iter()
-        .chain(&user.other_mails)
-        .map(String::as_str)
-        .chain(upn)
-        .any(|address| address.eq_ignore_ascii_case(&email))
-        || upn
-            .and_then(guest_upn_email)
-            .is_some_and(|address| address.eq_ignore_ascii_case(&email))
 }
 
 /// An in-memory [`Directory`]. Clones share the tenant.
@@ -187,32 +232,44 @@ impl Directory for FakeDirectory {
     fn users_by_email<E: AsRef<str> + Sync>(
         &self,
         emails: &[E],
-    ) -> impl Future<Output = Result<BTreeMap<String, User>, GraphError>> + Send {
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<User>>, GraphError>> + Send {
         self.answer(|tenant| {
+            for email in emails {
+                assert!(
+                    !tenant.panic_on_lookup.iter().any(|e| e == email.as_ref()),
+                    "the test made the lookup of {} panic",
+                    email.as_ref()
+                );
+            }
             Ok(emails
                 .iter()
-                .map(|email| email.as_ref().trim().to_ascii_lowercase())
+                .map(|email| email.as_ref().trim())
                 .filter_map(|email| {
-                    // The first user that answers, as GraphClient::users_by_email finds it.
-                    let user = tenant.users.iter().find(|user| answers_to(user, &email))?;
-                    Some((email, user.clone()))
+                    // Every user that answers, in id order, as GraphClient::users_by_email.
+                    let mut users: Vec<User> = tenant
+                        .users
+                        .iter()
+                        .filter(|user| user.answers_to(email))
+                        .cloned()
+                        .collect();
+                    users.sort_by(|a, b| a.id.cmp(&b.id));
+                    (!users.is_empty()).then(|| (email_key(email), users))
                 })
                 .collect())
         })
     }
 
-    fn user(
+    fn users_by_id<E: AsRef<str> + Sync>(
         &self,
-        id_or_upn: &str,
-    ) -> impl Future<Output = Result<Option<User>, GraphError>> + Send {
+        ids: &[E],
+    ) -> impl Future<Output = Result<Vec<User>, GraphError>> + Send {
         self.answer(|tenant| {
             Ok(tenant
                 .users
                 .iter()
-                .find(|user| {
-                    user.id == id_or_upn || user.user_principal_name.as_deref() == Some(id_or_upn)
-                })
-                .cloned())
+                .filter(|user| ids.iter().any(|id| id.as_ref() == user.id))
+                .cloned()
+                .collect())
         })
     }
 
@@ -225,6 +282,10 @@ impl Directory for FakeDirectory {
                 .iter()
                 .map(|invitation| {
                     let email = invitation.invited_user_email_address.clone();
+                    assert!(
+                        !tenant.panic_on_invite.contains(&email),
+                        "the test made the invitation of {email} panic"
+                    );
                     tenant.invited.push(email.clone());
                     if let Some(error) = tenant.invite_errors.get(&email) {
                         return (email, Err(error.clone()));
@@ -255,14 +316,28 @@ impl Directory for FakeDirectory {
     }
 
     fn catalogs(&self) -> impl Future<Output = Result<Vec<Catalog>, GraphError>> + Send {
-        std::future::ready(Ok(Vec::new()))
+        self.answer(|tenant| Ok(tenant.catalogs.clone()))
     }
 
     fn access_packages(
         &self,
-        _catalog_id: Option<&str>,
+        catalog_id: Option<&str>,
     ) -> impl Future<Output = Result<Vec<AccessPackage>, GraphError>> + Send {
-        std::future::ready(Ok(Vec::new()))
+        self.answer(|tenant| {
+            Ok(tenant
+                .packages
+                .iter()
+                .filter(|package| {
+                    catalog_id.is_none_or(|id| {
+                        package
+                            .catalog
+                            .as_ref()
+                            .is_some_and(|catalog| catalog.id == id)
+                    })
+                })
+                .cloned()
+                .collect())
+        })
     }
 
     fn assignments(
@@ -300,6 +375,34 @@ impl Directory for FakeDirectory {
         &self,
     ) -> impl Future<Output = Result<Vec<AssignmentRequest>, GraphError>> + Send {
         self.answer(|tenant| Ok(tenant.requests.clone()))
+    }
+
+    fn unfinished_assignment_requests(
+        &self,
+        access_package_id: &str,
+    ) -> impl Future<Output = Result<Vec<UnfinishedRequest>, GraphError>> + Send {
+        self.answer(|tenant| {
+            Ok(tenant
+                .unfinished
+                .iter()
+                .filter(|(package, _)| package == access_package_id)
+                .map(|(_, request)| request.clone())
+                .collect())
+        })
+    }
+
+    fn reprocess_assignment_requests(
+        &self,
+        request_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send {
+        self.answer(|tenant| tenant.reprocess(request_ids, |t| &mut t.reprocessed_requests))
+    }
+
+    fn reprocess_assignments(
+        &self,
+        assignment_ids: &[String],
+    ) -> impl Future<Output = Vec<(String, Result<(), GraphError>)>> + Send {
+        self.answer(|tenant| tenant.reprocess(assignment_ids, |t| &mut t.reprocessed_assignments))
     }
 
     fn add_assignments(
@@ -433,14 +536,19 @@ impl Directory for FakeDirectory {
     }
 }
 
-/// Storage in memory: rosters by name (each version its content), and what steps write.
+/// Storage in memory: rosters by name (each version its content), the mapping file, and
+/// what steps write.
 #[derive(Default)]
 pub(crate) struct MemoryStorage {
     rosters: BTreeMap<String, StoredRoster>,
+    /// The mapping file (`access-packages.json`), when there is one.
+    pub(crate) mapping: Option<String>,
     /// The audit trail, as appended.
     audit: Mutex<Vec<AuditRecord>>,
     /// Failures appended to reports: (run id, roster, the Markdown lines people read).
     failures: Mutex<Vec<(String, String, String)>>,
+    /// Reports written: (run id, roster, the Markdown people read).
+    reports: Mutex<Vec<(String, String, String)>>,
 }
 
 impl MemoryStorage {
@@ -460,6 +568,14 @@ impl MemoryStorage {
     /// The audit trail written so far.
     pub(crate) fn audit(&self) -> Vec<AuditRecord> {
         self.audit.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The reports written so far.
+    pub(crate) fn reports(&self) -> Vec<(String, String, String)> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The failure lines written so far.
@@ -489,16 +605,20 @@ impl Storage for MemoryStorage {
     }
 
     async fn mapping(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(None)
+        Ok(self.mapping.as_ref().map(|text| text.as_bytes().to_vec()))
     }
 
     async fn put_report(
         &self,
-        _run_id: &str,
-        _roster: &str,
+        run_id: &str,
+        roster: &str,
         _json: &[u8],
-        _markdown: &str,
+        markdown: &str,
     ) -> Result<(), StorageError> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((run_id.into(), roster.into(), markdown.into()));
         Ok(())
     }
 

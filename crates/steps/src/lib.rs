@@ -12,27 +12,31 @@
 //! result means for its message (try again, set aside, done) is [`disposition`]'s decision,
 //! the one every adapter follows.
 
+mod change;
 pub mod config;
 mod disposition;
 #[cfg(test)]
 mod fake;
 mod people;
 mod reconcile;
+mod reprocess;
 mod roles;
 pub mod runner;
 pub mod world;
 
+pub use change::Change;
 pub use disposition::{Aside, Attempt, Disposition, disposition};
 pub use enroll_core::{audit, messages};
 pub use enroll_store::{Storage, StorageError, StoredRoster};
-pub use people::{assign, invite, remove};
+pub use people::{Person, assign, invite, record_set_aside, remove};
 pub use reconcile::{
     PlanOutcome, PlanRequest, plan_bytes, plan_roster, reconcile_all, reconcile_for_upload,
+    record_roster_set_aside, roster_too_large,
 };
 pub use roles::{
     RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,
 };
-pub use world::{StepConfig, World};
+pub use world::{DEFAULT_REPROCESS_AFTER, StepConfig, World};
 
 use enroll_graph::GraphError;
 use messages::MessageError;
@@ -49,6 +53,11 @@ pub enum StepError {
     /// The message cannot be read; trying again cannot help.
     #[error(transparent)]
     Message(#[from] MessageError),
+    /// The host's invocation that carried the message cannot be used (an input binding
+    /// missing or of the wrong form, a body that is not the protocol's JSON); trying again
+    /// cannot help.
+    #[error("the invocation cannot be used: {0}")]
+    Invocation(String),
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
@@ -65,6 +74,9 @@ pub enum StepError {
         first: String,
         /// Their addresses, so a last attempt can set exactly them aside.
         emails: Vec<String>,
+        /// The longest wait Graph asked for before any of them is tried again, when it named
+        /// one longer than the client waits (see [`StepError::retry_after`]).
+        retry_after: Option<std::time::Duration>,
     },
     /// Some app role changes could not be made yet (throttled, not yet replicated, a
     /// fault); the rest were. Trying the message again plans anew and makes only those.
@@ -82,10 +94,26 @@ impl StepError {
     /// recorded and dropped).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Message(_) => false,
+            Self::Message(_) | Self::Invocation(_) => false,
             Self::Storage(error) => error.retryable,
             Self::Graph(error) => error.is_retryable(),
             Self::PeopleToRetry { .. } | Self::ChangesToRetry { .. } => true,
+        }
+    }
+
+    /// How long Graph asked to wait before the message is tried again, when it asked for
+    /// longer than the Graph client waits (`ENROLL_GRAPH_MAX_WAIT_SECONDS`): the client then
+    /// gives the work back instead of holding it, and whoever delivers the message again
+    /// should not do so sooner. [`disposition`] passes it on in
+    /// [`Disposition::RetryLater`].
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Graph(error) => error.retry_after(),
+            Self::PeopleToRetry { retry_after, .. } => *retry_after,
+            Self::Message(_)
+            | Self::Invocation(_)
+            | Self::Storage(_)
+            | Self::ChangesToRetry { .. } => None,
         }
     }
 }

@@ -4,29 +4,37 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use enroll_core::plan::guest_upn_email;
+use enroll_core::plan::{KeptReason, Mapping, choose_policy, shared_address_reason};
 use enroll_core::roster::{email_key, parse};
-use enroll_core::tenant::User;
+use enroll_core::tenant::{AccessPackage, Assignment, User};
 use enroll_graph::{Directory, GraphError, NewAssignment, NewInvitation};
 
+use super::reconcile::locate_roster;
 use super::{Attempt, StepError, StepOutput, Storage, World};
 use enroll_core::audit::{Action, AuditRecord, Outcome, rfc3339};
 use enroll_core::messages::{
     AssignPerson, ChangeContext, ChangeMessage, InvitePerson, RemovePerson, chunked,
 };
 
-/// The roster as it is now: its version and every address in it, compared without case.
+/// The roster as it is now: its version, every address in it as a key, and where it
+/// belongs (its package, and the mapping file that may pin it, protect people, or narrow
+/// what it governs).
 struct CurrentRoster {
     etag: String,
     keys: HashSet<String>,
+    package: AccessPackage,
+    mapping: Mapping,
 }
 
-/// Reads the roster again; `Err(reason)` when it is gone or invalid, in which case no step
-/// may act on its behalf (a broken roster must never turn into a change).
+/// Reads the roster again and finds its package again; `Err(reason)` when it is gone,
+/// invalid, or no longer belongs to the package the message was planned for, in which case
+/// no step may act on its behalf (a broken or re-mapped roster must never turn into a
+/// change).
 async fn current_roster<S: Storage, D: Directory>(
     world: &World<S, D>,
-    name: &str,
+    context: &ChangeContext,
 ) -> Result<Result<CurrentRoster, String>, StepError> {
+    let name = context.roster.as_str();
     let Some(stored) = world.storage.roster(name).await? else {
         return Ok(Err(format!("roster {name} no longer exists")));
     };
@@ -37,9 +45,30 @@ async fn current_roster<S: Storage, D: Directory>(
             roster.errors.len()
         )));
     }
+    let located = match locate_roster(world, name, &super::PlanRequest::default()).await? {
+        Ok(located) => located,
+        Err(problem) => {
+            return Ok(Err(format!(
+                "roster {name} no longer belongs to one access package ({}: {}); nothing is changed",
+                problem.code, problem.message
+            )));
+        }
+    };
+    if !located
+        .package
+        .id
+        .eq_ignore_ascii_case(&context.access_package_id)
+    {
+        return Ok(Err(format!(
+            "roster {name} now belongs to access package `{}` ({}), not to {}, the one this change was planned for; nothing is changed",
+            located.package.display_name, located.package.id, context.access_package_id
+        )));
+    }
     Ok(Ok(CurrentRoster {
         etag: stored.etag,
         keys: roster.people.iter().map(|p| p.email_key()).collect(),
+        package: located.package,
+        mapping: located.mapping,
     }))
 }
 
@@ -51,6 +80,8 @@ struct Ledger<'w, S, D> {
     version: String,
     records: Vec<AuditRecord>,
     retry: Vec<(String, String)>,
+    /// The longest wait Graph asked for among the people to retry.
+    retry_after: Option<std::time::Duration>,
     gave_up: Vec<String>,
 }
 
@@ -71,6 +102,7 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
             version: context.etag.clone(),
             records: Vec::new(),
             retry: Vec::new(),
+            retry_after: None,
             gave_up: Vec::new(),
         }
     }
@@ -101,6 +133,20 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
         });
     }
 
+    /// Records that nothing is done for an address several users answer to: neither a
+    /// second account nor a guess between them, as the plan skips them.
+    fn skip_shared(&mut self, email: &str, users: &[User]) {
+        self.record(
+            Whom {
+                email,
+                ..Whom::default()
+            },
+            Outcome::Skipped,
+            shared_address_reason(users),
+            None,
+        );
+    }
+
     /// Records a Graph failure: retried later when that can help, failed for good otherwise.
     fn failure(&mut self, whom: Whom<'_>, error: &GraphError, attempt: Attempt) {
         let retry = attempt.may_retry(error.is_retryable());
@@ -116,6 +162,7 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
         };
         if retry {
             self.retry.push((whom.email.to_owned(), error.to_string()));
+            self.retry_after = self.retry_after.max(error.retry_after());
         } else if error.is_retryable() {
             self.gave_up.push(whom.email.to_owned());
         }
@@ -157,62 +204,116 @@ impl<'w, S: Storage, D: Directory> Ledger<'w, S, D> {
                 count: self.retry.len(),
                 first: format!("{email}: {reason}"),
                 emails: self.retry.iter().map(|(email, _)| email.clone()).collect(),
+                retry_after: self.retry_after,
             }),
         }
     }
 }
 
-/// Who an audit record is about, from a person in a change message.
-trait AboutWhom {
-    fn whom(&self) -> Whom<'_>;
-}
-
-impl AboutWhom for InvitePerson {
-    fn whom(&self) -> Whom<'_> {
-        Whom {
-            email: &self.email,
-            ..Whom::default()
-        }
+/// A person in a change message (Invite, Assign or Remove): what the audit trail says
+/// about them, and the action their queue stands for.
+pub trait Person {
+    /// The action a message of these people asks for.
+    const ACTION: Action;
+    /// The person's address, as in the message.
+    fn email(&self) -> &str;
+    /// The user's object id, when the message knows it.
+    fn user_id(&self) -> Option<&str> {
+        None
+    }
+    /// The assignment concerned (Remove only).
+    fn assignment_id(&self) -> Option<&str> {
+        None
     }
 }
 
-impl AboutWhom for AssignPerson {
-    fn whom(&self) -> Whom<'_> {
-        Whom {
-            email: &self.email,
-            user_id: self.user_id.as_deref(),
-            ..Whom::default()
-        }
+impl Person for InvitePerson {
+    const ACTION: Action = Action::Invite;
+    fn email(&self) -> &str {
+        &self.email
     }
 }
 
-impl AboutWhom for RemovePerson {
-    fn whom(&self) -> Whom<'_> {
-        Whom {
-            email: &self.email,
-            user_id: self.user_id.as_deref(),
-            assignment_id: Some(&self.assignment_id),
-        }
+impl Person for AssignPerson {
+    const ACTION: Action = Action::Assign;
+    fn email(&self) -> &str {
+        &self.email
     }
+    fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+}
+
+impl Person for RemovePerson {
+    const ACTION: Action = Action::Remove;
+    fn email(&self) -> &str {
+        &self.email
+    }
+    fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+    fn assignment_id(&self) -> Option<&str> {
+        Some(&self.assignment_id)
+    }
+}
+
+/// Who a record is about, from a person in a change message.
+fn whom<P: Person>(person: &P) -> Whom<'_> {
+    Whom {
+        email: person.email(),
+        user_id: person.user_id(),
+        assignment_id: person.assignment_id(),
+    }
+}
+
+/// Records a whole change message that is set aside (the poison queue, or a runner that
+/// gives up on it): a `failed` audit record and a line in the run's failures report for
+/// every person in it, so that nobody is given up on with only a log line to say so.
+/// Returns the records written.
+///
+/// # Errors
+/// [`StepError::Storage`] when the audit trail or the report cannot be written.
+pub async fn record_set_aside<S: Storage, D: Directory, P: Person>(
+    world: &World<S, D>,
+    message: &ChangeMessage<P>,
+    reason: &str,
+) -> Result<Vec<AuditRecord>, StepError> {
+    let mut ledger = Ledger::new(world, &message.context, P::ACTION);
+    for person in &message.people {
+        ledger.record(
+            whom(person),
+            Outcome::Failed,
+            format!("set aside: {reason}"),
+            None,
+        );
+    }
+    tracing::warn!(
+        run_id = %message.context.run_id,
+        roster = %message.context.roster,
+        people = message.people.len(),
+        %reason,
+        "a message was set aside; each of its people is recorded as failed"
+    );
+    Ok(ledger.finish(StepOutput::default()).await?.audit)
 }
 
 /// Starts a step on a message: the ledger, and the roster as it is now. When the roster
 /// is gone or invalid, everyone is recorded as skipped and that finished output comes back
 /// instead, because no step may act for a roster that cannot be read.
-async fn open_ledger<'w, S: Storage, D: Directory, P: AboutWhom>(
+async fn open_ledger<'w, S: Storage, D: Directory, P: Person>(
     world: &'w World<S, D>,
     message: &'w ChangeMessage<P>,
     action: Action,
 ) -> Result<Result<(Ledger<'w, S, D>, CurrentRoster), StepOutput>, StepError> {
     let mut ledger = Ledger::new(world, &message.context, action);
-    match current_roster(world, &message.context.roster).await? {
+    match current_roster(world, &message.context).await? {
         Ok(current) => {
             ledger.version = current.etag.clone();
             Ok(Ok((ledger, current)))
         }
         Err(reason) => {
             for person in &message.people {
-                ledger.record(person.whom(), Outcome::Skipped, reason.clone(), None);
+                ledger.record(whom(person), Outcome::Skipped, reason.clone(), None);
             }
             ledger.finish(StepOutput::default()).await.map(Err)
         }
@@ -265,8 +366,11 @@ pub async fn invite<S: Storage, D: Directory>(
     let mut next = Vec::new();
     let mut invitations = Vec::new();
     for person in wanted {
-        match existing.get(&person.email.to_ascii_lowercase()) {
-            Some(user) => {
+        match existing
+            .get(&email_key(&person.email))
+            .map_or(&[][..], Vec::as_slice)
+        {
+            [user] => {
                 ledger.record(
                     Whom {
                         email: &person.email,
@@ -282,13 +386,14 @@ pub async fn invite<S: Storage, D: Directory>(
                     user_id: Some(user.id.clone()),
                 });
             }
-            None => invitations.push(NewInvitation {
+            [] => invitations.push(NewInvitation {
                 invited_user_email_address: person.email.clone(),
                 invite_redirect_url: world.config.invite_redirect_url.clone(),
                 invited_user_display_name: Some(person.display_name.clone())
                     .filter(|n| !n.is_empty()),
                 send_invitation_message: world.config.send_invitation_message,
             }),
+            several => ledger.skip_shared(&person.email, several),
         }
     }
     for (email, result) in world.graph.invite(&invitations).await {
@@ -411,13 +516,14 @@ pub async fn assign<S: Storage, D: Directory>(
     };
     let mut targets: Vec<(&AssignPerson, String)> = Vec::new();
     for person in still_wanted {
-        match person.user_id.clone().or_else(|| {
-            found
-                .get(&person.email.to_ascii_lowercase())
-                .map(|u| u.id.clone())
-        }) {
-            Some(user_id) => targets.push((person, user_id)),
-            None => {
+        let users = found
+            .get(&email_key(&person.email))
+            .map_or(&[][..], Vec::as_slice);
+        match (person.user_id.clone(), users) {
+            (Some(user_id), _) => targets.push((person, user_id)),
+            (None, [user]) => targets.push((person, user.id.clone())),
+            (None, several @ [_, _, ..]) => ledger.skip_shared(&person.email, several),
+            (None, []) => {
                 let whom = Whom {
                     email: &person.email,
                     ..Whom::default()
@@ -521,46 +627,24 @@ pub async fn assign<S: Storage, D: Directory>(
     ledger.finish(output).await
 }
 
-/// Every address a user is known by, compared without case.
-fn user_keys(user: &User) -> Vec<String> {
-    let mut keys: Vec<String> = user
-        .mail
-        .iter()
-        .chain(&user.other_mails)
-        .map(|m| email_key(m))
-        .collect();
-    if let Some(upn) = &user.user_principal_name {
-        keys.push(email_key(upn));
-        keys.extend(guest_upn_email(upn).map(|m| email_key(&m)));
+/// Which assignments the roster governs: every one of its package, or (`ownPolicyOnly`)
+/// only those under the policy enroll assigns with; when no such policy can be told, none.
+fn governed_policy(current: &CurrentRoster) -> impl Fn(&Assignment) -> bool + '_ {
+    let package = &current.package;
+    let own_only = current.mapping.governs_own_policy_only(&package.id);
+    let pinned = current.mapping.assignment_policies.get(&package.id);
+    let own = choose_policy(package, pinned.map(String::as_str))
+        .ok()
+        .map(|policy| policy.id.as_str());
+    move |assignment| {
+        !own_only
+            || own.is_some_and(|own| {
+                assignment
+                    .assignment_policy
+                    .as_ref()
+                    .is_some_and(|policy| policy.id.eq_ignore_ascii_case(own))
+            })
     }
-    keys
-}
-
-/// The users with these ids that Graph knows, fetched in parallel.
-async fn users_by_id<S: Storage, D: Directory>(
-    world: &World<S, D>,
-    ids: &[String],
-) -> Result<BTreeMap<String, User>, StepError> {
-    let mut lookups = tokio::task::JoinSet::new();
-    for id in ids {
-        let graph = world.graph.clone();
-        let id = id.clone();
-        lookups.spawn(async move { graph.user(&id).await });
-    }
-    let mut users = BTreeMap::new();
-    while let Some(joined) = lookups.join_next().await {
-        // A lookup that did not finish must not read as "no other addresses": that could
-        // remove someone who is back in the roster under another address.
-        let found = joined.map_err(|error| StepError::PeopleToRetry {
-            count: ids.len(),
-            first: format!("a user lookup stopped: {error}"),
-            emails: Vec::new(),
-        })?;
-        if let Some(user) = found? {
-            users.insert(user.id.clone(), user);
-        }
-    }
-    Ok(users)
 }
 
 /// Remove: asks to remove (`adminRemove`) each assignment whose holder is still absent from
@@ -587,20 +671,29 @@ pub async fn remove<S: Storage, D: Directory>(
     };
     let output = StepOutput::default();
     // Everything the decision needs, fetched together: the holders (for every address they
-    // are known by) one request each in parallel, and their assignments in one `$batch`.
+    // are known by) by id, and their assignments in one `$batch`.
     let user_ids: Vec<String> = message
         .people
         .iter()
         .filter_map(|p| p.user_id.clone())
         .collect();
-    let users = users_by_id(world, &user_ids).await?;
-    let active: HashSet<String> = world
+    let users: BTreeMap<String, User> = world
+        .graph
+        .users_by_id(&user_ids)
+        .await?
+        .into_iter()
+        .map(|user| (user.id.clone(), user))
+        .collect();
+    let active: BTreeMap<String, Assignment> = world
         .graph
         .assignments_of_users(&context.access_package_id, &user_ids)
         .await?
         .into_iter()
-        .map(|assignment| assignment.id)
+        .map(|assignment| (assignment.id.clone(), assignment))
         .collect();
+    let mut protected = world.config.protected.clone();
+    protected.extend(current.mapping.protected_people.iter().map(String::as_str));
+    let governed = governed_policy(&current);
     let mut to_remove = Vec::new();
     for person in &message.people {
         let whom = || Whom {
@@ -608,9 +701,23 @@ pub async fn remove<S: Storage, D: Directory>(
             user_id: person.user_id.as_deref(),
             assignment_id: Some(&person.assignment_id),
         };
-        let mut keys = vec![email_key(&person.email)];
+        // Every address the holder is known by; for a holder the directory cannot show (a
+        // guest not replicated yet), the address the plan saw.
+        let mut keys: Vec<String> = Vec::new();
+        if !person.email.trim().is_empty() {
+            keys.push(email_key(person.email.trim()));
+        }
         if let Some(user) = person.user_id.as_ref().and_then(|id| users.get(id)) {
-            keys.extend(user_keys(user));
+            keys.extend(user.addresses().map(|address| email_key(&address)));
+        }
+        if keys.is_empty() {
+            ledger.record(
+                whom(),
+                Outcome::Skipped,
+                KeptReason::Unidentified.describe(),
+                None,
+            );
+            continue;
         }
         if keys.iter().any(|key| current.keys.contains(key)) {
             ledger.record(
@@ -621,24 +728,38 @@ pub async fn remove<S: Storage, D: Directory>(
             );
             continue;
         }
-        let still_active = if person.user_id.is_some() {
-            active.contains(&person.assignment_id)
+        if protected.covers(person.user_id.as_deref(), &keys) {
+            ledger.record(
+                whom(),
+                Outcome::Skipped,
+                KeptReason::Protected.describe(),
+                None,
+            );
+            continue;
+        }
+        let assignment = if person.user_id.is_some() {
+            active.get(&person.assignment_id).cloned()
         } else {
             world
                 .graph
                 .assignment(&person.assignment_id)
                 .await?
-                .is_some_and(|assignment| assignment.is_active())
+                .filter(Assignment::is_active)
         };
-        if still_active {
-            to_remove.push(person);
-        } else {
-            ledger.record(
+        match assignment {
+            None => ledger.record(
                 whom(),
                 Outcome::AlreadyDone,
                 "the assignment is already gone",
                 None,
-            );
+            ),
+            Some(assignment) if !governed(&assignment) => ledger.record(
+                whom(),
+                Outcome::Skipped,
+                KeptReason::OtherPolicy.describe(),
+                None,
+            ),
+            Some(_) => to_remove.push(person),
         }
     }
     let ids: Vec<String> = to_remove.iter().map(|p| p.assignment_id.clone()).collect();

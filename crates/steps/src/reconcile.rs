@@ -1,11 +1,13 @@
 //! The Plan step (queue `reconcile`) and the Scheduled step's fan-out.
 
 use enroll_core::plan::{
-    LocateError, Mapping, PackagePlan, PlanError, TenantIndex, locate_all, plan_package,
+    LocateError, Mapping, Override, PackagePlan, PlanError, TenantIndex, locate_all, plan_package,
 };
 use enroll_core::report::{package_markdown, rejected_markdown};
-use enroll_core::roster::parse;
-use enroll_core::tenant::{AccessPackage, Catalog, TenantSnapshot};
+use enroll_core::roster::{ValidRoster, parse};
+use std::collections::BTreeMap;
+
+use enroll_core::tenant::{AccessPackage, Catalog, TenantSnapshot, User};
 use enroll_graph::Directory;
 
 use super::{StepError, StepOutput, Storage, StorageError, World};
@@ -37,6 +39,9 @@ pub fn reconcile_for_upload(
         etag,
         reason: Reason::Upload,
         allow_removals: false,
+        allow_additions: false,
+        override_by: None,
+        override_reason: None,
     })
 }
 
@@ -59,6 +64,9 @@ pub async fn reconcile_all<S: Storage, D: Directory>(
             etag: None,
             reason,
             allow_removals: false,
+            allow_additions: false,
+            override_by: None,
+            override_reason: None,
         })
         .collect())
 }
@@ -146,6 +154,81 @@ async fn read_mapping<S: Storage, D: Directory>(
     })
 }
 
+/// Where a roster belongs as things are now: its access package, the mapping file, and the
+/// catalog searched.
+pub(crate) struct Located {
+    /// The access package the roster belongs to.
+    pub(crate) package: AccessPackage,
+    /// The mapping file as read (empty when there is none).
+    pub(crate) mapping: Mapping,
+    /// The catalog searched, when the roster names one.
+    pub(crate) catalogs: Vec<Catalog>,
+}
+
+/// Finds the access package a roster belongs to now, by the same rules the plan uses (the
+/// mapping file, the catalog, every other roster's claim). `Err` is why it belongs to no
+/// single package (a problem for the report, not a failure of the step).
+///
+/// # Errors
+/// [`StepError`] when storage or Graph fail; trying again can help.
+pub(crate) async fn locate_roster<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    roster: &str,
+    request: &PlanRequest,
+) -> Result<Result<Located, PlanError>, StepError> {
+    let mut mapping = match read_mapping(world).await? {
+        Ok(mapping) => mapping,
+        Err(problem) => return Ok(Err(roster_error(roster, "invalid_mapping", problem))),
+    };
+    if let Some(id) = &request.access_package_id {
+        mapping
+            .access_packages
+            .insert(roster.to_owned(), id.clone());
+    }
+    let catalog = catalog_name(roster, world.config.catalog.as_deref());
+    let (packages, catalogs) = match candidate_packages(world, catalog).await? {
+        Ok(found) => found,
+        Err(problem) => return Ok(Err(roster_error(roster, "no_matching_catalog", problem))),
+    };
+    let mut names = if request.alone {
+        Vec::new()
+    } else {
+        world.storage.roster_names().await?
+    };
+    if !names.iter().any(|name| name == roster) {
+        names.push(roster.to_owned());
+    }
+    let candidates = TenantSnapshot {
+        access_packages: packages,
+        catalogs: catalogs.clone(),
+        ..TenantSnapshot::default()
+    };
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let located = locate_all(
+        &name_refs,
+        &candidates,
+        &mapping,
+        world.config.catalog.as_deref(),
+    );
+    let position = names.iter().position(|name| name == roster);
+    Ok(
+        match position.and_then(|index| located.into_iter().nth(index)) {
+            Some(Ok(package)) => Ok(Located {
+                package: package.clone(),
+                mapping,
+                catalogs,
+            }),
+            Some(Err(error)) => Err(locate_error(roster, &error)),
+            // The roster was pushed onto the names above, so it has a position.
+            None => Err(roster_error(
+                roster,
+                "no_matching_package",
+                format!("roster {roster} was not found among the rosters"),
+            )),
+        },
+    )
+}
+
 /// Plans one roster: reads it (by ETag) and the tenant, applies the guards, writes the
 /// report and audit record, and returns the change messages (none when blocked or invalid).
 ///
@@ -168,64 +251,58 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         ));
         return Ok(outcome);
     };
-    let record = |outcome_kind: Outcome, package: Option<&str>, detail: String| AuditRecord {
-        time: rfc3339((world.now)()),
-        actor: world.config.actor.clone(),
-        run_id: message.run_id.clone(),
-        roster: message.roster.clone(),
-        roster_version: stored.etag.clone(),
+    let roster = parse(&message.roster, &stored.bytes, world.config.limits);
+    let record = |outcome: Outcome, package: Option<&str>, detail: String| AuditRecord {
         access_package_id: package.map(str::to_owned),
-        action: Action::Plan,
-        email: None,
-        user_id: None,
-        assignment_id: None,
-        group_id: None,
-        app_role_id: None,
-        outcome: outcome_kind,
-        detail: Some(detail),
-        request_id: None,
+        ..roster_record(
+            world,
+            Action::Plan,
+            &message.run_id,
+            &message.roster,
+            &stored.etag,
+            outcome,
+            detail,
+        )
     };
-    let request = PlanRequest {
-        allow_removals: message.allow_removals,
-        ..PlanRequest::default()
-    };
-    let plan = match plan_bytes(
-        world,
-        &message.roster,
-        &stored.bytes,
-        &stored.etag,
-        &request,
-    )
-    .await?
-    {
-        Ok(plan) => plan,
-        Err(errors) => {
-            outcome.errors = errors;
+    let valid = match roster.validated() {
+        Ok(valid) => valid,
+        Err(invalid) => {
+            outcome.errors = invalid
+                .errors
+                .iter()
+                .map(|problem| enroll_core::plan::roster_error(&message.roster, problem))
+                .collect();
             return reject(world, message, &stored.etag, outcome, record).await;
         }
     };
-    let package = &plan.access_package;
+    let request = PlanRequest {
+        override_by: Override::new(
+            message.override_by.as_deref(),
+            message.override_reason.as_deref(),
+        ),
+        allow_removals: message.allow_removals,
+        allow_additions: message.allow_additions,
+        ..PlanRequest::default()
+    };
+    let located = match locate_roster(world, &message.roster, &request).await? {
+        Ok(located) => located,
+        Err(error) => {
+            outcome.errors = vec![error];
+            return reject(world, message, &stored.etag, outcome, record).await;
+        }
+    };
+    // Before the package is read: what is reprocessed counts as under way in the plan.
+    let reprocessed =
+        super::reprocess::stuck_requests(world, message, &stored.etag, &located.package.id).await?;
+    let plan = plan_located(world, valid, &stored.etag, located, &request).await?;
+    let package = plan.access_package.clone();
     let messages = change_messages(&plan, &message.run_id, &message.roster);
-    let summary = format!(
-        "invite {}, assign {}, remove {}, unchanged {}{}",
-        plan.invite.len(),
-        plan.assign.len(),
-        plan.remove.len(),
-        plan.unchanged,
-        plan.blocked_message
-            .as_deref()
-            .map(|why| format!("; blocked: {why}"))
-            .unwrap_or_default()
-    );
+    let summary = plan_summary(&plan);
     let json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
+    let markdown = package_markdown(&plan) + &super::reprocess::markdown(&reprocessed);
     world
         .storage
-        .put_report(
-            &message.run_id,
-            &message.roster,
-            &json,
-            &package_markdown(&plan),
-        )
+        .put_report(&message.run_id, &message.roster, &json, &markdown)
         .await?;
     let kind = if plan.blocked.is_some() {
         Outcome::Rejected
@@ -237,6 +314,7 @@ pub async fn plan_roster<S: Storage, D: Directory>(
         .storage
         .append_audit(std::slice::from_ref(&planned))
         .await?;
+    outcome.output.audit.extend(reprocessed);
     outcome.output.audit.push(planned);
     outcome.output.logs.push(format!(
         "{} -> {} ({}): {summary}",
@@ -249,23 +327,93 @@ pub async fn plan_roster<S: Storage, D: Directory>(
     Ok(outcome)
 }
 
-/// How [`plan_bytes`] plans a roster beyond the world's settings.
+/// How a roster is planned beyond the world's settings: by the Plan step from its message,
+/// or by the HTTP API's dry run ([`plan_bytes`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanRequest {
     /// The access package the roster is for, by id, whatever its name says (as a mapping
     /// file's pin).
     pub access_package_id: Option<String>,
-    /// Whether removals past the guards are allowed (recorded in the plan).
+    /// Let through plans that a removal guard would block (honoured only with `override_by`).
     pub allow_removals: bool,
+    /// Let through plans that the addition guard would block (honoured only with `override_by`).
+    pub allow_additions: bool,
+    /// Who allows an override, and why; without it the plan records the override as refused.
+    pub override_by: Option<Override>,
     /// Plan the roster alone, without the stored rosters: no `several_rosters` check
     /// against them (for a roster named only by its package).
     pub alone: bool,
 }
 
-/// Plans one roster's bytes against the tenant, as the Plan step does, and writes nothing:
-/// the package plan with its guards, or every problem that keeps the roster from being
-/// planned (roster errors with line and column, an invalid mapping file, no or several
-/// matching packages, two rosters for one package).
+/// Reads what the plan of a located roster needs from the tenant (its people under every
+/// address, the package's holders by id, assignments and open requests) and plans it.
+///
+/// # Errors
+/// [`StepError`] when Graph fails; trying again can help.
+async fn plan_located<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    valid: ValidRoster<'_>,
+    version: &str,
+    located: Located,
+    request: &PlanRequest,
+) -> Result<PackagePlan, StepError> {
+    let Located {
+        package,
+        mapping,
+        catalogs,
+    } = located;
+    let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
+    let mut users: BTreeMap<String, User> = world
+        .graph
+        .users_by_email(&emails)
+        .await?
+        .into_values()
+        .flatten()
+        .map(|user| (user.id.clone(), user))
+        .collect();
+    let assignments = world.graph.assignments(&package.id).await?;
+    // Holders no roster address belongs to, looked up by id: so that the plan knows every
+    // address they are known by, and reports a holder the directory does not know instead
+    // of removing them.
+    let others: Vec<&str> = assignments
+        .iter()
+        .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
+        .filter(|id| !users.contains_key(*id))
+        .collect();
+    if !others.is_empty() {
+        for user in world.graph.users_by_id(&others).await? {
+            users.insert(user.id.clone(), user);
+        }
+    }
+    let mut requests = world.graph.open_assignment_requests().await?;
+    requests.retain(|open| open.access_package_id() == Some(package.id.as_str()));
+    let tenant = TenantSnapshot {
+        users: users.into_values().collect(),
+        access_packages: vec![package.clone()],
+        assignments,
+        assignment_requests: requests,
+        catalogs,
+        ..TenantSnapshot::default()
+    };
+    let mut options = world.plan_options(mapping);
+    // An override is honoured only with who and why; the plan says when one is refused.
+    options.guards.allow_removals |= request.allow_removals;
+    options.guards.allow_additions |= request.allow_additions;
+    options.override_by = request.override_by.clone();
+    Ok(plan_package(
+        valid,
+        version,
+        &package,
+        &TenantIndex::new(&tenant),
+        &options,
+    ))
+}
+
+/// Plans one roster's bytes against the tenant, as the Plan step does, and writes and
+/// changes nothing (no report, no audit record, no reprocessing): the package plan with its
+/// guards, or every problem that keeps the roster from being planned (roster errors with
+/// line and column, an invalid mapping file, no or several matching packages, two rosters
+/// for one package).
 ///
 /// # Errors
 /// [`StepError`] when storage or Graph fail; retrying can help then.
@@ -287,89 +435,165 @@ pub async fn plan_bytes<S: Storage, D: Directory>(
                 .collect()));
         }
     };
-    let mut mapping = match read_mapping(world).await? {
-        Ok(mapping) => mapping,
-        Err(problem) => {
-            return Ok(Err(vec![roster_error(
-                roster_name,
-                "invalid_mapping",
-                problem,
-            )]));
-        }
+    let located = match locate_roster(world, roster_name, request).await? {
+        Ok(located) => located,
+        Err(error) => return Ok(Err(vec![error])),
     };
-    if let Some(id) = &request.access_package_id {
-        mapping
-            .access_packages
-            .insert(roster_name.to_owned(), id.clone());
-    }
-    let catalog = catalog_name(roster_name, world.config.catalog.as_deref());
-    let (packages, catalogs) = match candidate_packages(world, catalog).await? {
-        Ok(found) => found,
-        Err(problem) => {
-            return Ok(Err(vec![roster_error(
-                roster_name,
-                "no_matching_catalog",
-                problem,
-            )]));
-        }
-    };
-    let mut names = if request.alone {
-        Vec::new()
-    } else {
-        world.storage.roster_names().await?
-    };
-    if !names.iter().any(|name| name == roster_name) {
-        names.push(roster_name.to_owned());
-    }
-    let candidates = TenantSnapshot {
-        access_packages: packages,
-        catalogs: catalogs.clone(),
-        ..TenantSnapshot::default()
-    };
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let located = locate_all(
-        &name_refs,
-        &candidates,
-        &mapping,
-        world.config.catalog.as_deref(),
+    Ok(Ok(
+        plan_located(world, valid, version, located, request).await?
+    ))
+}
+
+/// Records a Plan or MapRoles message that is set aside (the poison queue, or a runner that
+/// gives up on it): a `failed` audit record for the roster (or manifest) and a line in the
+/// run's failures report, because nothing of it was applied.
+///
+/// # Errors
+/// [`StepError::Storage`] when the audit trail or the report cannot be written.
+pub async fn record_roster_set_aside<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    action: Action,
+    run_id: &str,
+    roster: &str,
+    version: Option<&str>,
+    reason: &str,
+) -> Result<AuditRecord, StepError> {
+    let record = roster_record(
+        world,
+        action,
+        run_id,
+        roster,
+        version.unwrap_or_default(),
+        Outcome::Failed,
+        format!("set aside, nothing applied: {reason}"),
     );
-    let package = match names
-        .iter()
-        .zip(located)
-        .find_map(|(name, found)| (name == roster_name).then_some(found))
-    {
-        Some(Ok(package)) => package.clone(),
-        Some(Err(error)) => return Ok(Err(vec![locate_error(roster_name, &error)])),
-        None => {
-            return Ok(Err(vec![roster_error(
-                roster_name,
-                "no_matching_package",
-                format!("roster {roster_name} could not be matched to an access package"),
-            )]));
+    world
+        .storage
+        .append_audit(std::slice::from_ref(&record))
+        .await?;
+    let (jsonl, markdown) = enroll_core::report::failure_lines(&[&record]);
+    world
+        .storage
+        .append_failures(run_id, roster, &jsonl, &markdown)
+        .await?;
+    tracing::warn!(run_id, roster, %reason, "set aside; recorded as failed");
+    Ok(record)
+}
+
+/// The answer to a roster upload too large for the handler to take in: the roster is
+/// rejected with `too_large` (report and audit record, as Plan rejects an invalid roster),
+/// and nothing is changed for it.
+///
+/// # Errors
+/// [`StepError::Storage`] when the report or the audit trail cannot be written.
+pub async fn roster_too_large<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    run_id: &str,
+    roster: &str,
+    version: Option<&str>,
+    size: u64,
+) -> Result<PlanOutcome, StepError> {
+    let message = ReconcileMessage {
+        v: VERSION,
+        run_id: run_id.to_owned(),
+        roster: roster.to_owned(),
+        etag: version.map(str::to_owned),
+        reason: Reason::Upload,
+        allow_removals: false,
+        allow_additions: false,
+        override_by: None,
+        override_reason: None,
+    };
+    let version = version.unwrap_or_default();
+    let limit = world.config.limits.max_bytes;
+    let outcome = PlanOutcome {
+        errors: vec![roster_error(
+            roster,
+            "too_large",
+            format!(
+                "the upload is {size} bytes or more, over the {} MiB a roster may have; nothing was read",
+                limit / (1024 * 1024)
+            ),
+        )],
+        ..PlanOutcome::default()
+    };
+    let record = |outcome: Outcome, package: Option<&str>, detail: String| AuditRecord {
+        access_package_id: package.map(str::to_owned),
+        ..roster_record(
+            world,
+            Action::Plan,
+            run_id,
+            roster,
+            version,
+            outcome,
+            detail,
+        )
+    };
+    reject(world, &message, version, outcome, record).await
+}
+
+/// An audit record about a roster (or manifest) as a whole, not a person.
+fn roster_record<S, D>(
+    world: &World<S, D>,
+    action: Action,
+    run_id: &str,
+    roster: &str,
+    version: &str,
+    outcome: Outcome,
+    detail: String,
+) -> AuditRecord {
+    AuditRecord {
+        time: rfc3339((world.now)()),
+        actor: world.config.actor.clone(),
+        run_id: run_id.to_owned(),
+        roster: roster.to_owned(),
+        roster_version: version.to_owned(),
+        access_package_id: None,
+        action,
+        email: None,
+        user_id: None,
+        assignment_id: None,
+        group_id: None,
+        app_role_id: None,
+        outcome,
+        detail: Some(detail),
+        request_id: None,
+    }
+}
+
+/// The plan in one line for the log and the audit trail: the counts, why it is blocked, the
+/// override with who and why (or why one was refused), the people kept, and when removals
+/// happen.
+fn plan_summary(plan: &PackagePlan) -> String {
+    let mut summary = format!(
+        "invite {}, assign {}, remove {}, unchanged {}",
+        plan.invite.len(),
+        plan.assign.len(),
+        plan.remove.len(),
+        plan.unchanged,
+    );
+    let mut add = |part: Option<String>| {
+        if let Some(part) = part {
+            summary.push_str("; ");
+            summary.push_str(&part);
         }
     };
-    let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
-    let users = world.graph.users_by_email(&emails).await?;
-    let assignments = world.graph.assignments(&package.id).await?;
-    let mut requests = world.graph.open_assignment_requests().await?;
-    requests.retain(|open| open.access_package_id() == Some(package.id.as_str()));
-    let tenant = TenantSnapshot {
-        users: users.into_values().collect(),
-        access_packages: vec![package.clone()],
-        assignments,
-        assignment_requests: requests,
-        catalogs,
-        ..TenantSnapshot::default()
-    };
-    let mut options = world.plan_options(mapping);
-    options.guards.allow_removals |= request.allow_removals;
-    Ok(Ok(plan_package(
-        valid,
-        version,
-        &package,
-        &TenantIndex::new(&tenant),
-        &options,
-    )))
+    add(plan
+        .blocked_message
+        .as_deref()
+        .map(|why| format!("blocked: {why}")));
+    add(plan.override_note());
+    add(plan
+        .override_refused
+        .as_deref()
+        .map(|why| format!("override refused: {why}")));
+    add((!plan.kept.is_empty()).then(|| format!("kept {} not in the roster", plan.kept.len())));
+    add(plan
+        .remove
+        .iter()
+        .find_map(|r| r.not_before.as_deref())
+        .map(|time| format!("removals not before {time}")));
+    summary
 }
 
 fn locate_error(roster: &str, error: &LocateError) -> PlanError {
@@ -419,3 +643,6 @@ async fn reject<S: Storage, D: Directory>(
         .push(format!("{}: {detail}", message.roster));
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests;

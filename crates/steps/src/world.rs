@@ -4,15 +4,20 @@
 
 use std::time::SystemTime;
 
-use enroll_core::plan::{Guards, InviteDomains, Mapping};
+use enroll_core::plan::{Guards, InviteDomains, Mapping, Protected};
 use enroll_core::roster::Limits;
 use enroll_graph::GraphClient;
 
 /// Settings for the steps.
 #[derive(Debug, Clone)]
 pub struct StepConfig {
-    /// Removal guard and empty-roster rule.
+    /// The guards' limits (an override comes with a message, never from settings).
     pub guards: Guards,
+    /// People no plan removes (`ENROLL_PROTECTED_PEOPLE`); the mapping file adds to them.
+    pub protected: Protected,
+    /// The undo window (`ENROLL_REMOVAL_DELAY`): how long a planned removal waits before it
+    /// is carried out, so that a corrected roster can still keep the person. Zero: none.
+    pub removal_delay: std::time::Duration,
     /// The catalog searched for rosters that do not name one by folder (display name or id).
     pub catalog: Option<String>,
     /// Domains invitations may go to.
@@ -31,12 +36,25 @@ pub struct StepConfig {
     pub app_id: Option<String>,
     /// The group naming convention for app roles (`{value}` is the role's value).
     pub group_pattern: String,
+    /// How long an assignment request may stay `delivering` or `partiallyDelivered` before
+    /// Plan reprocesses it (`ENROLL_REPROCESS_AFTER_MINUTES`; default
+    /// [`DEFAULT_REPROCESS_AFTER`]). Requests that ended `deliveryFailed` are reprocessed at
+    /// once.
+    pub reprocess_after: std::time::Duration,
 }
+
+/// The default of [`StepConfig::reprocess_after`]: six hours. Entitlement management
+/// retries a delivery on its own for several hours, and refuses a reprocess meanwhile
+/// (learn.microsoft.com, "Troubleshoot entitlement management: Reprocess a request"); a
+/// request stuck longer than that is caught by the next nightly run.
+pub const DEFAULT_REPROCESS_AFTER: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 impl Default for StepConfig {
     fn default() -> Self {
         Self {
             guards: Guards::default(),
+            protected: Protected::default(),
+            removal_delay: std::time::Duration::ZERO,
             catalog: None,
             invite_domains: InviteDomains::Any,
             invite_redirect_url: "https://myapps.microsoft.com".into(),
@@ -46,6 +64,7 @@ impl Default for StepConfig {
             actor: "enroll".into(),
             app_id: None,
             group_pattern: enroll_core::roles::DEFAULT_GROUP_PATTERN.into(),
+            reprocess_after: DEFAULT_REPROCESS_AFTER,
         }
     }
 }
@@ -90,13 +109,18 @@ impl<S, D> World<S, D> {
         }
     }
 
-    /// The plan options the steps use (mapping read from storage by the caller).
+    /// The plan options the steps use (mapping read from storage by the caller): no
+    /// override, and removals not before now plus the undo window, if there is one.
     pub fn plan_options(&self, mapping: Mapping) -> enroll_core::plan::PlanOptions {
         enroll_core::plan::PlanOptions {
             guards: self.config.guards,
+            override_by: None,
             mapping,
             catalog: self.config.catalog.clone(),
             invite_domains: self.config.invite_domains.clone(),
+            protected: self.config.protected.clone(),
+            removals_not_before: (!self.config.removal_delay.is_zero())
+                .then(|| (self.now)() + self.config.removal_delay),
         }
     }
 }

@@ -351,6 +351,50 @@ impl StorageConfig {
     }
 }
 
+/// The setting that prefixes every container name (`ENROLL_STORAGE_PREFIX`).
+pub const PREFIX_SETTING: &str = "ENROLL_STORAGE_PREFIX";
+
+/// The longest name a prefix is put before: `map-roles-poison` (queues, in tests).
+const LONGEST_NAME: usize = "map-roles-poison".len();
+
+/// The containers' names with `ENROLL_STORAGE_PREFIX` (none when unset), checked against
+/// Azure's naming rules for containers and queues (3–63 lowercase letters, digits and
+/// single hyphens, starting with a letter or digit), so a bad prefix stops the program at
+/// start instead of failing every storage call.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the setting.
+pub fn storage_layout(prefix: Option<&str>) -> Result<super::Layout, ConfigError> {
+    let Some(prefix) = prefix.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(super::Layout::default());
+    };
+    let invalid = |problem: String| ConfigError::Invalid {
+        var: PREFIX_SETTING.to_owned(),
+        problem,
+    };
+    if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(invalid(format!(
+            "`{prefix}` may hold only lowercase letters, digits and hyphens (container and queue names)"
+        )));
+    }
+    if prefix.starts_with('-') || prefix.contains("--") {
+        return Err(invalid(format!(
+            "`{prefix}` must start with a letter or digit and have no two hyphens in a row"
+        )));
+    }
+    if prefix.len() + LONGEST_NAME > 63 {
+        return Err(invalid(format!(
+            "`{prefix}` is {} characters; at most {} leave container and queue names within 63",
+            prefix.len(),
+            63 - LONGEST_NAME
+        )));
+    }
+    Ok(super::Layout::with_prefix(prefix))
+}
+
 /// A service endpoint: absolute http(s) URL, no query, no trailing slash (the SDK appends
 /// `/container` and would otherwise produce `//container`).
 fn parse_endpoint(text: &str) -> Result<Url, String> {
@@ -561,6 +605,20 @@ mod tests {
                 .contains("__blobServiceUri: must be an https URL"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_storage_prefix_must_make_valid_container_and_queue_names() {
+        assert_eq!(
+            storage_layout(Some("e1a2b3c4-")).unwrap().rosters,
+            "e1a2b3c4-rosters"
+        );
+        assert_eq!(storage_layout(None).unwrap().rosters, "rosters");
+        for bad in ["Prod-", "-x", "a--b", "a_b", &"x".repeat(48)] {
+            let error = storage_layout(Some(bad)).unwrap_err().to_string();
+            assert!(error.starts_with("ENROLL_STORAGE_PREFIX: "), "{error}");
+        }
+        assert!(storage_layout(Some(&"x".repeat(47))).is_ok());
     }
 
     #[test]

@@ -48,7 +48,7 @@ use azure_storage_queue::models::{
 use azure_storage_queue::{QueueClient, QueueServiceClient, QueueServiceClientOptions};
 use futures_util::TryStreamExt as _;
 
-pub use config::{ConfigError, STORAGE_SETTING, StorageConfig};
+pub use config::{ConfigError, PREFIX_SETTING, STORAGE_SETTING, StorageConfig, storage_layout};
 pub use error::{Resource, StoreError};
 pub use sas::{AccountKey, SasError};
 pub use storage::{Storage, StorageError, StoredRoster};
@@ -122,6 +122,9 @@ pub struct Layout {
     pub reports: String,
     /// Audit append blobs.
     pub audit: String,
+    /// What goes before the name of a queue the handler writes to itself (the delayed
+    /// Remove messages of the undo window); the test harness prefixes its queues so.
+    pub queue_prefix: String,
 }
 
 impl Default for Layout {
@@ -131,18 +134,21 @@ impl Default for Layout {
             manifests: "manifests".to_owned(),
             reports: "reports".to_owned(),
             audit: "audit".to_owned(),
+            queue_prefix: String::new(),
         }
     }
 }
 
 impl Layout {
-    /// `{prefix}rosters`, `{prefix}manifests`, `{prefix}reports`, `{prefix}audit`.
+    /// `{prefix}rosters`, `{prefix}manifests`, `{prefix}reports`, `{prefix}audit`, and
+    /// queues `{prefix}{queue}`.
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
             rosters: format!("{prefix}rosters"),
             manifests: format!("{prefix}manifests"),
             reports: format!("{prefix}reports"),
             audit: format!("{prefix}audit"),
+            queue_prefix: prefix.to_owned(),
         }
     }
 }

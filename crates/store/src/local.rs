@@ -417,6 +417,15 @@ impl LocalStorage {
             .join(run_id)
             .join(enroll_core::report::report_name(roster))
     }
+
+    /// One file of a run's report for a roster: [`LocalStorage::report_path`] with
+    /// `extension` appended. Appended, not `with_extension`: a name with a dot (`crm.v2`)
+    /// must keep it, or `crm.v1.csv` and `crm.v2.csv` would share their files.
+    pub fn report_file(&self, run_id: &str, roster: &str, extension: &str) -> PathBuf {
+        let mut name = self.report_path(run_id, roster).into_os_string();
+        name.push(extension);
+        PathBuf::from(name)
+    }
 }
 
 /// A [`LocalError`] for the steps: retryable only when the file system said so.
@@ -571,7 +580,6 @@ impl crate::Storage for LocalStorage {
         json: &[u8],
         markdown: &str,
     ) -> Result<(), crate::StorageError> {
-        let base = self.report_path(run_id, roster);
         let write = |path: PathBuf, bytes: &[u8]| {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent).map_err(|error| {
@@ -581,14 +589,8 @@ impl crate::Storage for LocalStorage {
             fs::write(&path, bytes)
                 .map_err(|error| storage_error(format!("cannot write {}", path.display()), &error))
         };
-        // Appended, not `with_extension`: a name with a dot (`crm.v2`) must keep it.
-        let with = |extension: &str| {
-            let mut name = base.clone().into_os_string();
-            name.push(extension);
-            PathBuf::from(name)
-        };
-        write(with(".json"), json)?;
-        write(with(".md"), markdown.as_bytes())
+        write(self.report_file(run_id, roster, ".json"), json)?;
+        write(self.report_file(run_id, roster, ".md"), markdown.as_bytes())
     }
 
     async fn append_audit(
@@ -628,13 +630,12 @@ impl crate::Storage for LocalStorage {
         markdown: &str,
     ) -> Result<(), crate::StorageError> {
         use std::io::Write as _;
-        let base = self.report_path(run_id, roster);
         let _one_writer = self
             .audit
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (extension, text) in [("failures.jsonl", jsonl), ("failures.md", markdown)] {
-            let path = base.with_extension(extension);
+        for (extension, text) in [(".failures.jsonl", jsonl), (".failures.md", markdown)] {
+            let path = self.report_file(run_id, roster, extension);
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent).map_err(|error| {
                     storage_error(format!("cannot create {}", parent.display()), &error)
@@ -954,5 +955,50 @@ mod tests {
         let names: Vec<&str> = found.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(names, ["Catalog/Team.csv", "Good.csv"]);
         assert!(found.iter().all(|r| r.roster.is_valid()));
+    }
+}
+
+#[cfg(test)]
+mod report_files {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::Storage as _;
+
+    #[tokio::test]
+    async fn rosters_whose_names_differ_after_a_dot_keep_their_own_report_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::new(dir.path().join("rosters"), dir.path().join("reports"));
+        for roster in ["crm.v1.csv", "crm.v2.csv"] {
+            storage
+                .put_report("run", roster, b"{}", &format!("# {roster}\n"))
+                .await
+                .unwrap();
+            storage
+                .append_failures("run", roster, "{}\n", &format!("- {roster}\n"))
+                .await
+                .unwrap();
+        }
+        let mut files: Vec<String> = fs::read_dir(dir.path().join("reports/run"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "crm.v1.failures.jsonl",
+                "crm.v1.failures.md",
+                "crm.v1.json",
+                "crm.v1.md",
+                "crm.v2.failures.jsonl",
+                "crm.v2.failures.md",
+                "crm.v2.json",
+                "crm.v2.md",
+            ]
+        );
+        let v2 =
+            fs::read_to_string(storage.report_file("run", "crm.v2.csv", ".failures.md")).unwrap();
+        assert_eq!(v2, "- crm.v2.csv\n");
     }
 }

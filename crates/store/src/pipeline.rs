@@ -19,6 +19,37 @@ fn storage_error(error: &StoreError) -> StorageError {
 
 pub use enroll_core::report::report_name;
 
+impl Store {
+    /// Puts a message on queue `{queue prefix}{queue}` that becomes visible only after
+    /// `delay` (whole seconds; Azure Storage allows at most 7 days), creating the queue if it
+    /// does not exist yet. Output bindings cannot delay a message, so the Plan function
+    /// sends the Remove messages of an undo window this way.
+    ///
+    /// # Errors
+    /// [`StorageError`] when the message cannot be stored, with whether a retry can help.
+    pub async fn send_later(
+        &self,
+        queue: &str,
+        text: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), StorageError> {
+        let queue = format!("{}{queue}", self.layout().queue_prefix);
+        match self.send_message(&queue, text, Some(delay)).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::NotFound { .. }) => {
+                self.ensure_queue(&queue)
+                    .await
+                    .map_err(|error| storage_error(&error))?;
+                self.send_message(&queue, text, Some(delay))
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| storage_error(&error))
+            }
+            Err(error) => Err(storage_error(&error)),
+        }
+    }
+}
+
 impl crate::Storage for Store {
     async fn roster(&self, name: &str) -> Result<Option<StoredRoster>, StorageError> {
         match self.get_roster(name, None).await {

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::tenant::{AccessPackage, TenantSnapshot};
 
-/// The optional mapping file: pins rosters to access packages and assignment policies by id.
+/// The optional mapping file: pins rosters to access packages and assignment policies by
+/// id, names the packages whose roster governs only enroll's own assignments, and the
+/// people no plan removes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Mapping {
@@ -25,6 +27,23 @@ pub struct Mapping {
     /// Access package id → the assignment policy id to use for admin assignments.
     #[serde(default)]
     pub assignment_policies: BTreeMap<String, String>,
+    /// Access package ids whose roster governs only the assignments under the policy enroll
+    /// assigns with; holders through any other policy (request and approval, say) are
+    /// reported, never removed. Other packages' rosters govern every assignment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own_policy_only: Vec<String>,
+    /// People no plan removes (break-glass and service accounts): addresses or object ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected_people: Vec<String>,
+}
+
+impl Mapping {
+    /// Whether the roster of package `id` governs only assignments under enroll's policy.
+    pub fn governs_own_policy_only(&self, id: &str) -> bool {
+        self.own_policy_only
+            .iter()
+            .any(|package| package.eq_ignore_ascii_case(id))
+    }
 }
 
 /// Why a roster could not be tied to one access package.

@@ -4,10 +4,13 @@
 //! says, per access package, whom to invite, whom to assign, whose assignment to remove and
 //! why a package is blocked. Steps execute plans; nothing here touches a tenant.
 
+mod guards;
 mod locate;
+mod protected;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -16,40 +19,32 @@ use serde::Serialize;
 use crate::roster::{Problem, Roster, ValidRoster, email_key, email_key_borrowed};
 use crate::tenant::{AccessPackage, Assignment, AssignmentPolicy, TenantSnapshot, User};
 
+pub use crate::tenant::guest_upn_email;
+
+pub use guards::{Guards, OVERRIDE_REFUSED, Override, Tripped};
 pub use locate::{LocateError, Mapping, locate, locate_all};
-
-/// The safety guards and their override.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Guards {
-    /// A plan may remove this many members without question. Default 10.
-    pub max_removals: usize,
-    /// Past `max_removals`, a plan may still remove up to this share of the current members, in percent. Default 20.
-    pub max_removal_percent: f64,
-    /// Lets plans through that a guard would block (`--allow-removals`); recorded in the plan.
-    pub allow_removals: bool,
-}
-
-impl Default for Guards {
-    fn default() -> Self {
-        Self {
-            max_removals: 10,
-            max_removal_percent: 20.0,
-            allow_removals: false,
-        }
-    }
-}
+pub use protected::Protected;
 
 /// Settings for planning.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanOptions {
-    /// Removal guard and empty-roster rule.
+    /// The guards' limits, and which an override lets through.
     pub guards: Guards,
-    /// Rosters pinned to packages, packages pinned to policies.
+    /// Who allowed removals or additions past the guards, and why; without it no override
+    /// is honoured.
+    pub override_by: Option<Override>,
+    /// Rosters pinned to packages, packages pinned to policies, packages governing only
+    /// enroll's own assignments, protected people.
     pub mapping: Mapping,
     /// The catalog searched for rosters that do not name one by folder.
     pub catalog: Option<String>,
     /// Domains people may be invited from.
     pub invite_domains: InviteDomains,
+    /// People no plan removes (the setting; the mapping file's list adds to it).
+    pub protected: Protected,
+    /// With an undo window (`ENROLL_REMOVAL_DELAY`): the time before which no removal of
+    /// this plan happens, shown on each removal.
+    pub removals_not_before: Option<SystemTime>,
 }
 
 /// Which e-mail domains may be invited as guests (DESIGN: invitations only to allowed domains).
@@ -58,7 +53,7 @@ pub enum InviteDomains {
     /// Any domain (`*`).
     #[default]
     Any,
-    /// Only these domains (lower case), and their subdomains.
+    /// Only these domains (as [`email_key`] folds them), and their subdomains.
     Only(Vec<String>),
 }
 
@@ -67,7 +62,7 @@ impl InviteDomains {
     pub fn parse(list: &str) -> Self {
         let domains: Vec<String> = list
             .split([',', ';', ' '])
-            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .map(|d| email_key(d.trim().trim_start_matches('@')))
             .filter(|d| !d.is_empty())
             .collect();
         if domains.iter().any(|d| d == "*") {
@@ -112,6 +107,10 @@ pub enum BlockReason {
     RemovalGuard,
     /// The roster is empty while the package has members.
     EmptyRoster,
+    /// It would remove two holders or more and the roster lists none of the current ones.
+    AllHolders,
+    /// It would invite and assign far more people than the package has.
+    AdditionGuard,
     /// People must be assigned but no policy allows admin direct assignment.
     NoAssignmentPolicy,
     /// People must be assigned and several policies could do it; pin one in the mapping.
@@ -164,6 +163,57 @@ pub struct Remove {
     pub user_id: Option<String>,
     /// The assignment to remove with `adminRemove`.
     pub assignment_id: String,
+    /// With an undo window: not before this time (RFC 3339); a roster corrected before then
+    /// keeps the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+}
+
+/// Why an active assignment of someone not in the roster is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KeptReason {
+    /// The holder is a protected person (`ENROLL_PROTECTED_PEOPLE`, `protectedPeople`).
+    Protected,
+    /// The package governs only enroll's own assignments (`ownPolicyOnly`), and this one is
+    /// under another policy.
+    OtherPolicy,
+    /// Nobody can tell who holds it (no target, or a user the directory does not know and
+    /// no address), so nobody can tell whether the roster lists them.
+    Unidentified,
+}
+
+impl KeptReason {
+    /// The reason as a sentence for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Protected => {
+                "a protected person (ENROLL_PROTECTED_PEOPLE or protectedPeople); never removed"
+            }
+            Self::OtherPolicy => {
+                "assigned through another policy, and this package's roster governs only enroll's own assignments (ownPolicyOnly)"
+            }
+            Self::Unidentified => {
+                "the holder cannot be identified (no target, or a user the directory does not know and no address), so nobody can tell whether the roster lists them"
+            }
+        }
+    }
+}
+
+/// An active assignment the plan keeps although its holder is not in the roster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Kept {
+    /// The holder's address, as best known (empty when none is).
+    pub email: String,
+    /// The holder's object id, when known.
+    pub user_id: Option<String>,
+    /// The assignment.
+    pub assignment_id: String,
+    /// Why it stays.
+    pub reason: KeptReason,
 }
 
 /// A roster person left alone because the tenant is ambiguous about them.
@@ -208,12 +258,56 @@ pub struct PackagePlan {
     pub blocked_message: Option<String>,
     /// The guard an explicit override let through, if any.
     pub overridden: Option<BlockReason>,
+    /// Every guard that tripped, with its numbers (blocking or overridden).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<Tripped>,
+    /// Who let a guard through, and why.
+    #[serde(rename = "override", default, skip_serializing_if = "Option::is_none")]
+    pub override_by: Option<Override>,
+    /// Why an override that was asked for is not honoured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_refused: Option<String>,
+    /// Assignments of people not in the roster that the plan keeps, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<Kept>,
 }
 
 impl PackagePlan {
     /// Whether the plan would change anything (blocked or not).
     pub fn has_changes(&self) -> bool {
         !(self.invite.is_empty() && self.assign.is_empty() && self.remove.is_empty())
+    }
+
+    /// Which guards an override let through, by whom and why, as one sentence for reports,
+    /// the run summary and the audit trail.
+    pub fn override_note(&self) -> Option<String> {
+        let by = self.override_by.as_ref()?;
+        let codes: Vec<&str> = self
+            .guards
+            .iter()
+            .filter(|guard| guard.overridden)
+            .map(|guard| guard.code.code())
+            .collect();
+        Some(format!(
+            "{} overridden by {}: {}",
+            codes.join(", "),
+            by.by,
+            by.reason
+        ))
+    }
+}
+
+impl BlockReason {
+    /// The stable code, as in the plan's JSON.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::RemovalGuard => "removal_guard",
+            Self::EmptyRoster => "empty_roster",
+            Self::AllHolders => "all_holders",
+            Self::AdditionGuard => "addition_guard",
+            Self::NoAssignmentPolicy => "no_assignment_policy",
+            Self::AmbiguousAssignmentPolicy => "ambiguous_assignment_policy",
+        }
     }
 }
 
@@ -244,6 +338,12 @@ pub struct Plan {
     pub errors: Vec<PlanError>,
     /// Whether `--allow-removals` was given.
     pub allow_removals: bool,
+    /// Whether `--allow-additions` was given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_additions: bool,
+    /// Who allowed removals or additions, and why.
+    #[serde(rename = "override", default, skip_serializing_if = "Option::is_none")]
+    pub override_by: Option<Override>,
 }
 
 impl Plan {
@@ -283,23 +383,15 @@ impl<'t> Holders<'t> {
     }
 }
 
-/// The external address inside a B2B guest's UPN: `jane_example.com#EXT#@t.onmicrosoft.com` → `jane@example.com`.
-pub fn guest_upn_email(upn: &str) -> Option<String> {
-    let (mangled, _) = upn.split_once("#EXT#")?;
-    // A domain has no `_`, so the last one is where the `@` was.
-    let cut = mangled.rfind('_')?;
-    Some(format!("{}@{}", &mangled[..cut], &mangled[cut + 1..]))
-}
-
-/// Every address a user can be known by, compared without case, each once.
+/// Every address a user can be known by ([`User::addresses`]) as keys, each once.
 fn user_email_keys(user: &User) -> Vec<Cow<'_, str>> {
-    let mut keys = Vec::with_capacity(user.other_mails.len() + 3);
-    keys.extend(user.mail.as_deref().map(email_key_borrowed));
-    keys.extend(user.other_mails.iter().map(|mail| email_key_borrowed(mail)));
-    if let Some(upn) = &user.user_principal_name {
-        keys.push(email_key_borrowed(upn));
-        keys.extend(guest_upn_email(upn).map(|mail| Cow::Owned(email_key(&mail))));
-    }
+    let mut keys: Vec<Cow<'_, str>> = user
+        .addresses()
+        .map(|address| match address {
+            Cow::Borrowed(address) => email_key_borrowed(address),
+            Cow::Owned(address) => Cow::Owned(email_key(&address)),
+        })
+        .collect();
     keys.sort_unstable();
     keys.dedup();
     keys
@@ -369,6 +461,20 @@ impl<'t> TenantIndex<'t> {
     pub fn has_open_add(&self, package_id: &str, user_id: &str) -> bool {
         self.open_adds.contains(&(package_id, user_id))
     }
+}
+
+/// Why nothing is done for an address that several users answer to: the plan, Invite and
+/// Assign all say it this way, naming the users, and none of them picks one.
+pub fn shared_address_reason(users: &[impl std::borrow::Borrow<User>]) -> String {
+    format!(
+        "{} users have this address ({}); assign by hand or merge them",
+        users.len(),
+        users
+            .iter()
+            .map(|u| u.borrow().id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// Picks the assignment policy for admin direct assignment.
@@ -466,6 +572,10 @@ pub fn plan_package(
         blocked: None,
         blocked_message: None,
         overridden: None,
+        guards: Vec::new(),
+        override_by: None,
+        override_refused: None,
+        kept: Vec::new(),
     };
     let people = roster.people().len();
     let mut wanted = Wanted {
@@ -505,52 +615,123 @@ pub fn plan_package(
             }),
             several => plan.skipped.push(Skipped {
                 email: person.email.clone(),
-                reason: format!(
-                    "{} users have this address ({}); assign by hand or merge them",
-                    several.len(),
-                    several
-                        .iter()
-                        .map(|u| u.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                reason: shared_address_reason(several),
             }),
         }
     }
-    plan.pending += active
+    let listed = active
+        .iter()
+        .filter(|a| holder_in_roster(a, &wanted))
+        .collect::<Vec<_>>();
+    plan.pending += listed
         .iter()
         .filter(|a| {
             !a.state
                 .as_deref()
                 .is_some_and(|s| s.eq_ignore_ascii_case("delivered"))
         })
-        .filter(|a| holder_in_roster(a, &wanted))
         .count();
+    let own_policy = options
+        .mapping
+        .governs_own_policy_only(&package.id)
+        .then(|| {
+            let pinned = options.mapping.assignment_policies.get(&package.id);
+            choose_policy(package, pinned.map(String::as_str))
+                .ok()
+                .map(|policy| policy.id.as_str())
+        });
+    let mut protected = options.protected.clone();
+    protected.extend(options.mapping.protected_people.iter().map(String::as_str));
+    let not_before = options.removals_not_before.map(crate::audit::rfc3339);
     let mut removals: BTreeMap<String, Remove> = BTreeMap::new();
+    let mut kept: BTreeMap<String, Kept> = BTreeMap::new();
     for assignment in active {
-        if !holder_in_roster(assignment, &wanted) {
-            let target = assignment.target.as_ref();
-            let user_id = target.and_then(|t| t.object_id.clone());
-            let email = user_id
-                .as_deref()
-                .and_then(|id| index.user_by_id.get(id))
-                .and_then(|user| user_display_email(user))
-                .or_else(|| target.and_then(|t| t.email.clone().or(t.principal_name.clone())))
-                .unwrap_or_default();
-            removals.insert(
-                assignment.id.clone(),
-                Remove {
-                    email,
-                    user_id,
-                    assignment_id: assignment.id.clone(),
-                },
-            );
+        if holder_in_roster(assignment, &wanted) {
+            continue;
+        }
+        let target = assignment.target.as_ref();
+        let user_id = target.and_then(|t| t.object_id.clone());
+        let user = user_id
+            .as_deref()
+            .and_then(|id| index.user_by_id.get(id).copied());
+        let target_addresses: Vec<&str> = target
+            .into_iter()
+            .flat_map(|t| [&t.email, &t.principal_name])
+            .filter_map(|address| address.as_deref())
+            .filter(|address| !address.trim().is_empty())
+            .collect();
+        let email = user
+            .and_then(user_display_email)
+            .or_else(|| target_addresses.first().map(|a| (*a).to_owned()))
+            .unwrap_or_default();
+        let addresses = user
+            .into_iter()
+            .flat_map(User::addresses)
+            .chain(target_addresses.iter().map(|a| Cow::Borrowed(*a)));
+        let policy = assignment.assignment_policy.as_ref().map(|p| p.id.as_str());
+        let reason = if own_policy.is_some_and(|own| {
+            own.is_none_or(|own| !policy.is_some_and(|p| p.eq_ignore_ascii_case(own)))
+        }) {
+            Some(KeptReason::OtherPolicy)
+        } else if protected.covers(user_id.as_deref(), addresses) {
+            Some(KeptReason::Protected)
+        } else if user.is_none() && target_addresses.is_empty() {
+            Some(KeptReason::Unidentified)
+        } else {
+            None
+        };
+        let assignment_id = assignment.id.clone();
+        match reason {
+            Some(reason) => {
+                kept.insert(
+                    assignment_id.clone(),
+                    Kept {
+                        email,
+                        user_id,
+                        assignment_id,
+                        reason,
+                    },
+                );
+            }
+            None => {
+                removals.insert(
+                    assignment_id.clone(),
+                    Remove {
+                        email,
+                        user_id,
+                        assignment_id,
+                        not_before: not_before.clone(),
+                    },
+                );
+            }
         }
     }
     plan.remove = removals.into_values().collect();
     plan.remove
         .sort_by_key(|r| (email_key(&r.email), r.assignment_id.clone()));
-    apply_guards(&mut plan, roster.people().is_empty(), &options.guards);
+    plan.kept = kept.into_values().collect();
+    plan.kept
+        .sort_by_key(|k| (email_key(&k.email), k.assignment_id.clone()));
+    let people_removed: HashSet<String> = plan
+        .remove
+        .iter()
+        .map(|r| {
+            r.user_id
+                .clone()
+                .unwrap_or_else(|| format!("{}/{}", email_key(&r.email), r.assignment_id))
+        })
+        .collect();
+    let facts = guards::Facts {
+        roster_is_empty: roster.people().is_empty(),
+        holders_listed: listed.len(),
+        people_removed: people_removed.len(),
+    };
+    guards::apply_guards(
+        &mut plan,
+        &facts,
+        &options.guards,
+        options.override_by.as_ref(),
+    );
     if plan.blocked.is_none() && !(plan.invite.is_empty() && plan.assign.is_empty()) {
         let pinned = options.mapping.assignment_policies.get(&package.id);
         match choose_policy(package, pinned.map(String::as_str)) {
@@ -615,42 +796,6 @@ fn holder_in_roster(assignment: &Assignment, wanted: &Wanted<'_>) -> bool {
             })
 }
 
-fn apply_guards(plan: &mut PackagePlan, roster_is_empty: bool, guards: &Guards) {
-    let removals = plan.remove.len();
-    let members = plan.current_members;
-    let tripped = if roster_is_empty && members > 0 {
-        Some((
-            BlockReason::EmptyRoster,
-            format!(
-                "the roster is empty and the package has {members} member{}; an empty roster removes nobody unless removals are allowed explicitly",
-                if members == 1 { "" } else { "s" }
-            ),
-        ))
-    } else if removals > guards.max_removals
-        && (removals as f64) * 100.0 > guards.max_removal_percent * members as f64
-    {
-        Some((
-            BlockReason::RemovalGuard,
-            format!(
-                "the plan would remove {removals} of {members} members ({:.0} %); the guard allows up to {} members or {} % without an explicit override",
-                removals as f64 * 100.0 / members.max(1) as f64,
-                guards.max_removals,
-                guards.max_removal_percent
-            ),
-        ))
-    } else {
-        None
-    };
-    if let Some((reason, message)) = tripped {
-        if guards.allow_removals {
-            plan.overridden = Some(reason);
-        } else {
-            plan.blocked = Some(reason);
-            plan.blocked_message = Some(message);
-        }
-    }
-}
-
 /// Plans every roster against the tenant.
 ///
 /// Invalid rosters and rosters without exactly one package become [`PlanError`]s and change
@@ -663,6 +808,8 @@ pub fn plan(rosters: &[RosterSource], tenant: &TenantSnapshot, options: &PlanOpt
         packages: Vec::new(),
         errors: Vec::new(),
         allow_removals: options.guards.allow_removals,
+        allow_additions: options.guards.allow_additions,
+        override_by: options.override_by.clone(),
     };
     for (source, package) in rosters.iter().zip(located) {
         let valid = match source.roster.validated() {

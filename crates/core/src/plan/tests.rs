@@ -12,7 +12,7 @@ fn user(id: &str, mail: Option<&str>, upn: &str, other: &[&str]) -> User {
         user_principal_name: Some(upn.into()),
         mail: mail.map(str::to_owned),
         other_mails: other.iter().map(|m| m.to_string()).collect(),
-        user_type: None,
+        ..User::default()
     }
 }
 
@@ -62,6 +62,14 @@ fn tenant_with(users: Vec<User>, assignments: Vec<Assignment>) -> TenantSnapshot
 }
 
 fn plan_for(rows: &str, tenant: &TenantSnapshot, guards: Guards) -> PackagePlan {
+    let options = PlanOptions {
+        guards,
+        ..PlanOptions::default()
+    };
+    plan_with(rows, tenant, &options)
+}
+
+fn plan_with(rows: &str, tenant: &TenantSnapshot, options: &PlanOptions) -> PackagePlan {
     let sources = vec![RosterSource {
         path: "Project X - Manager.csv".into(),
         version: "v1".into(),
@@ -71,13 +79,25 @@ fn plan_for(rows: &str, tenant: &TenantSnapshot, guards: Guards) -> PackagePlan 
             Limits::default(),
         ),
     }];
-    let options = PlanOptions {
-        guards,
-        ..PlanOptions::default()
-    };
-    let mut plan = plan(&sources, tenant, &options);
+    let mut plan = plan(&sources, tenant, options);
     assert!(plan.errors.is_empty(), "{:?}", plan.errors);
     plan.packages.remove(0)
+}
+
+/// Options that allow removals, with who and why.
+fn overridden(guards: Guards) -> PlanOptions {
+    PlanOptions {
+        guards,
+        override_by: Override::new(Some("alice@contoso.com"), Some("project X ended")),
+        ..PlanOptions::default()
+    }
+}
+
+fn allow_removals() -> Guards {
+    Guards {
+        allow_removals: true,
+        ..Guards::default()
+    }
 }
 
 fn emails<T>(items: &[T], email: impl Fn(&T) -> &str) -> Vec<String> {
@@ -126,7 +146,8 @@ fn invites_assigns_removes_and_leaves_the_rest() {
         [Remove {
             email: "cyd@contoso.com".into(),
             user_id: Some("u-cyd".into()),
-            assignment_id: "a-cyd".into()
+            assignment_id: "a-cyd".into(),
+            not_before: None,
         }]
     );
     assert_eq!(plan.unchanged, 1);
@@ -285,13 +306,35 @@ fn a_blocked_package_is_blocked_whole_and_the_override_is_recorded() {
     // The plan still shows what it would do, so the report can explain it.
     assert_eq!((blocked.invite.len(), blocked.remove.len()), (1, 15));
 
-    let allowed = Guards {
-        allow_removals: true,
-        ..Guards::default()
-    };
-    let overridden = plan_for(&roster, &tenant, allowed);
+    let overridden = plan_with(&roster, &tenant, &overridden(allow_removals()));
     assert_eq!(overridden.blocked, None);
     assert_eq!(overridden.overridden, Some(BlockReason::RemovalGuard));
+    assert_eq!(
+        overridden.override_by,
+        Some(Override {
+            by: "alice@contoso.com".into(),
+            reason: "project X ended".into()
+        })
+    );
+    assert_eq!(overridden.override_refused, None);
+}
+
+#[test]
+fn an_override_without_who_and_why_is_not_honoured() {
+    let (users, assignments, rows) = members(30);
+    let tenant = tenant_with(users, assignments);
+    for override_by in [None, Override::new(Some("alice@contoso.com"), Some("  "))] {
+        let options = PlanOptions {
+            guards: allow_removals(),
+            override_by,
+            ..PlanOptions::default()
+        };
+        let plan = plan_with(&roster_without(&rows, 15), &tenant, &options);
+        assert_eq!(plan.blocked, Some(BlockReason::RemovalGuard));
+        assert_eq!((plan.overridden, plan.override_by), (None, None));
+        assert_eq!(plan.override_refused.as_deref(), Some(OVERRIDE_REFUSED));
+        assert!(!plan.guards[0].overridden);
+    }
 }
 
 #[test]
@@ -314,14 +357,7 @@ fn empty_roster_removes_nobody_unless_allowed() {
     let plan = plan_for("# everyone left\n", &full, Guards::default());
     assert_eq!(plan.blocked, Some(BlockReason::EmptyRoster));
     assert_eq!(plan.remove.len(), 3);
-    let plan = plan_for(
-        "",
-        &full,
-        Guards {
-            allow_removals: true,
-            ..Guards::default()
-        },
-    );
+    let plan = plan_with("", &full, &overridden(allow_removals()));
     assert_eq!(
         (plan.blocked, plan.overridden),
         (None, Some(BlockReason::EmptyRoster))
@@ -446,6 +482,8 @@ fn invitations_go_only_to_allowed_domains() {
     assert!(!domains.allows("a@gmail.com"));
     assert_eq!(InviteDomains::parse("*"), InviteDomains::Any);
     assert!(!InviteDomains::parse("").allows("a@fabrikam.com"));
+    // Domains compare by the one rule too, non-ASCII letters included.
+    assert!(InviteDomains::parse("EXÄMPLE.de").allows("a@exämple.DE"));
 
     let tenant = tenant_with(vec![], vec![]);
     let sources = vec![RosterSource {
@@ -465,4 +503,403 @@ fn invitations_go_only_to_allowed_domains() {
     assert_eq!(emails(&plan.invite, |i| &i.email), ["a@fabrikam.com"]);
     assert_eq!(plan.skipped[0].email, "b@gmail.com");
     assert!(plan.skipped[0].reason.contains("ENROLL_INVITE_DOMAINS"));
+}
+
+/// Holders of the package through `policy`, one per user.
+fn held_through(users: &[&str], policy: &str) -> Vec<Assignment> {
+    users
+        .iter()
+        .map(|id| {
+            let mut held = assignment(&format!("a-{id}"), id, "delivered");
+            held.assignment_policy = Some(ObjectRef {
+                id: policy.into(),
+                display_name: None,
+            });
+            held
+        })
+        .collect()
+}
+
+#[test]
+fn a_holder_listed_under_an_alias_or_another_case_is_the_same_person() {
+    let mut ijsbrand = user(
+        "u-ij",
+        Some("Ĳsbrand.Visser@contoso.nl"),
+        "ijsbrand@contoso.nl",
+        &[],
+    );
+    ijsbrand.proxy_addresses = vec![
+        "SMTP:Ĳsbrand.Visser@contoso.nl".into(),
+        "smtp:i.visser@contoso.nl".into(),
+    ];
+    let mut ann = user("u-ann", Some("ann@contoso.com"), "ann@contoso.com", &[]);
+    ann.proxy_addresses = vec!["smtp:Ann.Alias@Contoso.com".into()];
+    let tenant = tenant_with(
+        vec![ijsbrand, ann],
+        vec![
+            assignment("a-ij", "u-ij", "delivered"),
+            assignment("a-ann", "u-ann", "delivered"),
+        ],
+    );
+    // One listed with the other case of a non-ASCII letter, one by an SMTP alias.
+    let plan = plan_for(
+        "Ĳsbrand;ĳsbrand.visser@CONTOSO.nl\nAnn;ann.alias@contoso.com\n",
+        &tenant,
+        Guards::default(),
+    );
+    assert_eq!(plan.unchanged, 2);
+    assert!(plan.invite.is_empty(), "{:?}", plan.invite);
+    assert!(plan.remove.is_empty(), "{:?}", plan.remove);
+    // An alias nobody else has finds its user for an assignment too.
+    let tenant = tenant_with(tenant.users.clone(), vec![]);
+    let plan = plan_for("V;I.Visser@contoso.nl\n", &tenant, Guards::default());
+    assert_eq!(emails(&plan.assign, |a| &a.user_id), ["u-ij"]);
+}
+
+#[test]
+fn a_holder_nobody_can_identify_is_kept_and_reported() {
+    let mut orphan = assignment("a-orphan", "u-x", "delivered");
+    orphan.target = None;
+    let mut by_address = assignment("a-ext", "u-gone-2", "delivered");
+    by_address.target.as_mut().unwrap().email = Some("ext@fabrikam.com".into());
+    let tenant = tenant_with(
+        vec![
+            user("u-ann", Some("ann@contoso.com"), "ann@contoso.com", &[]),
+            user("u-bo", Some("bo@contoso.com"), "bo@contoso.com", &[]),
+        ],
+        vec![
+            assignment("a-ann", "u-ann", "delivered"),
+            assignment("a-bo", "u-bo", "delivered"),
+            orphan,
+            assignment("a-gone", "u-gone", "delivered"),
+            by_address,
+        ],
+    );
+    let plan = plan_for("Ann;ann@contoso.com\n", &tenant, Guards::default());
+    // Bo is known and not listed; the holder known only by the assignment's address too.
+    assert_eq!(
+        emails(&plan.remove, |r| &r.assignment_id),
+        ["a-bo", "a-ext"]
+    );
+    assert_eq!(
+        plan.kept,
+        [
+            Kept {
+                email: String::new(),
+                user_id: Some("u-gone".into()),
+                assignment_id: "a-gone".into(),
+                reason: KeptReason::Unidentified,
+            },
+            Kept {
+                email: String::new(),
+                user_id: None,
+                assignment_id: "a-orphan".into(),
+                reason: KeptReason::Unidentified,
+            },
+        ]
+    );
+}
+
+#[test]
+fn protected_people_are_never_removed_and_the_plan_shows_them() {
+    let tenant = tenant_with(
+        vec![
+            user("u-ann", Some("ann@contoso.com"), "ann@contoso.com", &[]),
+            user(
+                "u-glass",
+                Some("breakglass@contoso.com"),
+                "bg@contoso.com",
+                &[],
+            ),
+            user("u-svc", None, "svc-sync@contoso.com", &[]),
+        ],
+        vec![
+            assignment("a-ann", "u-ann", "delivered"),
+            assignment("a-glass", "u-glass", "delivered"),
+            assignment("a-svc", "u-svc", "delivered"),
+        ],
+    );
+    let mut options = overridden(allow_removals());
+    options.protected = Protected::parse("BreakGlass@Contoso.com");
+    options.mapping.protected_people = vec!["U-SVC".into()];
+    // Even an empty roster with removals allowed removes only Ann.
+    let plan = plan_with("", &tenant, &options);
+    assert_eq!(emails(&plan.remove, |r| &r.email), ["ann@contoso.com"]);
+    assert_eq!(
+        plan.kept
+            .iter()
+            .map(|k| (k.assignment_id.as_str(), k.reason))
+            .collect::<Vec<_>>(),
+        [
+            ("a-glass", KeptReason::Protected),
+            ("a-svc", KeptReason::Protected)
+        ]
+    );
+}
+
+#[test]
+fn a_package_governing_only_its_own_policy_keeps_holders_through_others() {
+    let users = vec![
+        user("u-ann", Some("ann@contoso.com"), "ann@contoso.com", &[]),
+        user("u-bo", Some("bo@contoso.com"), "bo@contoso.com", &[]),
+        user("u-cy", Some("cy@contoso.com"), "cy@contoso.com", &[]),
+    ];
+    let mut assignments = held_through(&["u-ann", "u-bo"], "admin-direct");
+    assignments.extend(held_through(&["u-cy"], "self-service"));
+    let tenant = tenant_with(users, assignments);
+    // By default the roster governs every assignment of its package.
+    let plan = plan_for("Ann;ann@contoso.com\n", &tenant, Guards::default());
+    assert_eq!(
+        emails(&plan.remove, |r| &r.assignment_id),
+        ["a-u-bo", "a-u-cy"]
+    );
+    let mut options = PlanOptions::default();
+    options.mapping.own_policy_only = vec![PACKAGE.to_uppercase()];
+    let plan = plan_with("Ann;ann@contoso.com\n", &tenant, &options);
+    assert_eq!(emails(&plan.remove, |r| &r.assignment_id), ["a-u-bo"]);
+    assert_eq!(
+        (plan.kept[0].assignment_id.as_str(), plan.kept[0].reason),
+        ("a-u-cy", KeptReason::OtherPolicy)
+    );
+    // Someone listed who holds the package through another policy is simply unchanged.
+    let plan = plan_with(
+        "Cy;cy@contoso.com\nAnn;ann@contoso.com\n",
+        &tenant,
+        &options,
+    );
+    assert_eq!((plan.unchanged, plan.assign.len()), (2, 0));
+}
+
+#[test]
+fn a_plan_replacing_every_holder_is_blocked_unless_overridden() {
+    let (users, assignments, _) = members(2);
+    let mut users = users;
+    users.push(user(
+        "u-new",
+        Some("new@contoso.com"),
+        "new@contoso.com",
+        &[],
+    ));
+    let tenant = tenant_with(users, assignments);
+    let wrong = "New;new@contoso.com\n";
+    let plan = plan_for(wrong, &tenant, Guards::default());
+    assert_eq!(plan.blocked, Some(BlockReason::AllHolders));
+    assert!(
+        plan.blocked_message
+            .as_deref()
+            .unwrap()
+            .contains("remove 2 holders and the roster lists none"),
+        "{:?}",
+        plan.blocked_message
+    );
+    assert_eq!(
+        plan.guards,
+        [Tripped {
+            code: BlockReason::AllHolders,
+            count: 2,
+            members: 2,
+            max_count: None,
+            max_percent: None,
+            overridden: false,
+        }]
+    );
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(
+        json["guards"],
+        json!([{"code": "all_holders", "count": 2, "members": 2, "overridden": false}])
+    );
+    // Keeping one holder, or a package of one, is not every holder of two or more.
+    assert_eq!(
+        plan_for(
+            "M 0;m0@contoso.com\nNew;new@contoso.com\n",
+            &tenant,
+            Guards::default()
+        )
+        .blocked,
+        None
+    );
+    let (one, held, _) = members(1);
+    let mut one = one;
+    one.push(user(
+        "u-new",
+        Some("new@contoso.com"),
+        "new@contoso.com",
+        &[],
+    ));
+    assert_eq!(
+        plan_for(wrong, &tenant_with(one, held), Guards::default()).blocked,
+        None
+    );
+    let plan = plan_with(wrong, &tenant, &overridden(allow_removals()));
+    assert_eq!(
+        (plan.blocked, plan.overridden),
+        (None, Some(BlockReason::AllHolders))
+    );
+    assert!(plan.guards[0].overridden);
+}
+
+#[test]
+fn mass_additions_are_blocked_unless_overridden() {
+    let (users, assignments, rows) = members(10);
+    let tenant = tenant_with(users, assignments);
+    let newcomers = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("N {i};n{i}@fabrikam.com\n"))
+            .collect()
+    };
+    // 51 people for a package of 10: more than 50, and more than 100 % of its members.
+    let plan = plan_for(
+        &format!("{rows}{}", newcomers(51)),
+        &tenant,
+        Guards::default(),
+    );
+    assert_eq!(plan.blocked, Some(BlockReason::AdditionGuard));
+    assert_eq!(
+        plan.guards,
+        [Tripped {
+            code: BlockReason::AdditionGuard,
+            count: 51,
+            members: 10,
+            max_count: Some(50),
+            max_percent: Some(100.0),
+            overridden: false,
+        }]
+    );
+    assert_eq!(
+        plan.invite.len(),
+        51,
+        "the report still shows the additions"
+    );
+    assert!(
+        plan.blocked_message
+            .as_deref()
+            .unwrap()
+            .contains("add 51 people (invite 51, assign 0) to a package of 10 members"),
+        "{:?}",
+        plan.blocked_message
+    );
+    assert_eq!(
+        plan_for(
+            &format!("{rows}{}", newcomers(50)),
+            &tenant,
+            Guards::default()
+        )
+        .blocked,
+        None
+    );
+    // The removals override does not let additions through; the additions one does.
+    let plan = plan_with(
+        &format!("{rows}{}", newcomers(51)),
+        &tenant,
+        &overridden(allow_removals()),
+    );
+    assert_eq!(plan.blocked, Some(BlockReason::AdditionGuard));
+    let additions = Guards {
+        allow_additions: true,
+        ..Guards::default()
+    };
+    let plan = plan_with(
+        &format!("{rows}{}", newcomers(51)),
+        &tenant,
+        &overridden(additions),
+    );
+    assert_eq!(
+        (plan.blocked, plan.overridden),
+        (None, Some(BlockReason::AdditionGuard))
+    );
+    // A package of 60 may grow by 55: not more than 100 % of its members.
+    let (users, assignments, rows) = members(60);
+    let tenant = tenant_with(users, assignments);
+    assert_eq!(
+        plan_for(
+            &format!("{rows}{}", newcomers(55)),
+            &tenant,
+            Guards::default()
+        )
+        .blocked,
+        None
+    );
+}
+
+#[test]
+fn with_an_undo_window_each_removal_says_when_it_happens() {
+    let (users, assignments, rows) = members(3);
+    let tenant = tenant_with(users, assignments);
+    let options = PlanOptions {
+        removals_not_before: Some(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_759_271),
+        ),
+        ..PlanOptions::default()
+    };
+    let plan = plan_with(&roster_without(&rows, 1), &tenant, &options);
+    assert_eq!(plan.remove.len(), 1);
+    assert_eq!(
+        plan.remove[0].not_before.as_deref(),
+        Some("2026-11-27T06:01:11Z")
+    );
+    let json = serde_json::to_value(&plan.remove[0]).unwrap();
+    assert_eq!(json["notBefore"], "2026-11-27T06:01:11Z");
+}
+
+#[test]
+fn block_codes_are_the_json_spellings() {
+    for reason in [
+        BlockReason::RemovalGuard,
+        BlockReason::EmptyRoster,
+        BlockReason::AllHolders,
+        BlockReason::AdditionGuard,
+        BlockReason::NoAssignmentPolicy,
+        BlockReason::AmbiguousAssignmentPolicy,
+    ] {
+        assert_eq!(serde_json::to_value(reason).unwrap(), reason.code());
+    }
+}
+
+#[test]
+fn reports_show_the_guards_numbers_the_override_kept_holders_and_when_removals_happen() {
+    let (mut users, mut assignments, _) = members(3);
+    users.push(user(
+        "u-glass",
+        Some("breakglass@contoso.com"),
+        "bg@contoso.com",
+        &[],
+    ));
+    assignments.push(assignment("a-glass", "u-glass", "delivered"));
+    let tenant = tenant_with(users, assignments);
+    let mut options = overridden(allow_removals());
+    options.protected = Protected::parse("breakglass@contoso.com");
+    options.removals_not_before =
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_759_271));
+    // A roster for someone else: every governed holder would go.
+    let plan = plan_with("New;new@fabrikam.com\n", &tenant, &options);
+    assert_eq!(plan.overridden, Some(BlockReason::AllHolders));
+
+    let markdown = crate::report::package_markdown(&plan);
+    for expected in [
+        "| guard | count | members | allowed | outcome |",
+        "| `all_holders` | 3 | 4 | none without an override | overridden |",
+        // Markdown: `_` escaped, so it renders as written.
+        "Override: all\\_holders overridden by alice@contoso.com: project X ended.",
+        "Removals wait until 2026-11-27T06:01:11Z",
+        "- m0@contoso.com (assignment `a0`), not before 2026-11-27T06:01:11Z",
+        "## Kept (not in the roster, not removed)",
+        "- breakglass@contoso.com (assignment `a-glass`): a protected person",
+    ] {
+        assert!(markdown.contains(expected), "{expected}\n{markdown}");
+    }
+    let text = crate::report::plan_text(&Plan {
+        packages: vec![plan],
+        errors: Vec::new(),
+        allow_removals: true,
+        allow_additions: false,
+        override_by: options.override_by.clone(),
+    });
+    for expected in [
+        "  guard all_holders: 3 to remove, 4 members (overridden)",
+        "  override: all_holders overridden by alice@contoso.com: project X ended",
+        "  - remove  m0@contoso.com (assignment a0), not before 2026-11-27T06:01:11Z",
+        "  = keep    breakglass@contoso.com (assignment a-glass): a protected person",
+    ] {
+        assert!(text.contains(expected), "{expected}\n{text}");
+    }
 }

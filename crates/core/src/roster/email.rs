@@ -108,13 +108,56 @@ pub fn email_key_borrowed(address: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The form two addresses are compared in: Entra compares addresses without regard to case.
+/// The form in which two addresses are compared: each character folded on its own, so two
+/// addresses are the same person exactly when their keys are equal (see [`same_address`]).
+///
+/// Entra compares directory strings, addresses included, without regard to case, character
+/// by character, the way an ordinal case-insensitive comparison does: `Ĳsbrand@` and
+/// `ĳsbrand@` are one address, and so are `ΣΑΣ@` and `σας@`, but `ß` is not `ss` (no
+/// character becomes two) and `İ` is not `i`. The planner, the Graph lookups, the simulated
+/// tenant's filters and the steps all compare through this function.
 pub fn email_key(address: &str) -> String {
     if address.is_ascii() {
         address.to_ascii_lowercase()
     } else {
-        address.to_lowercase()
+        address.chars().map(fold_case).collect()
     }
+}
+
+/// Whether two addresses (or any two directory strings) are the same without regard to case,
+/// by the rule of [`email_key`].
+pub fn same_address(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.chars().map(fold_case).eq(b.chars().map(fold_case))
+    }
+}
+
+/// Whether `text` starts with `prefix` without regard to case, by the rule of [`email_key`]
+/// (Graph's `startswith` on directory strings).
+pub fn starts_with_address(text: &str, prefix: &str) -> bool {
+    let mut text = text.chars().map(fold_case);
+    prefix
+        .chars()
+        .map(fold_case)
+        .all(|c| text.next() == Some(c))
+}
+
+/// One character folded for comparison: its simple uppercase, then that character's simple
+/// lowercase (a mapping to several characters, such as `ß` → `SS`, leaves it as it is).
+/// Going through the uppercase folds the characters an ordinal comparison equates, such as
+/// `ς` and `σ`, or `ſ` and `s`, to one.
+fn fold_case(c: char) -> char {
+    fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
+        let first = chars.next()?;
+        chars.next().is_none().then_some(first)
+    }
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let upper = single(c.to_uppercase()).unwrap_or(c);
+    single(upper.to_lowercase()).unwrap_or(upper)
 }
 
 #[cfg(test)]
@@ -193,5 +236,64 @@ mod tests {
     fn keys_ignore_case_including_non_ascii() {
         assert_eq!(email_key("UserZ@Example.COM"), "userz@example.com");
         assert_eq!(email_key("ZOË@EXAMPLE.DE"), "zoë@example.de");
+    }
+
+    #[test]
+    fn one_rule_decides_which_addresses_are_one_person() {
+        for (a, b) in [
+            ("Ĳsbrand@example.nl", "ĳsbrand@example.nl"),
+            ("ΣΑΣ@example.gr", "σας@example.gr"),
+            ("σασ@example.gr", "σας@example.gr"),
+            ("ſam@example.com", "SAM@example.com"),
+            ("ẞ@example.de", "ß@example.de"),
+            ("Ǆ@example.com", "ǆ@example.com"),
+            ("ǅ@example.com", "ǆ@example.com"),
+        ] {
+            assert!(same_address(a, b), "{a} = {b}");
+            assert_eq!(email_key(a), email_key(b), "{a} = {b}");
+        }
+        for (a, b) in [
+            ("ß@example.de", "ss@example.de"),
+            ("İ@example.tr", "i@example.tr"),
+            ("ann@example.com", "anne@example.com"),
+        ] {
+            assert!(!same_address(a, b), "{a} ≠ {b}");
+            assert_ne!(email_key(a), email_key(b), "{a} ≠ {b}");
+        }
+        assert!(starts_with_address(
+            "ĲSBRAND_example.nl#EXT#@contoso.onmicrosoft.com",
+            "ĳsbrand_example.nl#ext#@"
+        ));
+        assert!(!starts_with_address("ĳs@x.nl", "ĳsbrand"));
+    }
+
+    #[test]
+    fn folding_is_stable_for_every_character() {
+        // A key folded again is the same key, so keys can be kept and compared later.
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let folded = fold_case(c);
+            assert_eq!(fold_case(folded), folded, "U+{:04X}", u32::from(c));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn comparing_and_keys_agree(
+            a in "[a-zA-ZĳĲσςΣßẞſİıKk\u{212A}éÉ.@]{0,8}",
+            b in "[a-zA-ZĳĲσςΣßẞſİıKk\u{212A}éÉ.@]{0,8}",
+        ) {
+            proptest::prop_assert_eq!(same_address(&a, &b), email_key(&a) == email_key(&b));
+            proptest::prop_assert_eq!(email_key_borrowed(&a), email_key(&a));
+            proptest::prop_assert_eq!(
+                starts_with_address(&a, &b),
+                email_key(&a).starts_with(&email_key(&b))
+            );
+            // Changing the case of letters that have one uppercase changes no key.
+            if a.chars().all(|c| c.to_uppercase().count() == 1) {
+                proptest::prop_assert!(same_address(&a, &a.to_uppercase()));
+            }
+        }
     }
 }

@@ -19,7 +19,9 @@ use serde::Serialize;
 use crate::escape::{clip, csv_unguard};
 
 pub use decode::{DecodeError, TextEncoding, decode};
-pub use email::{MAX_EMAIL_LEN, check_email, email_key, email_key_borrowed};
+pub use email::{
+    MAX_EMAIL_LEN, check_email, email_key, email_key_borrowed, same_address, starts_with_address,
+};
 
 /// Whether a file or blob name is a roster: `*.csv`, in any case.
 pub fn is_roster_name(name: &str) -> bool {
@@ -529,7 +531,7 @@ impl SeenEmails {
     }
 
     fn same(a: &str, b: &str) -> bool {
-        a.eq_ignore_ascii_case(b) || (!a.is_ascii() && email_key(a) == email_key(b))
+        same_address(a, b)
     }
 
     fn first_line_of(&self, person: &Person, people: &[Person]) -> Option<u64> {
