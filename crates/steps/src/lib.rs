@@ -17,9 +17,11 @@ mod disposition;
 #[cfg(test)]
 mod fake;
 mod people;
+pub mod permissions;
 mod reconcile;
 mod roles;
 pub mod runner;
+pub mod settings;
 pub mod world;
 
 pub use disposition::{Aside, Attempt, Disposition, disposition};
