@@ -261,27 +261,37 @@ pub async fn check_graph(
             return checks;
         }
     };
+    let held: Vec<String> = held.into_iter().collect();
+    let mut used = Vec::new();
     for permission in needs.permissions() {
         let name = format!("permission {}", permission.value);
-        if held.contains(permission.value) {
-            checks.push(Check::ok(name, format!("granted (from {source})")));
-        } else {
-            checks.push(Check::problem(
+        match permission.held_as(&held) {
+            Some(value) if value == permission.value => {
+                used.push(value);
+                checks.push(Check::ok(name, format!("granted (from {source})")));
+            }
+            Some(broader) => {
+                used.push(broader);
+                checks.push(Check::ok(
+                    name,
+                    format!("given by {broader}, which allows more (from {source})"),
+                ));
+            }
+            None => checks.push(Check::problem(
                 name,
                 format!(
-                    "not granted; {} need it to {}",
+                    "not granted (needed by {}: {})",
                     permission.needed_by.join(", "),
                     permission.why
                 ),
                 fix.clone(),
-            ));
+            )),
         }
     }
-    let needed: Vec<&str> = needs.permissions().map(|p| p.value).collect();
     let extra: Vec<&str> = held
         .iter()
         .map(String::as_str)
-        .filter(|value| !needed.contains(value))
+        .filter(|value| !used.contains(value))
         .collect();
     if !extra.is_empty() {
         checks.push(Check::note(

@@ -40,13 +40,6 @@ pub enum GrantError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Held(pub BTreeMap<String, String>);
 
-impl Held {
-    /// Whether `value` is held.
-    pub fn has(&self, value: &str) -> bool {
-        self.0.contains_key(value)
-    }
-}
-
 /// Microsoft Graph's service principal with its app roles.
 ///
 /// # Errors
@@ -100,7 +93,7 @@ fn application_role<'a>(sp: &'a ServicePrincipal, value: &str) -> Option<&'a App
 /// What became of one permission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrantState {
-    /// The principal held it already.
+    /// The principal held it already (or a broader permission that gives it).
     Held,
     /// `--dry-run`: it would be granted.
     WouldGrant,
@@ -239,13 +232,19 @@ pub async fn grant(
         .service_principal(principal_id)
         .await?
         .ok_or_else(|| GrantError::NoPrincipal(principal_id.to_owned()))?;
-    let held = held_permissions(graph, &microsoft_graph, &principal.id).await?;
+    let held: Vec<String> = held_permissions(graph, &microsoft_graph, &principal.id)
+        .await?
+        .0
+        .into_keys()
+        .collect();
     let mut rows = Vec::new();
     let mut wanted = Vec::new();
+    let mut used = Vec::new();
     for permission in needs.permissions() {
         let role = application_role(&microsoft_graph, permission.value)
             .ok_or(GrantError::UnknownPermission(permission.value))?;
-        let state = if held.has(permission.value) {
+        let state = if let Some(value) = permission.held_as(&held) {
+            used.push(value.to_owned());
             GrantState::Held
         } else {
             wanted.push(NewGroupAppRoleAssignment {
@@ -274,12 +273,9 @@ pub async fn grant(
             };
         }
     }
-    let needed: Vec<&str> = needs.permissions().map(|p| p.value).collect();
     let extra = held
-        .0
-        .keys()
-        .filter(|value| !needed.contains(&value.as_str()))
-        .cloned()
+        .into_iter()
+        .filter(|value| !used.contains(value))
         .collect();
     Ok(GrantReport {
         principal,

@@ -24,6 +24,9 @@ pub struct Permission {
     pub why: &'static str,
     /// A narrower alternative an administrator may choose instead, if there is one.
     pub alternative: Option<&'static str>,
+    /// Broader permissions that allow the same (and more), from the API pages' "higher
+    /// privileged" columns: a principal that holds one needs no grant of this one.
+    pub broader: &'static [&'static str],
     /// Which configured steps need it.
     pub part: Part,
 }
@@ -47,6 +50,11 @@ pub const PERMISSIONS: &[Permission] = &[
         needed_by: &["Plan", "Invite", "Assign", "Remove"],
         why: "finds the people of a roster by mail, other mails and user principal name, and reads a holder's addresses",
         alternative: None,
+        broader: &[
+            "User.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
         part: Part::People,
     },
     Permission {
@@ -54,6 +62,7 @@ pub const PERMISSIONS: &[Permission] = &[
         needed_by: &["Invite"],
         why: "invites people who are not in the tenant as B2B guests",
         alternative: None,
+        broader: &["User.ReadWrite.All", "Directory.ReadWrite.All"],
         part: Part::People,
     },
     Permission {
@@ -63,6 +72,7 @@ pub const PERMISSIONS: &[Permission] = &[
         alternative: Some(
             "the entitlement-management role *Access package assignment manager* on each catalog (`enroll grant --catalog-role`)",
         ),
+        broader: &[],
         part: Part::EntitlementManagement,
     },
     Permission {
@@ -70,6 +80,7 @@ pub const PERMISSIONS: &[Permission] = &[
         needed_by: &["MapRoles"],
         why: "reads the application and its service principal, and updates the app roles of an application it owns",
         alternative: None,
+        broader: &["Application.ReadWrite.All"],
         part: Part::AppRoles,
     },
     Permission {
@@ -77,16 +88,30 @@ pub const PERMISSIONS: &[Permission] = &[
         needed_by: &["MapRoles"],
         why: "reads who holds the application's roles, and gives and takes roles from groups",
         alternative: None,
+        broader: &[],
         part: Part::AppRoles,
     },
     Permission {
         value: "Group.Read.All",
         needed_by: &["MapRoles"],
-        why: "finds the groups that hold app roles, by name and id",
-        alternative: Some("`GroupMember.Read.All`"),
+        why: "finds the groups that hold app roles, by name and id; Graph wants it with AppRoleAssignment.ReadWrite.All to give a group a role",
+        alternative: None,
+        broader: &[
+            "Group.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
         part: Part::AppRoles,
     },
 ];
+
+impl Permission {
+    /// The permission among `held` that gives this one: itself, else a broader one.
+    pub fn held_as<'h, S: AsRef<str>>(&self, held: &'h [S]) -> Option<&'h str> {
+        let has = |value: &str| held.iter().map(AsRef::as_ref).find(|h| *h == value);
+        has(self.value).or_else(|| self.broader.iter().find_map(|b| has(b)))
+    }
+}
 
 /// Which parts a deployment uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +202,17 @@ mod tests {
                 "Group.Read.All"
             ]
         );
+    }
+
+    #[test]
+    fn a_broader_permission_gives_the_narrower_one() {
+        let user_read = &PERMISSIONS[0];
+        assert_eq!(user_read.held_as(&["User.Read.All"]), Some("User.Read.All"));
+        assert_eq!(
+            user_read.held_as(&["Directory.ReadWrite.All", "Group.Read.All"]),
+            Some("Directory.ReadWrite.All")
+        );
+        assert_eq!(user_read.held_as(&["User.Invite.All"]), None);
     }
 
     #[test]

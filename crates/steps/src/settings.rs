@@ -121,7 +121,6 @@ pub const SETTINGS: &[Setting] = &[
     not_set("RUST_LOG", "read only when ENROLL_LOG is not set"),
     // Tests and benchmarks
     not_set("ENROLL_TEST_STORAGE", TESTS_ONLY),
-    not_set("ENROLL_TEST_PACKAGE", TESTS_ONLY),
     not_set("ENROLL_AZURITE_DIR", TESTS_ONLY),
     not_set("UPDATE_GOLDEN", TESTS_ONLY),
 ];
@@ -150,6 +149,6 @@ mod tests {
             setting("ENROLL_TENANT_ID").map(|s| s.bicep),
             Some(Bicep::Set)
         );
-        assert_eq!(setting("ENROLL_NOPE"), None);
+        assert_eq!(setting("NOT_A_SETTING"), None);
     }
 }
