@@ -884,3 +884,690 @@ fn local_settings_example_passes_the_handlers_start_up_checks() {
         "http://127.0.0.1:10000/devstoreaccount1"
     );
 }
+
+// ----- scripts/deploy ------------------------------------------------------------------------
+
+/// Runs a script of the repository with `args`, in the repository's root.
+fn script(path: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(root().join(path))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+const DEPLOY_ARGS: &[&str] = &[
+    "--resource-group",
+    "rg-enroll",
+    "--location",
+    "westeurope",
+    "--tenant-id",
+    "contoso.onmicrosoft.com",
+    "--invite-domains",
+    "contoso.com,fabrikam.com",
+    "--catalog",
+    "Contoso Projects",
+    "--app-id",
+    "f7ba41d8-a2df-53e6-9cb3-938ae4ab2293",
+    "--uploader",
+    "11111111-2222-4333-8444-555555555555",
+    "--rosters",
+    "examples/rosters",
+    "--dry-run",
+];
+
+#[test]
+fn deploy_dry_run_prints_the_az_commands_in_order_as_a_script() {
+    let output = script("scripts/deploy", DEPLOY_ARGS, &[]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let parameters = "--parameters location=westeurope namePrefix=enroll tenantId=contoso.onmicrosoft.com inviteDomains=contoso.com,fabrikam.com 'catalog=Contoso Projects' 'schedule=0 0 2 * * *' maxRemovals=10 maxRemovalPercent=20 inviteRedirectUrl=https://myapps.microsoft.com sendInvitations=false appId=f7ba41d8-a2df-53e6-9cb3-938ae4ab2293 'roleGroupPattern=APP-{value}' \"uploaderPrincipalIds=[\\\"${me}\\\",\\\"11111111-2222-4333-8444-555555555555\\\"]\"";
+    let show = |output: &str| {
+        format!(
+            "{output}=$(az deployment group show --resource-group rg-enroll --name enroll --query properties.outputs.{}.value --output tsv)",
+            match output {
+                "app" => "functionAppName",
+                "storage" => "storageAccountName",
+                _ => "principalId",
+            }
+        )
+    };
+    let expected = [
+        "me=$(az ad signed-in-user show --query id --output tsv)".to_owned(),
+        "az group create --name rg-enroll --location westeurope --output none".to_owned(),
+        format!("az deployment group create --resource-group rg-enroll --name enroll --template-file infra/main.bicep {parameters} subscribeRosterUploads=false --output none"),
+        show("app"),
+        show("storage"),
+        show("principal"),
+        "scripts/package".to_owned(),
+        "az functionapp deployment source config-zip --resource-group rg-enroll --name \"${app}\" --src target/enroll-functions.zip --output none".to_owned(),
+        "until [ -n \"$(az functionapp keys list --resource-group rg-enroll --name \"${app}\" --query systemKeys.blobs_extension --output tsv)\" ]; do sleep 10; done".to_owned(),
+        format!("az deployment group create --resource-group rg-enroll --name enroll --template-file infra/main.bicep {parameters} subscribeRosterUploads=true --output none"),
+        "cargo build --locked --release -p enroll-cli --bin enroll".to_owned(),
+        "az account get-access-token --tenant contoso.onmicrosoft.com --resource-type ms-graph --query accessToken --output tsv | target/release/enroll grant --principal \"${principal}\" --token-stdin --app-roles".to_owned(),
+        "az storage blob upload-batch --auth-mode login --account-name \"${storage}\" --destination rosters --source examples/rosters --overwrite --output none".to_owned(),
+    ];
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+    // The output is a script bash accepts as it is.
+    let mut bash = Command::new("bash")
+        .arg("-n")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    bash.stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(bash.wait().unwrap().success());
+}
+
+#[test]
+fn deploy_leaves_out_what_options_turn_off() {
+    let mut args: Vec<&str> = DEPLOY_ARGS
+        .iter()
+        .copied()
+        .filter(|a| !["--app-id", "f7ba41d8-a2df-53e6-9cb3-938ae4ab2293"].contains(a))
+        .collect();
+    args.extend([
+        "--skip-grant",
+        "--package",
+        "Cargo.toml",
+        "--subscription",
+        "sub-1",
+    ]);
+    let text = String::from_utf8(script("scripts/deploy", &args, &[]).stdout).unwrap();
+    assert_eq!(
+        text.lines().next(),
+        Some("az account set --subscription sub-1")
+    );
+    assert!(!text.contains("scripts/package"), "{text}");
+    assert!(!text.contains("enroll grant"), "{text}");
+    assert!(text.contains(" --src Cargo.toml "), "{text}");
+    assert!(text.contains(" appId= "), "{text}");
+}
+
+#[test]
+fn deploy_refuses_missing_and_malformed_arguments_before_any_command() {
+    let without = |flag: &str| -> Vec<&str> {
+        let at = DEPLOY_ARGS.iter().position(|a| *a == flag).unwrap();
+        let mut args = DEPLOY_ARGS.to_vec();
+        args.drain(at..at + 2);
+        args
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (without("--tenant-id"), "--tenant-id is required"),
+        (without("--invite-domains"), "--invite-domains is required"),
+        (
+            [DEPLOY_ARGS, &["--name-prefix", "Enroll-Prod"]].concat(),
+            "--name-prefix must be 3 to 11 lowercase letters or digits",
+        ),
+        (
+            [DEPLOY_ARGS, &["--max-removal-percent", "120"]].concat(),
+            "--max-removal-percent must be a whole number from 0 to 100",
+        ),
+        (
+            [DEPLOY_ARGS, &["--invite-redirect-url", "http://x"]].concat(),
+            "--invite-redirect-url must be an https:// URL",
+        ),
+        (
+            [DEPLOY_ARGS, &["--role-group-pattern", "APP-Roles"]].concat(),
+            "--role-group-pattern must hold {value}",
+        ),
+        (
+            [DEPLOY_ARGS, &["--uploader", "pipeline"]].concat(),
+            "--uploader pipeline is not an object id",
+        ),
+        (
+            [DEPLOY_ARGS, &["--rosters", "no/such/folder"]].concat(),
+            "--rosters no/such/folder is not a folder",
+        ),
+        (
+            [DEPLOY_ARGS, &["--location"]].concat(),
+            "--location needs a value",
+        ),
+        (
+            [DEPLOY_ARGS, &["--colour", "blue"]].concat(),
+            "unknown argument --colour",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = script("scripts/deploy", &args, &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{message}: {stderr}");
+        assert!(stderr.contains(message), "{message}: {stderr}");
+        assert!(output.stdout.is_empty(), "{message}: nothing may run");
+    }
+}
+
+#[test]
+fn deploy_help_documents_every_parameter_it_reads() {
+    let source = read("scripts/deploy");
+    let parsed: BTreeSet<&str> = source
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("--"))
+        .filter_map(|rest| rest.split_once(')'))
+        .map(|(flag, _)| flag.split('|').next().unwrap())
+        .filter(|flag| flag.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .collect();
+    assert_eq!(parsed.len(), 23, "{parsed:?}");
+    let help = String::from_utf8(script("scripts/deploy", &["--help"], &[]).stdout).unwrap();
+    for flag in parsed {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("--{flag} "))
+                    || l.trim_start() == format!("--{flag}")),
+            "--{flag} is not documented in scripts/deploy --help:\n{help}"
+        );
+    }
+}
+
+// ----- the scripts pass ShellCheck; the package's checker catches a bad package ---------------
+
+/// A tool from `.tools/pytools` (scripts/pytools installs them; scripts/test runs it).
+fn pytool(name: &str) -> PathBuf {
+    let tool = root().join(".tools/pytools/bin").join(name);
+    assert!(
+        tool.is_file(),
+        "{} is missing: run scripts/pytools (scripts/test does)",
+        tool.display()
+    );
+    tool
+}
+
+#[test]
+fn shell_scripts_pass_shellcheck() {
+    let mut files: Vec<PathBuf> = [
+        "azurite", "bench", "checkov", "deploy", "package", "pytools", "test",
+    ]
+    .iter()
+    .map(|name| root().join("scripts").join(name))
+    .collect();
+    files.push(root().join(".ci/run"));
+    files_under(&root().join("templates/roster-repo/ci"), None, &mut files);
+    assert_eq!(files.len(), 12);
+    let output = Command::new(pytool("shellcheck"))
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn package_check_refuses_a_zip_with_wrong_modes_and_missing_functions() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("bad.zip");
+    // A handler that is no executable, mode 644, and no function folders.
+    let make = format!(
+        "import zipfile\nwith zipfile.ZipFile({:?}, 'w') as z:\n    i = zipfile.ZipInfo('handler'); i.create_system = 3; i.external_attr = 0o100644 << 16; z.writestr(i, b'#!/bin/sh')\n    z.write({:?}, 'host.json')\n",
+        zip.to_str().unwrap(),
+        root().join("host.json").to_str().unwrap()
+    );
+    assert!(
+        Command::new(pytool("python3"))
+            .args(["-c", &make])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = Command::new(pytool("python3"))
+        .arg(root().join("scripts/check_package.py"))
+        .arg(&zip)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let problems = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        problems.contains("missing entry Plan/function.json"),
+        "{problems}"
+    );
+    assert!(problems.contains("handler: mode 0o644"), "{problems}");
+    assert!(
+        problems.contains("handler is not an ELF executable"),
+        "{problems}"
+    );
+    assert!(
+        !problems.contains("host.json"),
+        "host.json is right: {problems}"
+    );
+}
+
+// ----- the roster repository's pipelines --------------------------------------------------------
+
+const TEMPLATE: &str = "templates/roster-repo";
+
+/// A pipeline file as JSON, read with PyYAML.
+fn yaml(path: &str) -> Value {
+    let output = Command::new(pytool("python3"))
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(root().join(TEMPLATE).join(path))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{path} does not parse: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The shell text of every step of a job, in order.
+fn step_scripts(steps: &Value, keys: &[&str]) -> Vec<String> {
+    steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|step| {
+            keys.iter()
+                .find_map(|key| step.get(*key).or_else(|| step["inputs"].get(*key)))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+fn runs(scripts: &[String], command: &str) -> bool {
+    scripts.iter().any(|s| s.contains(command))
+}
+
+#[test]
+fn pipelines_parse_and_run_the_ci_scripts_on_pull_requests_and_merges() {
+    let github = yaml(".github/workflows/enroll.yml");
+    // PyYAML reads the key `on` as true.
+    let on = &github["true"];
+    assert!(
+        on["pull_request"].is_object() && on["push"]["branches"] == serde_json::json!(["main"])
+    );
+    let plan = step_scripts(&github["jobs"]["plan"]["steps"], &["run"]);
+    assert!(
+        runs(
+            &plan,
+            "ci/check rosters tenant-snapshot.json enroll-plan.md"
+        ),
+        "{plan:?}"
+    );
+    assert!(runs(
+        &plan,
+        "ci/comment-github \"$REPOSITORY\" \"$PULL_REQUEST\" enroll-plan.md"
+    ));
+    assert!(runs(&plan, "exit \"$STATUS\""));
+    assert_eq!(
+        github["jobs"]["plan"]["permissions"]["pull-requests"],
+        "write"
+    );
+    let upload = step_scripts(&github["jobs"]["upload"]["steps"], &["run"]);
+    assert!(runs(
+        &upload,
+        "ci/upload \"$BASE\" \"$HEAD\" rosters \"$STORAGE_ACCOUNT\" rosters"
+    ));
+    assert!(runs(
+        &upload,
+        "ci/upload \"$BASE\" \"$HEAD\" manifests \"$STORAGE_ACCOUNT\" manifests"
+    ));
+
+    let azure = yaml("azure-pipelines.yml");
+    assert_eq!(
+        azure["trigger"]["branches"]["include"],
+        serde_json::json!(["main"])
+    );
+    assert!(azure["pr"]["paths"]["include"].is_array());
+    let jobs = azure["jobs"].as_array().unwrap();
+    let job = |name: &str| jobs.iter().find(|j| j["job"] == name).unwrap();
+    let plan = step_scripts(&job("plan")["steps"], &["bash"]);
+    assert!(
+        runs(
+            &plan,
+            "ci/check rosters tenant-snapshot.json enroll-plan.md"
+        ),
+        "{plan:?}"
+    );
+    assert!(runs(&plan, "ci/comment-azure enroll-plan.md"));
+    assert!(runs(&plan, "exit \"$(planStatus)\""));
+    let upload = step_scripts(&job("upload")["steps"], &["inlineScript"]);
+    assert!(
+        runs(
+            &upload,
+            "ci/upload \"$base\" HEAD rosters \"$(storageAccount)\" rosters"
+        ),
+        "{upload:?}"
+    );
+}
+
+/// A folder on PATH with the `enroll` binary and fake tools that log their arguments.
+struct Tools {
+    dir: tempfile::TempDir,
+}
+
+impl Tools {
+    /// `fakes`: (name, bash body); each fake first appends its arguments to `$dir/log`.
+    fn new(fakes: &[(&str, &str)]) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(crate::enroll_binary(), dir.path().join("enroll")).unwrap();
+        for (name, body) in fakes {
+            let path = dir.path().join(name);
+            let script = format!(
+                "#!/usr/bin/env bash\nprintf '%s\\n' \"{name} $*\" >> \"$FAKE_DIR/log\"\n{body}\n"
+            );
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Tools { dir }
+    }
+
+    fn path(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.path().display(),
+            std::env::var("PATH").unwrap()
+        )
+    }
+
+    fn run(&self, script: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+        Command::new(root().join(TEMPLATE).join(script))
+            .args(args)
+            .env("PATH", self.path())
+            .env("FAKE_DIR", self.dir.path())
+            .envs(env.iter().copied())
+            .current_dir(cwd)
+            .output()
+            .unwrap()
+    }
+
+    /// What the fakes were called with, one call a line.
+    fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[test]
+fn check_plans_the_example_rosters_and_writes_the_comment_with_its_marker() {
+    let tools = Tools::new(&[]);
+    let out = tempfile::tempdir().unwrap();
+    let comment = out.path().join("enroll-plan.md");
+    let output = tools.run(
+        "ci/check",
+        &[
+            "examples/rosters",
+            "examples/tenant.json",
+            comment.to_str().unwrap(),
+        ],
+        root(),
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let text = std::fs::read_to_string(&comment).unwrap();
+    assert!(
+        text.starts_with("<!-- enroll-plan -->\n## enroll plan\n"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "62 packages planned: 0 blocked; 0 rosters not planned. Nothing stops this change."
+    ));
+    assert_eq!(
+        text.matches("\n| `").count(),
+        62,
+        "one table row per roster"
+    );
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        log.contains("62 files: 62 valid, 0 invalid"),
+        "validate ran: {log}"
+    );
+}
+
+#[test]
+fn check_fails_on_a_blocked_package_and_an_invalid_roster_and_still_comments() {
+    let tools = Tools::new(&[]);
+    let rosters = tempfile::tempdir().unwrap();
+    // An empty roster for a package with members: the empty-roster guard blocks it.
+    std::fs::write(rosters.path().join("Project Alpha - Contributor.csv"), "").unwrap();
+    std::fs::write(
+        rosters.path().join("Project Alpha - Approver.csv"),
+        "Jane;jane@@contoso.com\n",
+    )
+    .unwrap();
+    let comment = rosters.path().join("plan.md");
+    let snapshot = root().join("examples/tenant.json");
+    let output = tools.run(
+        "ci/check",
+        &[
+            rosters.path().to_str().unwrap(),
+            snapshot.to_str().unwrap(),
+            comment.to_str().unwrap(),
+        ],
+        root(),
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let text = std::fs::read_to_string(&comment).unwrap();
+    assert!(text.starts_with("<!-- enroll-plan -->\n"));
+    assert!(text.contains("1 packages planned: 1 blocked; 1 rosters not planned. **This change cannot go in as it is**"), "{text}");
+    assert!(text.contains("| **blocked** (empty_roster) |"), "{text}");
+    assert!(text.contains("`invalid_email`"), "{text}");
+}
+
+/// A fake `gh` that answers the comment listing by running the `--jq` filter over
+/// `$FAKE_COMMENTS`, as gh does.
+const FAKE_GH: &str = r#"if [ "$2" = "--paginate" ]; then jq -r "$5" < "$FAKE_COMMENTS"; fi"#;
+
+#[test]
+fn github_comment_is_posted_once_then_edited() {
+    let tools = Tools::new(&[("gh", FAKE_GH)]);
+    let dir = tempfile::tempdir().unwrap();
+    let comment = dir.path().join("enroll-plan.md");
+    std::fs::write(&comment, "<!-- enroll-plan -->\n## enroll plan\n").unwrap();
+    let comments = dir.path().join("comments.json");
+    let file = comment.to_str().unwrap();
+    let run = |existing: &str| {
+        std::fs::write(&comments, existing).unwrap();
+        let output = tools.run(
+            "ci/comment-github",
+            &["contoso/rosters", "7", file],
+            dir.path(),
+            &[("FAKE_COMMENTS", comments.to_str().unwrap())],
+        );
+        assert!(output.status.success(), "{output:?}");
+    };
+    // Someone else's comment, then none of ours yet: a new comment.
+    run(r#"[{"id": 11, "body": "LGTM"}]"#);
+    // Ours from an earlier push (the marker first), among others: that one is edited.
+    run(
+        r#"[{"id": 11, "body": "LGTM"}, {"id": 12, "body": "<!-- enroll-plan -->\nold plan"}, {"id": 13, "body": "quoting <!-- enroll-plan -->"}]"#,
+    );
+    let log = tools.log();
+    assert_eq!(
+        log,
+        [
+            "gh api --paginate repos/contoso/rosters/issues/7/comments --jq .[] | select(.body | startswith(\"<!-- enroll-plan -->\")) | .id".to_owned(),
+            format!("gh api --method POST repos/contoso/rosters/issues/7/comments -F body=@{file} --silent"),
+            "gh api --paginate repos/contoso/rosters/issues/7/comments --jq .[] | select(.body | startswith(\"<!-- enroll-plan -->\")) | .id".to_owned(),
+            format!("gh api --method PATCH repos/contoso/rosters/issues/comments/12 -F body=@{file} --silent"),
+        ]
+    );
+}
+
+/// A fake `curl`: GET answers `$FAKE_THREADS`; a body sent with `--data @-` is logged too.
+const FAKE_CURL: &str = r#"method=""; prev=""; for a in "$@"; do [ "$prev" = "--request" ] && method="$a"; prev="$a"; done
+if [ "$method" = GET ]; then cat "$FAKE_THREADS"; else cat >> "$FAKE_DIR/log"; fi"#;
+
+#[test]
+fn azure_devops_comment_is_posted_once_then_edited() {
+    let tools = Tools::new(&[("curl", FAKE_CURL)]);
+    let dir = tempfile::tempdir().unwrap();
+    let comment = dir.path().join("enroll-plan.md");
+    std::fs::write(
+        &comment,
+        "<!-- enroll-plan -->\n## enroll plan\n| a | b |\n",
+    )
+    .unwrap();
+    let threads = dir.path().join("threads.json");
+    let env = [
+        ("SYSTEM_COLLECTIONURI", "https://dev.azure.com/contoso/"),
+        ("SYSTEM_TEAMPROJECT", "Identity"),
+        ("BUILD_REPOSITORY_ID", "repo-1"),
+        ("SYSTEM_PULLREQUEST_PULLREQUESTID", "42"),
+        ("SYSTEM_ACCESSTOKEN", "token-value"),
+        ("FAKE_THREADS", threads.to_str().unwrap()),
+    ];
+    let base = "https://dev.azure.com/contoso/Identity/_apis/git/repositories/repo-1/pullRequests/42/threads";
+    let call = |method: &str, url: &str, data: bool| {
+        format!(
+            "curl --silent --show-error --fail --request {method} --header Authorization: Bearer token-value --header Content-Type: application/json {}{url}",
+            if data { "--data @- " } else { "" }
+        )
+    };
+    std::fs::write(&threads, r#"{"value": [{"id": 5, "comments": [{"id": 1, "content": "Please look at Key Users"}]}, {"id": 6, "comments": [{"id": 1, "content": null}]}]}"#).unwrap();
+    let output = tools.run(
+        "ci/comment-azure",
+        &[comment.to_str().unwrap()],
+        dir.path(),
+        &env,
+    );
+    assert!(output.status.success(), "{output:?}");
+    std::fs::write(&threads, r#"{"value": [{"id": 5, "comments": [{"id": 1, "content": "Please look at Key Users"}]}, {"id": 9, "comments": [{"id": 1, "content": "<!-- enroll-plan -->\nold"}, {"id": 2, "content": "thanks"}]}]}"#).unwrap();
+    let output = tools.run(
+        "ci/comment-azure",
+        &[comment.to_str().unwrap()],
+        dir.path(),
+        &env,
+    );
+    assert!(output.status.success(), "{output:?}");
+    let log = tools.log();
+    let content = "<!-- enroll-plan -->\\n## enroll plan\\n| a | b |\\n";
+    assert_eq!(
+        log,
+        [
+            call("GET", &format!("{base}?api-version=7.1"), false),
+            call("POST", &format!("{base}?api-version=7.1"), true),
+            format!(
+                r#"{{"comments":[{{"parentCommentId":0,"content":"{content}","commentType":1}}],"status":1}}"#
+            ),
+            call("GET", &format!("{base}?api-version=7.1"), false),
+            call(
+                "PATCH",
+                &format!("{base}/9/comments/1?api-version=7.1"),
+                true
+            ),
+            format!(r#"{{"content":"{content}"}}"#),
+        ]
+    );
+}
+
+#[test]
+fn upload_sends_what_a_merge_changed_and_deletes_what_it_removed() {
+    let tools = Tools::new(&[("az", "")]);
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(repo.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let write = |path: &str, text: &str| {
+        let path = repo.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    git(&["init", "-q", "-b", "main"]);
+    write("rosters/Key Users.csv", "a;a@contoso.com\n");
+    write("rosters/Read Only.csv", "b;b@contoso.com\n");
+    write("rosters/Projects/Alpha.csv", "c;c@contoso.com\n");
+    write("README.md", "rosters\n");
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "first"]);
+    let base = git(&["rev-parse", "HEAD"]);
+    write(
+        "rosters/Key Users.csv",
+        "a;a@contoso.com\nd;d@contoso.com\n",
+    );
+    std::fs::remove_file(repo.path().join("rosters/Read Only.csv")).unwrap();
+    git(&[
+        "mv",
+        "rosters/Projects/Alpha.csv",
+        "rosters/Projects/Alpha - Manager.csv",
+    ]);
+    write("rosters/access-packages.json", "{}\n");
+    write("README.md", "rosters, changed\n");
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "second"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    let output = tools.run(
+        "ci/upload",
+        &[&base, &head, "rosters", "enrollstore", "rosters"],
+        repo.path(),
+        &[],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "ci/upload: 3 uploaded, 2 deleted in rosters"
+    );
+    let az = |verb: &str, name: &str| match verb {
+        "delete" => format!(
+            "az storage blob delete --auth-mode login --account-name enrollstore --container-name rosters --name {name} --output none"
+        ),
+        _ => format!(
+            "az storage blob upload --auth-mode login --account-name enrollstore --container-name rosters --name {name} --file rosters/{name} --overwrite --output none"
+        ),
+    };
+    assert_eq!(
+        tools.log(),
+        [
+            az("upload", "Key Users.csv"),
+            az("upload", "Projects/Alpha - Manager.csv"),
+            az("delete", "Projects/Alpha.csv"),
+            az("delete", "Read Only.csv"),
+            az("upload", "access-packages.json"),
+        ]
+    );
+    // A branch's first push has no base: the whole folder goes up; no folder, nothing.
+    let output = tools.run(
+        "ci/upload",
+        &[
+            "0000000000000000000000000000000000000000",
+            &head,
+            "rosters",
+            "enrollstore",
+            "rosters",
+        ],
+        repo.path(),
+        &[],
+    );
+    assert!(output.status.success());
+    let output = tools.run(
+        "ci/upload",
+        &[&base, &head, "manifests", "enrollstore", "manifests"],
+        repo.path(),
+        &[],
+    );
+    assert!(output.status.success());
+    assert_eq!(
+        tools.log()[5..],
+        ["az storage blob upload-batch --auth-mode login --account-name enrollstore --destination rosters --source rosters --overwrite --output none".to_owned()]
+    );
+}
