@@ -557,22 +557,8 @@ async fn grant_dry_run_changes_nothing_and_grant_adds_exactly_what_is_missing() 
 
 /// A token from the simulated tenant's token endpoint, for `--token-stdin`.
 async fn sim_token(sim: &SimHandle) -> String {
-    let config = SimConfig::default();
-    let answer: Value = reqwest::Client::new()
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            sim.base_url(),
-            sim.tenant_id()
-        ))
-        .form(&[
-            ("client_id", config.client_id.as_str()),
-            ("client_secret", config.client_secret.as_str()),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
+    let answer: Value = crate::sim::token(&reqwest::Client::new(), sim)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
