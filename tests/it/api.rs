@@ -1251,11 +1251,29 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
 /// Kills the process group of a child this test started, when dropped.
 struct Group(std::process::Child);
 
+impl Group {
+    /// Sends `signal` to every process of the group (`--`: a negative id is a group, not
+    /// an option of procps' kill).
+    fn signal(&self, signal: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.0.id())])
+            .status();
+    }
+}
+
 impl Drop for Group {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &format!("-{}", self.0.id())])
-            .status();
+        // cargo lambda watch stops its function and itself on TERM; if it has not within
+        // ten seconds, the group is killed, so no test leaves a server running.
+        self.signal("-TERM");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.signal("-KILL");
         let _ = self.0.wait();
     }
 }
@@ -1313,7 +1331,9 @@ async fn the_lambda_binary_answers_over_http_under_cargo_lambda_watch() {
         .stdout(std::process::Stdio::null())
         .process_group(0);
     for (name, _) in std::env::vars() {
-        if name.starts_with("CARGO_") && name != "CARGO_HOME" || name == "RUSTFLAGS" {
+        if name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_INCREMENTAL"
+            || name == "RUSTFLAGS"
+        {
             command.env_remove(name);
         }
     }

@@ -30,6 +30,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, as the API's app registration declares them (`infra/api-app-roles.json`).
+    pub const ALL: [Self; 3] = [Self::RostersRead, Self::RostersWrite, Self::RunsStart];
+
     /// The role's value in the app registration and in `roles`.
     pub fn as_str(self) -> &'static str {
         match self {
