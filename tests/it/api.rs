@@ -254,13 +254,11 @@ fn conforms(schema: &Value, value: &Value, document: &Value) -> Result<(), Strin
         .get("oneOf")
         .or(schema.get("anyOf"))
         .and_then(Value::as_array)
-    {
-        if !options
+        && !options
             .iter()
             .any(|option| conforms(option, value, document).is_ok())
-        {
-            return Err(format!("{value} matches none of {options:?}"));
-        }
+    {
+        return Err(format!("{value} matches none of {options:?}"));
     }
     if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
         for part in all {
@@ -287,18 +285,17 @@ fn conforms(schema: &Value, value: &Value, document: &Value) -> Result<(), Strin
             return Err(format!("{value} is not {kinds:?}"));
         }
     }
-    if let Some(choices) = schema.get("enum").and_then(Value::as_array) {
-        if !choices.contains(value) {
-            return Err(format!("{value} is not one of {choices:?}"));
-        }
+    if let Some(choices) = schema.get("enum").and_then(Value::as_array)
+        && !choices.contains(value)
+    {
+        return Err(format!("{value} is not one of {choices:?}"));
     }
     if let (Some(minimum), Some(number)) = (
         schema.get("minimum").and_then(Value::as_f64),
         value.as_f64(),
-    ) {
-        if number < minimum {
-            return Err(format!("{number} is below {minimum}"));
-        }
+    ) && number < minimum
+    {
+        return Err(format!("{number} is below {minimum}"));
     }
     if let Value::Object(object) = value {
         for name in schema
@@ -1196,7 +1193,7 @@ async fn the_published_lambda_events_get_problem_answers_in_their_own_shape() {
 /// A tool the test script installs into `.tools/`, by the variable that names it.
 fn tool(variable: &str) -> String {
     std::env::var(variable).unwrap_or_else(|_| {
-        panic!("{variable} is not set: scripts/test installs the tool (scripts/pytool) and sets it; run ./scripts/test")
+        panic!("{variable} is not set: scripts/test installs the tool (scripts/pytools) and sets it; run ./scripts/test")
     })
 }
 
@@ -1342,10 +1339,10 @@ async fn the_lambda_binary_answers_over_http_under_cargo_lambda_watch() {
     let http = reqwest::Client::new();
     let started = Instant::now();
     let health = loop {
-        if let Ok(answer) = http.get(format!("{base}/api/health")).send().await {
-            if answer.status().is_success() {
-                break answer.json::<Value>().await.unwrap();
-            }
+        if let Ok(answer) = http.get(format!("{base}/api/health")).send().await
+            && answer.status().is_success()
+        {
+            break answer.json::<Value>().await.unwrap();
         }
         if let Ok(Some(status)) = group.0.try_wait() {
             panic!("cargo lambda watch stopped with {status} before serving the function");

@@ -1080,7 +1080,10 @@ fn the_api_registration_declares_exactly_the_roles_the_api_checks() {
     assert_eq!(ids.len(), 3);
     assert!(ids.iter().all(|id| id.len() == 36));
     for role in roles {
-        assert_eq!(role["allowedMemberTypes"], serde_json::json!(["Application"]));
+        assert_eq!(
+            role["allowedMemberTypes"],
+            serde_json::json!(["Application"])
+        );
         assert_eq!(role["isEnabled"], true);
     }
 }

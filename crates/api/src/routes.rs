@@ -236,17 +236,19 @@ fn checked_override(
             "`{flag}: true` needs `override` with `by` (who decided) and `reason` (why)"
         ))),
         (true, Some(given)) => {
+            // Checked before trimming: a trailing line break is a control character too,
+            // and the audit trail keeps one line per decision.
+            if given.by.chars().chain(given.reason.chars()).any(char::is_control) {
+                return Err(Rejection::OverrideIncomplete(
+                    "`override.by` and `override.reason` may not hold control characters"
+                        .to_owned(),
+                ));
+            }
             let by = given.by.trim();
             let reason = given.reason.trim();
             if by.is_empty() || reason.is_empty() {
                 return Err(Rejection::OverrideIncomplete(
                     "`override` needs a non-empty `by` (who decided) and `reason` (why)".to_owned(),
-                ));
-            }
-            if by.chars().chain(reason.chars()).any(char::is_control) {
-                return Err(Rejection::OverrideIncomplete(
-                    "`override.by` and `override.reason` may not hold control characters"
-                        .to_owned(),
                 ));
             }
             Ok(Some(Override {
