@@ -4,7 +4,33 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::problem::ProblemDocument;
 use crate::routes;
+
+/// The refusals of every route that needs a token, listed once for the document (never
+/// built: the routes answer with [`crate::Rejection`]).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum Guarded {
+    /// No token, or one that fails a check
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(ProblemDocument),
+    /// The token lacks the route's app role (its `security`)
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(ProblemDocument),
+    /// Not configured, or storage, Graph or the tenant's keys cannot be reached
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(ProblemDocument),
+}
+
+/// The refusal of every route that reads a body, listed once for the document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum Bodied {
+    /// The body is over the limit
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(ProblemDocument),
+}
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]

@@ -24,6 +24,7 @@ use crate::model::{
     Counts, Health, Override, PackageStatus, ReconcileRequest, RolesReconcileRequest, RosterState,
     RosterStatus, RosterStored, Run, RunManifest, RunRecord, RunRoster, RunStarted, Status,
 };
+use crate::openapi::{Bodied, Guarded};
 use crate::problem::{ProblemDocument, Rejection};
 use crate::{Api, queues};
 
@@ -238,7 +239,12 @@ fn checked_override(
         (true, Some(given)) => {
             // Checked before trimming: a trailing line break is a control character too,
             // and the audit trail keeps one line per decision.
-            if given.by.chars().chain(given.reason.chars()).any(char::is_control) {
+            if given
+                .by
+                .chars()
+                .chain(given.reason.chars())
+                .any(char::is_control)
+            {
                 return Err(Rejection::OverrideIncomplete(
                     "`override.by` and `override.reason` may not hold control characters"
                         .to_owned(),
@@ -299,11 +305,9 @@ pub(crate) fn openapi_json() {}
     responses(
         (status = 200, description = "The plan: `packages` holds the package's plan with its guards; `errors` why the roster cannot be planned. Nothing changes.", body = Plan),
         (status = 400, description = "Neither roster nor accessPackage, a bad path or id, or an empty body", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or one that fails a check", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks Rosters.Read", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over the limit", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Not a CSV body", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Not configured, or Graph, storage or the tenant's keys cannot be reached", body = ProblemDocument, content_type = "application/problem+json"),
+        Bodied,
+        Guarded,
     ),
     security(("bearer" = ["Rosters.Read"]))
 )]
@@ -375,10 +379,8 @@ pub(crate) async fn plan<D: Directory, K: KeySource>(
         (status = 200, description = "The roster's bytes as stored", body = String, content_type = "text/csv",
             headers(("ETag" = String, description = "The roster's version"))),
         (status = 400, description = "A path that cannot name a roster", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or one that fails a check", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks Rosters.Read", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such roster", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Not configured, or storage or the tenant's keys cannot be reached", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded,
     ),
     security(("bearer" = ["Rosters.Read"]))
 )]
@@ -422,12 +424,10 @@ pub(crate) async fn get_roster<D: Directory, K: KeySource>(
         (status = 200, description = "Stored; the pipeline plans it", body = RosterStored,
             headers(("ETag" = String, description = "The roster's new version"))),
         (status = 400, description = "An invalid roster (every problem with line, column and code; nothing stored), a bad path or an empty body", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or one that fails a check", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks Rosters.Write", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 412, description = "The roster changed since the ETag given (or exists, with If-None-Match: *)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over the limit", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Not a CSV body", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Not configured, or storage or the tenant's keys cannot be reached", body = ProblemDocument, content_type = "application/problem+json"),
+        Bodied,
+        Guarded,
     ),
     security(("bearer" = ["Rosters.Write"]))
 )]
@@ -542,12 +542,10 @@ fn condition(request: &Request<Bytes>) -> Result<PutCondition, Rejection> {
         (status = 202, description = "Queued; follow the run at `Location`", body = RunStarted,
             headers(("Location" = String, description = "The run: /api/runs/{id}"))),
         (status = 400, description = "A malformed body, a bad roster path, or an override without who and why", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or one that fails a check", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks Runs.Start", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such roster", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over the limit", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Not a JSON body", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Not configured, or storage or the tenant's keys cannot be reached", body = ProblemDocument, content_type = "application/problem+json"),
+        Bodied,
+        Guarded,
     ),
     security(("bearer" = ["Runs.Start"]))
 )]
@@ -632,12 +630,10 @@ pub(crate) async fn reconcile<D: Directory, K: KeySource>(
         (status = 202, description = "Queued; follow the run at `Location`", body = RunStarted,
             headers(("Location" = String, description = "The run: /api/runs/{id}"))),
         (status = 400, description = "A malformed body, or an override without who and why", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or one that fails a check", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks Runs.Start", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such manifest", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over the limit", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Not a JSON body", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Not configured, or storage or the tenant's keys cannot be reached", body = ProblemDocument, content_type = "application/problem+json"),
+        Bodied,
+        Guarded,
     ),
     security(("bearer" = ["Runs.Start"]))
 )]
@@ -903,10 +899,8 @@ fn counts(plan: &Value) -> Counts {
     responses(
         (status = 200, description = "The run as far as it has come", body = Run),
         (status = 400, description = "Not a run id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or one that fails a check", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks Rosters.Read", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such run", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Not configured, or storage or the tenant's keys cannot be reached", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded,
     ),
     security(("bearer" = ["Rosters.Read"]))
 )]
@@ -1024,9 +1018,7 @@ pub(crate) async fn run<D: Directory, K: KeySource>(
     tag = "runs",
     responses(
         (status = 200, description = "The last run of every package", body = Status),
-        (status = 401, description = "No token, or one that fails a check", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks Rosters.Read", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Not configured, or storage or the tenant's keys cannot be reached", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded,
     ),
     security(("bearer" = ["Rosters.Read"]))
 )]
