@@ -4,6 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::model::RunStarted;
 use crate::problem::ProblemDocument;
 use crate::routes;
 
@@ -21,6 +22,21 @@ pub(crate) enum Guarded {
     /// Not configured, or storage, Graph or the tenant's keys cannot be reached
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(ProblemDocument),
+}
+
+/// The answers both routes that start a run share: queued, or a body that is not JSON.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum Queued {
+    /// Queued; follow the run at `Location`
+    #[response(
+        status = 202,
+        headers(("Location" = String, description = "The run: /api/runs/{id}"))
+    )]
+    Started(RunStarted),
+    /// Not a JSON body
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(ProblemDocument),
 }
 
 /// The refusal of every route that reads a body, listed once for the document.
@@ -53,6 +69,8 @@ Every route but health and this document needs an Entra ID access token for the 
         routes::status,
         routes::roles_reconcile,
     ),
+    // Schemas reached only through IntoResponses types (`Queued`) are not collected.
+    components(schemas(RunStarted)),
     modifiers(&BearerScheme),
     tags(
         (name = "rosters", description = "Plan and store rosters"),
@@ -86,4 +104,27 @@ impl Modify for BearerScheme {
 /// The document as JSON text.
 pub fn document_json() -> String {
     ApiDoc::openapi().to_json().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` in the document names a schema it holds, including those reached only
+    /// through the shared response types.
+    #[test]
+    fn every_reference_resolves() {
+        let document: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        let text = document.to_string();
+        let schemas = &document["components"]["schemas"];
+        let names: Vec<&str> = text
+            .split("\"#/components/schemas/")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').unwrap()])
+            .collect();
+        assert!(names.contains(&"RunStarted"), "{names:?}");
+        for name in names {
+            assert!(schemas.get(name).is_some(), "no schema {name}");
+        }
+    }
 }

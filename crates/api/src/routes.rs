@@ -24,7 +24,7 @@ use crate::model::{
     Counts, Health, Override, PackageStatus, ReconcileRequest, RolesReconcileRequest, RosterState,
     RosterStatus, RosterStored, Run, RunManifest, RunRecord, RunRoster, RunStarted, Status,
 };
-use crate::openapi::{Bodied, Guarded};
+use crate::openapi::{Bodied, Guarded, Queued};
 use crate::problem::{ProblemDocument, Rejection};
 use crate::{Api, queues};
 
@@ -539,11 +539,9 @@ fn condition(request: &Request<Bytes>) -> Result<PutCondition, Rejection> {
     tag = "runs",
     request_body(content = ReconcileRequest, content_type = "application/json", description = "Which roster (all when absent); `allowRemovals` needs `override`. An empty body reconciles every roster."),
     responses(
-        (status = 202, description = "Queued; follow the run at `Location`", body = RunStarted,
-            headers(("Location" = String, description = "The run: /api/runs/{id}"))),
+        Queued,
         (status = 400, description = "A malformed body, a bad roster path, or an override without who and why", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such roster", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "Not a JSON body", body = ProblemDocument, content_type = "application/problem+json"),
         Bodied,
         Guarded,
     ),
@@ -627,11 +625,9 @@ pub(crate) async fn reconcile<D: Directory, K: KeySource>(
     tag = "runs",
     request_body(content = RolesReconcileRequest, content_type = "application/json", description = "Which manifest (all when absent); `allowRoleRemovals` needs `override`. An empty body maps every manifest."),
     responses(
-        (status = 202, description = "Queued; follow the run at `Location`", body = RunStarted,
-            headers(("Location" = String, description = "The run: /api/runs/{id}"))),
+        Queued,
         (status = 400, description = "A malformed body, or an override without who and why", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such manifest", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "Not a JSON body", body = ProblemDocument, content_type = "application/problem+json"),
         Bodied,
         Guarded,
     ),
