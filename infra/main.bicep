@@ -55,6 +55,9 @@ param appId string = ''
 @description('Group naming convention for app roles; must hold {value} (ENROLL_ROLE_GROUP_PATTERN).')
 param roleGroupPattern string = 'APP-{value}'
 
+@description('Application (client) id of the HTTP API\'s app registration (scripts/deploy --api-app-id): the API accepts tokens for it and for api://{id} (ENROLL_API_AUDIENCE); empty leaves the API off (503 but for health).')
+param apiAppId string = ''
+
 @description('Create the Event Grid subscriptions that trigger RosterUploaded and ManifestUploaded (needs the deployed code).')
 param subscribeRosterUploads bool = false
 
@@ -287,6 +290,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'ENROLL_MAX_DEQUEUE_COUNT', value: '5' }
         { name: 'ENROLL_APP_ID', value: appId }
         { name: 'ENROLL_ROLE_GROUP_PATTERN', value: roleGroupPattern }
+        { name: 'ENROLL_API_AUDIENCE', value: empty(apiAppId) ? '' : '${apiAppId},api://${apiAppId}' }
       ]
     }
   }

@@ -42,6 +42,9 @@ pub struct Binding {
     /// HTTP methods.
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Which key an HTTP trigger asks for: `anonymous`, `function` or `admin`.
+    #[serde(default)]
+    pub auth_level: Option<String>,
 }
 
 impl Binding {
@@ -116,6 +119,10 @@ pub struct HostJson {
 pub struct CustomHandler {
     /// How the host starts the handler.
     pub description: HandlerDescription,
+    /// Whether HTTP functions get the request itself, at its own path, instead of an
+    /// invocation envelope (functions.md §1.9).
+    #[serde(default)]
+    pub enable_forwarding_http_request: bool,
 }
 
 /// `customHandler.description` of host.json.
@@ -135,6 +142,18 @@ pub struct Extensions {
     /// Queue trigger settings.
     #[serde(default)]
     pub queues: Option<QueueSettings>,
+    /// HTTP trigger settings.
+    #[serde(default)]
+    pub http: Option<HttpSettings>,
+}
+
+/// `extensions.http` of host.json.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpSettings {
+    /// The path prefix of HTTP functions (host default `api`; empty for none).
+    #[serde(default)]
+    pub route_prefix: Option<String>,
 }
 
 /// A definitions problem, naming the file.

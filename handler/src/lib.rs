@@ -5,6 +5,7 @@
 //! lives in `enroll-steps` and below. It never depends on the simulated tenant or the harness
 //! (`scripts/test` checks `cargo tree`).
 
+pub mod api;
 pub mod app;
 pub mod definitions;
 pub mod protocol;
@@ -149,11 +150,41 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     },
 ];
 
+/// An HTTP-triggered function. The host forwards its requests as they came
+/// (`enableForwardingHttpRequest` in host.json) to the same path (`/api/...`), and hands the
+/// handler's answer back unchanged; that needs the trigger and one `http` output, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpFunctionSpec {
+    /// The function's name: its folder in `function_definitions/`.
+    pub name: &'static str,
+    /// The trigger binding's name.
+    pub binding: &'static str,
+    /// The route template under the host's `routePrefix` (`api`).
+    pub route: &'static str,
+    /// Which key the host asks for (`function`: a function or host key).
+    pub auth_level: &'static str,
+    /// The `http` output binding's name.
+    pub output: &'static str,
+}
+
+/// Every HTTP function the handler serves: the API ([`api`]).
+pub const HTTP_FUNCTIONS: &[HttpFunctionSpec] = &[HttpFunctionSpec {
+    name: "Api",
+    binding: "req",
+    route: "{*path}",
+    auth_level: "function",
+    output: "res",
+}];
+
 /// Compares the handler's functions with the definitions the host will read; returns every
 /// disagreement as a sentence (empty when they agree).
 pub fn check_definitions(definitions: &BTreeMap<String, FunctionDefinition>) -> Vec<String> {
     let mut problems = Vec::new();
-    let served: BTreeSet<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
+    let served: BTreeSet<&str> = FUNCTIONS
+        .iter()
+        .map(|f| f.name)
+        .chain(HTTP_FUNCTIONS.iter().map(|f| f.name))
+        .collect();
     for name in definitions.keys() {
         if !served.contains(name.as_str()) {
             problems.push(format!(
@@ -172,7 +203,48 @@ pub fn check_definitions(definitions: &BTreeMap<String, FunctionDefinition>) -> 
         check_trigger(spec, definition, &mut problems);
         check_outputs(spec, definition, &mut problems);
     }
+    for spec in HTTP_FUNCTIONS {
+        match definitions.get(spec.name) {
+            None => problems.push(format!(
+                "the handler serves {} but function_definitions/{}/function.json is missing",
+                spec.name, spec.name
+            )),
+            Some(definition) => check_http(spec, definition, &mut problems),
+        }
+    }
     problems
+}
+
+/// An HTTP function's definition: the trigger as the handler routes it, and exactly one
+/// `http` output, or the host would not forward the request.
+fn check_http(
+    spec: &HttpFunctionSpec,
+    definition: &FunctionDefinition,
+    problems: &mut Vec<String>,
+) {
+    let name = spec.name;
+    let trigger_ok = definition.trigger().is_some_and(|trigger| {
+        trigger.kind.eq_ignore_ascii_case("httpTrigger")
+            && trigger.name == spec.binding
+            && trigger.route.as_deref() == Some(spec.route)
+            && trigger.auth_level.as_deref() == Some(spec.auth_level)
+    });
+    if !trigger_ok {
+        problems.push(format!(
+            "{name}: the handler expects trigger httpTrigger `{}` with route `{}` and authLevel `{}`",
+            spec.binding, spec.route, spec.auth_level
+        ));
+    }
+    let outputs: Vec<(&str, &str)> = definition
+        .outputs()
+        .map(|b| (b.name.as_str(), b.kind.as_str()))
+        .collect();
+    if outputs != [(spec.output, "http")] {
+        problems.push(format!(
+            "{name}: an HTTP function must have exactly one output, http `{}`, for the host to forward its requests; function.json has {outputs:?}",
+            spec.output
+        ));
+    }
 }
 
 fn check_trigger(spec: &FunctionSpec, definition: &FunctionDefinition, problems: &mut Vec<String>) {

@@ -24,6 +24,7 @@ use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::writer::MakeWriterExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
+use warp::Filter as _;
 
 fn main() -> ExitCode {
     let env = Env::from_process();
@@ -112,6 +113,10 @@ fn run(env: &Env) -> anyhow::Result<()> {
         }
     }
     let world = Arc::new(World::new(graph, store, steps));
+    let api = enroll_api::Api::new(Arc::clone(&world), enroll_api::ApiSettings::from_env(env)?)?;
+    let routes = enroll_handler::api::routes(Arc::new(api))
+        .or(app(world))
+        .unify();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -119,7 +124,7 @@ fn run(env: &Env) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|error| anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {error}"))?;
-        warp::serve(app(world)).incoming(listener).run().await;
+        warp::serve(routes).incoming(listener).run().await;
         Ok(())
     })
 }

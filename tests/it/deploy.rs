@@ -896,6 +896,8 @@ const DEPLOY_ARGS: &[&str] = &[
     "Contoso Projects",
     "--app-id",
     "f7ba41d8-a2df-53e6-9cb3-938ae4ab2293",
+    "--api-app-id",
+    "2b7c0f3e-9a41-4d6b-8e25-7f1d3c5a9b60",
     "--uploader",
     "11111111-2222-4333-8444-555555555555",
     "--rosters",
@@ -908,7 +910,7 @@ fn deploy_dry_run_prints_the_az_commands_in_order_as_a_script() {
     let output = script("scripts/deploy", DEPLOY_ARGS, &[]);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let text = String::from_utf8(output.stdout).unwrap();
-    let parameters = "--parameters location=westeurope namePrefix=enroll tenantId=contoso.onmicrosoft.com inviteDomains=contoso.com,fabrikam.com 'catalog=Contoso Projects' 'schedule=0 0 2 * * *' maxRemovals=10 maxRemovalPercent=20 maxAdditions=50 maxAdditionPercent=100 protectedPeople= removalDelay=0 inviteRedirectUrl=https://myapps.microsoft.com sendInvitations=false appId=f7ba41d8-a2df-53e6-9cb3-938ae4ab2293 'roleGroupPattern=APP-{value}' \"uploaderPrincipalIds=[\\\"${me}\\\",\\\"11111111-2222-4333-8444-555555555555\\\"]\"";
+    let parameters = "--parameters location=westeurope namePrefix=enroll tenantId=contoso.onmicrosoft.com inviteDomains=contoso.com,fabrikam.com 'catalog=Contoso Projects' 'schedule=0 0 2 * * *' maxRemovals=10 maxRemovalPercent=20 maxAdditions=50 maxAdditionPercent=100 protectedPeople= removalDelay=0 inviteRedirectUrl=https://myapps.microsoft.com sendInvitations=false appId=f7ba41d8-a2df-53e6-9cb3-938ae4ab2293 'roleGroupPattern=APP-{value}' apiAppId=2b7c0f3e-9a41-4d6b-8e25-7f1d3c5a9b60 \"uploaderPrincipalIds=[\\\"${me}\\\",\\\"11111111-2222-4333-8444-555555555555\\\"]\"";
     let show = |output: &str| {
         format!(
             "{output}=$(az deployment group show --resource-group rg-enroll --name enroll --query properties.outputs.{}.value --output tsv)",
@@ -921,6 +923,7 @@ fn deploy_dry_run_prints_the_az_commands_in_order_as_a_script() {
     };
     let expected = [
         "me=$(az ad signed-in-user show --query id --output tsv)".to_owned(),
+        "az ad app update --id 2b7c0f3e-9a41-4d6b-8e25-7f1d3c5a9b60 --identifier-uris api://2b7c0f3e-9a41-4d6b-8e25-7f1d3c5a9b60 --app-roles @infra/api-app-roles.json --set api.requestedAccessTokenVersion=2".to_owned(),
         "az group create --name rg-enroll --location westeurope --output none".to_owned(),
         format!("az deployment group create --resource-group rg-enroll --name enroll --template-file infra/main.bicep {parameters} subscribeRosterUploads=false --output none"),
         show("app"),
@@ -955,7 +958,15 @@ fn deploy_leaves_out_what_options_turn_off() {
     let mut args: Vec<&str> = DEPLOY_ARGS
         .iter()
         .copied()
-        .filter(|a| !["--app-id", "f7ba41d8-a2df-53e6-9cb3-938ae4ab2293"].contains(a))
+        .filter(|a| {
+            ![
+                "--app-id",
+                "f7ba41d8-a2df-53e6-9cb3-938ae4ab2293",
+                "--api-app-id",
+                "2b7c0f3e-9a41-4d6b-8e25-7f1d3c5a9b60",
+            ]
+            .contains(a)
+        })
         .collect();
     args.extend([
         "--skip-grant",
@@ -973,6 +984,8 @@ fn deploy_leaves_out_what_options_turn_off() {
     assert!(!text.contains("enroll grant"), "{text}");
     assert!(text.contains(" --src Cargo.toml "), "{text}");
     assert!(text.contains(" appId= "), "{text}");
+    assert!(text.contains(" apiAppId= "), "{text}");
+    assert!(!text.contains("az ad app update"), "{text}");
 }
 
 #[test]
@@ -1007,6 +1020,10 @@ fn deploy_refuses_missing_and_malformed_arguments_before_any_command() {
             "--uploader pipeline is not an object id",
         ),
         (
+            [DEPLOY_ARGS, &["--api-app-id", "api://enroll"]].concat(),
+            "--api-app-id api://enroll is not a client id",
+        ),
+        (
             [DEPLOY_ARGS, &["--rosters", "no/such/folder"]].concat(),
             "--rosters no/such/folder is not a folder",
         ),
@@ -1038,7 +1055,7 @@ fn deploy_help_documents_every_parameter_it_reads() {
         .map(|(flag, _)| flag.split('|').next().unwrap())
         .filter(|flag| flag.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
         .collect();
-    assert_eq!(parsed.len(), 27, "{parsed:?}");
+    assert_eq!(parsed.len(), 28, "{parsed:?}");
     let help = String::from_utf8(script("scripts/deploy", &["--help"], &[]).stdout).unwrap();
     for flag in parsed {
         assert!(
@@ -1047,6 +1064,27 @@ fn deploy_help_documents_every_parameter_it_reads() {
                     || l.trim_start() == format!("--{flag}")),
             "--{flag} is not documented in scripts/deploy --help:\n{help}"
         );
+    }
+}
+
+/// The app roles scripts/deploy gives the API's registration are exactly the ones its routes
+/// ask for, for applications, each with a fixed id (so running it again changes nothing).
+#[test]
+fn the_api_registration_declares_exactly_the_roles_the_api_checks() {
+    let roles: Value = serde_json::from_str(&read("infra/api-app-roles.json")).unwrap();
+    let roles = roles.as_array().unwrap();
+    let values: Vec<&str> = roles.iter().map(|r| r["value"].as_str().unwrap()).collect();
+    let checked: Vec<&str> = enroll_api::Role::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(values, checked);
+    let ids: BTreeSet<&str> = roles.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| id.len() == 36));
+    for role in roles {
+        assert_eq!(
+            role["allowedMemberTypes"],
+            serde_json::json!(["Application"])
+        );
+        assert_eq!(role["isEnabled"], true);
     }
 }
 

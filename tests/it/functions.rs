@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use enroll_handler::definitions::{parse_timespan, read_function_definitions, read_host_json};
-use enroll_handler::{FUNCTIONS, check_definitions};
+use enroll_handler::{FUNCTIONS, HTTP_FUNCTIONS, check_definitions};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -12,7 +12,7 @@ fn root() -> &'static Path {
 #[test]
 fn function_definitions_match_the_handler_binding_for_binding() {
     let definitions = read_function_definitions(&root().join("function_definitions")).unwrap();
-    assert_eq!(definitions.len(), FUNCTIONS.len());
+    assert_eq!(definitions.len(), FUNCTIONS.len() + HTTP_FUNCTIONS.len());
     assert_eq!(check_definitions(&definitions), Vec::<String>::new());
 }
 
@@ -44,6 +44,22 @@ fn a_definition_the_handler_does_not_know_is_caught() {
 }
 
 #[test]
+fn an_http_function_with_another_output_or_no_key_is_caught() {
+    let mut definitions = read_function_definitions(&root().join("function_definitions")).unwrap();
+    let mut api = definitions["Api"].clone();
+    api.bindings[0].auth_level = Some("anonymous".into());
+    api.bindings.push(definitions["Plan"].bindings[1].clone());
+    definitions.insert("Api".into(), api);
+    let problems = check_definitions(&definitions);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].contains("Api: the handler expects trigger httpTrigger `req` with route `{*path}` and authLevel `function`"), "{problems:?}");
+    assert!(
+        problems[1].contains("Api: an HTTP function must have exactly one output"),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn host_json_configures_the_custom_handler_and_queue_retries() {
     let host = read_host_json(&root().join("host.json")).unwrap();
     assert_eq!(host.version, "2.0");
@@ -54,6 +70,8 @@ fn host_json_configures_the_custom_handler_and_queue_retries() {
     let queues = host.extensions.queues.unwrap();
     assert!(queues.max_dequeue_count >= 3);
     assert_eq!(queues.message_encoding.as_deref(), Some("base64"));
+    // The Api function gets its requests as they came, at /api/... (README, "The HTTP API").
+    assert!(host.custom_handler.enable_forwarding_http_request);
     let timeout = parse_timespan(host.function_timeout.as_deref().unwrap()).unwrap();
     assert!(
         timeout.as_secs() > 0 && timeout.as_secs() <= 600,
@@ -85,9 +103,13 @@ fn the_package_has_the_layout_the_host_expects() {
         listing.contains("handler 0o755"),
         "the handler must be executable: {listing}"
     );
-    for function in FUNCTIONS {
+    for name in FUNCTIONS
+        .iter()
+        .map(|f| f.name)
+        .chain(HTTP_FUNCTIONS.iter().map(|f| f.name))
+    {
         assert!(
-            listing.contains(&format!("{}/function.json", function.name)),
+            listing.contains(&format!("{name}/function.json")),
             "{listing}"
         );
     }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What was done (or decided).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Action {
     /// A roster was planned.
@@ -32,6 +33,7 @@ pub enum Action {
 
 /// How it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
     /// The change was made (or the plan written).
@@ -51,6 +53,7 @@ pub enum Outcome {
 /// One line of the audit trail. For app role records, `roster` and `rosterVersion` name the
 /// manifest and its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     /// When, RFC 3339 UTC.

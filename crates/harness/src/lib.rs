@@ -47,6 +47,8 @@ const MESSAGE_LEASE: Duration = Duration::from_secs(300);
 /// The timer schedule the handler gets unless the configuration's `env` names another.
 pub const DEFAULT_SCHEDULE: &str = "0 0 2 * * *";
 
+pub mod http;
+
 /// How the harness runs.
 #[derive(Debug, Clone)]
 pub struct HarnessConfig {

@@ -32,8 +32,8 @@ pub use enroll_core::{audit, messages};
 pub use enroll_store::{Storage, StorageError, StoredRoster};
 pub use people::{Person, assign, invite, record_set_aside, remove};
 pub use reconcile::{
-    PlanOutcome, plan_roster, reconcile_all, reconcile_for_upload, record_roster_set_aside,
-    roster_too_large,
+    PlanOutcome, PlanRequest, plan_bytes, plan_roster, reconcile_all, reconcile_for_upload,
+    record_roster_set_aside, roster_too_large,
 };
 pub use roles::{
     RolesOutcome, RolesRead, apply_roles_plan, map_roles, map_roles_all, plan_manifest,

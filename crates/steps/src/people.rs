@@ -45,7 +45,7 @@ async fn current_roster<S: Storage, D: Directory>(
             roster.errors.len()
         )));
     }
-    let located = match locate_roster(world, name).await? {
+    let located = match locate_roster(world, name, &super::PlanRequest::default()).await? {
         Ok(located) => located,
         Err(problem) => {
             return Ok(Err(format!(

@@ -47,7 +47,7 @@ pub enum Part {
 pub const PERMISSIONS: &[Permission] = &[
     Permission {
         value: "User.Read.All",
-        needed_by: &["Plan", "Invite", "Assign", "Remove"],
+        needed_by: &["Plan", "Invite", "Assign", "Remove", "Api (plan)"],
         why: "finds the people of a roster by mail, other mails and user principal name, and reads a holder's addresses",
         alternative: None,
         broader: &[
@@ -67,7 +67,7 @@ pub const PERMISSIONS: &[Permission] = &[
     },
     Permission {
         value: "EntitlementManagement.ReadWrite.All",
-        needed_by: &["Plan", "Assign", "Remove"],
+        needed_by: &["Plan", "Assign", "Remove", "Api (plan)"],
         why: "reads catalogs, access packages, policies and assignments; requests `adminAdd` and `adminRemove`",
         alternative: Some(
             "the entitlement-management role *Access package assignment manager* on each catalog (`enroll grant --catalog-role`)",

@@ -4,7 +4,7 @@ use enroll_core::plan::{
     LocateError, Mapping, Override, PackagePlan, PlanError, TenantIndex, locate_all, plan_package,
 };
 use enroll_core::report::{package_markdown, rejected_markdown};
-use enroll_core::roster::parse;
+use enroll_core::roster::{ValidRoster, parse};
 use std::collections::BTreeMap;
 
 use enroll_core::tenant::{AccessPackage, Catalog, TenantSnapshot, User};
@@ -174,17 +174,27 @@ pub(crate) struct Located {
 pub(crate) async fn locate_roster<S: Storage, D: Directory>(
     world: &World<S, D>,
     roster: &str,
+    request: &PlanRequest,
 ) -> Result<Result<Located, PlanError>, StepError> {
-    let mapping = match read_mapping(world).await? {
+    let mut mapping = match read_mapping(world).await? {
         Ok(mapping) => mapping,
         Err(problem) => return Ok(Err(roster_error(roster, "invalid_mapping", problem))),
     };
+    if let Some(id) = &request.access_package_id {
+        mapping
+            .access_packages
+            .insert(roster.to_owned(), id.clone());
+    }
     let catalog = catalog_name(roster, world.config.catalog.as_deref());
     let (packages, catalogs) = match candidate_packages(world, catalog).await? {
         Ok(found) => found,
         Err(problem) => return Ok(Err(roster_error(roster, "no_matching_catalog", problem))),
     };
-    let mut names = world.storage.roster_names().await?;
+    let mut names = if request.alone {
+        Vec::new()
+    } else {
+        world.storage.roster_names().await?
+    };
     if !names.iter().any(|name| name == roster) {
         names.push(roster.to_owned());
     }
@@ -260,22 +270,21 @@ pub async fn plan_roster<S: Storage, D: Directory>(
             outcome.errors = invalid
                 .errors
                 .iter()
-                .map(|problem| PlanError {
-                    roster: message.roster.clone(),
-                    line: problem.line,
-                    column: problem.column,
-                    code: problem.code.as_str().to_owned(),
-                    message: problem.message.clone(),
-                })
+                .map(|problem| enroll_core::plan::roster_error(&message.roster, problem))
                 .collect();
             return reject(world, message, &stored.etag, outcome, record).await;
         }
     };
-    let Located {
-        package,
-        mapping,
-        catalogs,
-    } = match locate_roster(world, &message.roster).await? {
+    let request = PlanRequest {
+        override_by: Override::new(
+            message.override_by.as_deref(),
+            message.override_reason.as_deref(),
+        ),
+        allow_removals: message.allow_removals,
+        allow_additions: message.allow_additions,
+        ..PlanRequest::default()
+    };
+    let located = match locate_roster(world, &message.roster, &request).await? {
         Ok(located) => located,
         Err(error) => {
             outcome.errors = vec![error];
@@ -284,55 +293,9 @@ pub async fn plan_roster<S: Storage, D: Directory>(
     };
     // Before the package is read: what is reprocessed counts as under way in the plan.
     let reprocessed =
-        super::reprocess::stuck_requests(world, message, &stored.etag, &package.id).await?;
-    let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
-    let mut users: BTreeMap<String, User> = world
-        .graph
-        .users_by_email(&emails)
-        .await?
-        .into_values()
-        .flatten()
-        .map(|user| (user.id.clone(), user))
-        .collect();
-    let assignments = world.graph.assignments(&package.id).await?;
-    // Holders no roster address belongs to, looked up by id: so that the plan knows every
-    // address they are known by, and reports a holder the directory does not know instead
-    // of removing them.
-    let others: Vec<&str> = assignments
-        .iter()
-        .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
-        .filter(|id| !users.contains_key(*id))
-        .collect();
-    if !others.is_empty() {
-        for user in world.graph.users_by_id(&others).await? {
-            users.insert(user.id.clone(), user);
-        }
-    }
-    let mut requests = world.graph.open_assignment_requests().await?;
-    requests.retain(|request| request.access_package_id() == Some(package.id.as_str()));
-    let tenant = TenantSnapshot {
-        users: users.into_values().collect(),
-        access_packages: vec![package.clone()],
-        assignments,
-        assignment_requests: requests,
-        catalogs,
-        ..TenantSnapshot::default()
-    };
-    let mut options = world.plan_options(mapping);
-    // An override is honoured only with who and why; the plan says when one is refused.
-    options.guards.allow_removals |= message.allow_removals;
-    options.guards.allow_additions |= message.allow_additions;
-    options.override_by = Override::new(
-        message.override_by.as_deref(),
-        message.override_reason.as_deref(),
-    );
-    let plan = plan_package(
-        valid,
-        &stored.etag,
-        &package,
-        &TenantIndex::new(&tenant),
-        &options,
-    );
+        super::reprocess::stuck_requests(world, message, &stored.etag, &located.package.id).await?;
+    let plan = plan_located(world, valid, &stored.etag, located, &request).await?;
+    let package = plan.access_package.clone();
     let messages = change_messages(&plan, &message.run_id, &message.roster);
     let summary = plan_summary(&plan);
     let json = serde_json::to_vec_pretty(&plan).unwrap_or_default();
@@ -362,6 +325,123 @@ pub async fn plan_roster<S: Storage, D: Directory>(
     outcome.output.remove = messages.remove;
     outcome.plan = Some(plan);
     Ok(outcome)
+}
+
+/// How a roster is planned beyond the world's settings: by the Plan step from its message,
+/// or by the HTTP API's dry run ([`plan_bytes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanRequest {
+    /// The access package the roster is for, by id, whatever its name says (as a mapping
+    /// file's pin).
+    pub access_package_id: Option<String>,
+    /// Let through plans that a removal guard would block (honoured only with `override_by`).
+    pub allow_removals: bool,
+    /// Let through plans that the addition guard would block (honoured only with `override_by`).
+    pub allow_additions: bool,
+    /// Who allows an override, and why; without it the plan records the override as refused.
+    pub override_by: Option<Override>,
+    /// Plan the roster alone, without the stored rosters: no `several_rosters` check
+    /// against them (for a roster named only by its package).
+    pub alone: bool,
+}
+
+/// Reads what the plan of a located roster needs from the tenant (its people under every
+/// address, the package's holders by id, assignments and open requests) and plans it.
+///
+/// # Errors
+/// [`StepError`] when Graph fails; trying again can help.
+async fn plan_located<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    valid: ValidRoster<'_>,
+    version: &str,
+    located: Located,
+    request: &PlanRequest,
+) -> Result<PackagePlan, StepError> {
+    let Located {
+        package,
+        mapping,
+        catalogs,
+    } = located;
+    let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
+    let mut users: BTreeMap<String, User> = world
+        .graph
+        .users_by_email(&emails)
+        .await?
+        .into_values()
+        .flatten()
+        .map(|user| (user.id.clone(), user))
+        .collect();
+    let assignments = world.graph.assignments(&package.id).await?;
+    // Holders no roster address belongs to, looked up by id: so that the plan knows every
+    // address they are known by, and reports a holder the directory does not know instead
+    // of removing them.
+    let others: Vec<&str> = assignments
+        .iter()
+        .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
+        .filter(|id| !users.contains_key(*id))
+        .collect();
+    if !others.is_empty() {
+        for user in world.graph.users_by_id(&others).await? {
+            users.insert(user.id.clone(), user);
+        }
+    }
+    let mut requests = world.graph.open_assignment_requests().await?;
+    requests.retain(|open| open.access_package_id() == Some(package.id.as_str()));
+    let tenant = TenantSnapshot {
+        users: users.into_values().collect(),
+        access_packages: vec![package.clone()],
+        assignments,
+        assignment_requests: requests,
+        catalogs,
+        ..TenantSnapshot::default()
+    };
+    let mut options = world.plan_options(mapping);
+    // An override is honoured only with who and why; the plan says when one is refused.
+    options.guards.allow_removals |= request.allow_removals;
+    options.guards.allow_additions |= request.allow_additions;
+    options.override_by = request.override_by.clone();
+    Ok(plan_package(
+        valid,
+        version,
+        &package,
+        &TenantIndex::new(&tenant),
+        &options,
+    ))
+}
+
+/// Plans one roster's bytes against the tenant, as the Plan step does, and writes and
+/// changes nothing (no report, no audit record, no reprocessing): the package plan with its
+/// guards, or every problem that keeps the roster from being planned (roster errors with
+/// line and column, an invalid mapping file, no or several matching packages, two rosters
+/// for one package).
+///
+/// # Errors
+/// [`StepError`] when storage or Graph fail; retrying can help then.
+pub async fn plan_bytes<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    roster_name: &str,
+    bytes: &[u8],
+    version: &str,
+    request: &PlanRequest,
+) -> Result<Result<PackagePlan, Vec<PlanError>>, StepError> {
+    let roster = parse(roster_name, bytes, world.config.limits);
+    let valid = match roster.validated() {
+        Ok(valid) => valid,
+        Err(invalid) => {
+            return Ok(Err(invalid
+                .errors
+                .iter()
+                .map(|problem| enroll_core::plan::roster_error(roster_name, problem))
+                .collect()));
+        }
+    };
+    let located = match locate_roster(world, roster_name, request).await? {
+        Ok(located) => located,
+        Err(error) => return Ok(Err(vec![error])),
+    };
+    Ok(Ok(
+        plan_located(world, valid, version, located, request).await?
+    ))
 }
 
 /// Records a Plan or MapRoles message that is set aside (the poison queue, or a runner that

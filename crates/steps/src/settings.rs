@@ -44,6 +44,7 @@ const TESTS_ONLY: &str = "tests and benchmarks only";
 const NO_SECRETS: &str = "the deployment signs in with its managed identity; secrets and certificates are for the command line or other hosts";
 const CLOUD: &str = "the defaults are the public cloud's; a national cloud sets all three by hand";
 const TUNING: &str = "tuning: the defaults follow Graph's guidance";
+const API_TUNING: &str = "tuning: the defaults suit Entra's tokens and key rotation";
 
 /// Every setting, grouped as in the README.
 pub const SETTINGS: &[Setting] = &[
@@ -90,6 +91,26 @@ pub const SETTINGS: &[Setting] = &[
     not_set("ENROLL_GRAPH_MAX_ATTEMPTS", TUNING),
     not_set("ENROLL_GRAPH_RETRY_BASE_MS", TUNING),
     not_set("ENROLL_GRAPH_MAX_WAIT_SECONDS", TUNING),
+    // The HTTP API
+    set("ENROLL_API_AUDIENCE"),
+    not_set(
+        "ENROLL_API_TENANT_ID",
+        "the default, ENROLL_TENANT_ID, is the deployment's own tenant",
+    ),
+    not_set(
+        "ENROLL_API_DISCOVERY_URL",
+        "the default follows ENROLL_AUTHORITY_URL and the tenant",
+    ),
+    not_set(
+        "ENROLL_API_ISSUER",
+        "scripts/deploy registers the API for v2 tokens, whose issuer the discovery document names",
+    ),
+    not_set("ENROLL_API_LEEWAY_SECONDS", API_TUNING),
+    not_set("ENROLL_API_KEY_REFRESH_SECONDS", API_TUNING),
+    not_set(
+        "ENROLL_API_MAX_BODY_BYTES",
+        "the default, 16 MiB, is a roster's own limit",
+    ),
     // Storage and the Functions host
     not_set(
         "AzureWebJobsStorage",
@@ -132,6 +153,8 @@ pub const SETTINGS: &[Setting] = &[
     not_set("ENROLL_FAULT_SEED", TESTS_ONLY),
     not_set("ENROLL_FAULT_ROUNDS", TESTS_ONLY),
     not_set("ENROLL_SAFETY_SEED", TESTS_ONLY),
+    not_set("ENROLL_SCHEMATHESIS", TESTS_ONLY),
+    not_set("ENROLL_CARGO_LAMBDA", TESTS_ONLY),
 ];
 
 /// The setting named `name`, if enroll knows it.

@@ -50,6 +50,7 @@ impl Default for Guards {
 /// Who let a plan past its guards, and why. Recorded in the plan, the report and the audit
 /// trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Override {
     /// Who decided (an e-mail address or a name).
@@ -75,6 +76,7 @@ pub const OVERRIDE_REFUSED: &str = "removals or additions were allowed without s
 
 /// A guard that tripped, with the numbers it weighed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Tripped {
     /// Which guard.

@@ -100,6 +100,7 @@ pub struct RosterSource {
 
 /// Why a package's plan is held back; a blocked package changes nothing at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BlockReason {
     /// It would remove more than the guard allows.
@@ -118,6 +119,7 @@ pub enum BlockReason {
 
 /// The package a plan is for, and the policy its assignments will use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PackageRef {
     /// Access package id.
@@ -130,6 +132,7 @@ pub struct PackageRef {
 
 /// Someone to invite as a B2B guest (and then assign).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Invite {
     /// Address to invite.
@@ -140,6 +143,7 @@ pub struct Invite {
 
 /// An existing user to assign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Assign {
     /// Address in the roster.
@@ -150,6 +154,7 @@ pub struct Assign {
 
 /// An assignment to remove.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Remove {
     /// The holder's address, as best known.
@@ -166,6 +171,7 @@ pub struct Remove {
 
 /// Why an active assignment of someone not in the roster is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeptReason {
     /// The holder is a protected person (`ENROLL_PROTECTED_PEOPLE`, `protectedPeople`).
@@ -197,6 +203,7 @@ impl KeptReason {
 
 /// An active assignment the plan keeps although its holder is not in the roster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Kept {
     /// The holder's address, as best known (empty when none is).
@@ -211,6 +218,7 @@ pub struct Kept {
 
 /// A roster person left alone because the tenant is ambiguous about them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Skipped {
     /// Address in the roster.
@@ -221,6 +229,7 @@ pub struct Skipped {
 
 /// The plan for one access package.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PackagePlan {
     /// Roster path.
@@ -304,6 +313,7 @@ impl BlockReason {
 
 /// A problem that keeps a roster from being planned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanError {
     /// Roster path.
     pub roster: String,
@@ -319,6 +329,7 @@ pub struct PlanError {
 
 /// The whole plan: one entry per roster that could be planned, errors for the rest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// Per-package plans, in roster order.
@@ -830,7 +841,8 @@ pub fn plan(rosters: &[RosterSource], tenant: &TenantSnapshot, options: &PlanOpt
     result
 }
 
-fn roster_error(path: &str, problem: &Problem) -> PlanError {
+/// A roster problem as a plan error (the roster, its line, column, code and message).
+pub fn roster_error(path: &str, problem: &Problem) -> PlanError {
     PlanError {
         roster: path.to_owned(),
         line: problem.line,
