@@ -430,7 +430,8 @@ async fn snapshot_from_graph_plans_like_the_original() {
                 "--catalog",
                 "Contoso Projects",
             ])
-            .env("ENROLL_TENANT_ID", "enroll-sim-tenant")
+            // The tenant by a domain of its users' principal names, as Entra takes it.
+            .env("ENROLL_TENANT_ID", "contoso.onmicrosoft.com")
             .env("ENROLL_CLIENT_ID", "enroll-sim-client")
             .env("ENROLL_CLIENT_SECRET", "enroll-sim-secret")
             .env("ENROLL_GRAPH_URL", format!("{base}/v1.0"))

@@ -533,9 +533,6 @@ fn valid_email(email: &str) -> bool {
         && !domain.ends_with(['.', '-'])
 }
 
-/// The simulated tenant's initial domain, the suffix of guest UPNs.
-const TENANT_DOMAIN: &str = "enrollsim.onmicrosoft.com";
-
 fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
     let body = req.json_body()?;
     let obj = check_body(&body, "microsoft.graph.invitation", &[], Family::Directory)?;
@@ -613,7 +610,11 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
         }
         None => {
             let id = state.new_guid();
-            let upn = format!("{}#EXT#@{}", email.replace('@', "_"), TENANT_DOMAIN);
+            let upn = format!(
+                "{}#EXT#@{}",
+                email.replace('@', "_"),
+                crate::SIM_TENANT_DOMAIN
+            );
             let hidden_until = (!state.consistency_delay.is_zero())
                 .then(|| Instant::now() + state.consistency_delay);
             state.tenant.users.push(UserRec {
