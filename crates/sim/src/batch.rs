@@ -116,13 +116,8 @@ fn parse_item(item: &Value, index: usize, seen: &BTreeSet<String>) -> Result<Ite
             "Request {index} in the batch is not an object."
         )));
     };
-    for key in obj.keys() {
-        if !["id", "method", "url", "headers", "body", "dependsOn"].contains(&key.as_str()) {
-            return Err(bad(&format!(
-                "Invalid batch payload format: unknown property '{key}' in request {index}."
-            )));
-        }
-    }
+    // Graph ignores other keys of an item, such as the `depends_on` the Python SDK writes
+    // (which therefore orders nothing).
     let id = match obj.get("id") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err(bad(&format!("Request {index} in the batch has no id."))),
