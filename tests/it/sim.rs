@@ -1479,6 +1479,57 @@ fn member_id(i: usize) -> String {
     member(i).id
 }
 
+#[tokio::test]
+async fn request_bodies_with_values_of_the_wrong_type_are_refused_as_graph_does() {
+    let sim = Sim::start(SimConfig::default(), tenant(2)).await;
+    let users_before = sim.sim.snapshot().await.users.len();
+    let base = json!({"invitedUserEmailAddress": "typed@fabrikam.com",
+                      "inviteRedirectUrl": "https://myapps.microsoft.com"});
+    let with = |key: &str, value: Value| {
+        let mut body = base.clone();
+        body[key] = value;
+        body
+    };
+    for (body, message) in [
+        (
+            with("sendInvitationMessage", json!("yes")),
+            "Cannot convert the literal 'yes' to the expected type 'Edm.Boolean'.",
+        ),
+        (
+            with(
+                "invitedUserMessageInfo",
+                json!({"ccRecipients": [{"emailAddress": {"address": 5}}]}),
+            ),
+            "Cannot convert the literal '5' to the expected type 'Edm.String'.",
+        ),
+        (
+            with("invitedUserMessageInfo", json!({"ccRecipients": {"emailAddress": {}}})),
+            "An unexpected 'StartObject' node was found for property named 'ccRecipients' when reading from the JSON reader. A 'StartArray' node was expected.",
+        ),
+        (
+            with("invitedUserDisplayName", json!(["New", "Person"])),
+            "An unexpected 'StartArray' node was found for property named 'invitedUserDisplayName' when reading from the JSON reader. A 'PrimitiveValue' node was expected.",
+        ),
+    ] {
+        let answer = sim.post("/invitations", body).await;
+        assert_graph_error(&answer, 400, "BadRequest");
+        assert_eq!(answer.message(), message);
+    }
+    // Nothing was invited; the well-typed body still is.
+    assert_eq!(sim.sim.snapshot().await.users.len(), users_before);
+    let typed = sim
+        .post(
+            "/invitations",
+            with(
+                "invitedUserMessageInfo",
+                json!({"ccRecipients": [{"emailAddress": {"address": "cc@fabrikam.com"}}]}),
+            ),
+        )
+        .await;
+    assert_eq!(typed.status, 201, "{}", typed.body);
+    assert_eq!(sim.sim.snapshot().await.users.len(), users_before + 1);
+}
+
 const DELIVERED: &str = "/identityGovernance/entitlementManagement/assignments?$expand=target,accessPackage,assignmentPolicy&$filter=accessPackage/id eq 'a914b616-e04e-476b-aa37-91038f0b165b' and state eq 'delivered'";
 
 #[tokio::test]

@@ -317,6 +317,9 @@ fn check_body(
                 ),
             ));
         }
+        if let Err(wrong) = schema::check_property(type_name, key, &obj[key]) {
+            return Err(Resp::error(400, "BadRequest", &wrong.message));
+        }
     }
     Ok(obj.clone())
 }
