@@ -1,12 +1,9 @@
 // enroll: the Azure resources for the Functions app (Flex Consumption, custom handler).
 //
-// Deploy in two passes, because the blob trigger's Event Grid subscription needs the
-// `blobs_extension` system key, which exists only once the code is deployed:
-//   1. az deployment group create -g RG -f infra/main.bicep -p tenantId=... inviteDomains=...
-//   2. scripts/package, then deploy target/enroll-functions.zip (One Deploy)
-//   3. run step 1 again with -p subscribeRosterUploads=true
-// Grant Microsoft Graph application permissions to the managed identity separately (README,
-// "Deployment"): Bicep cannot grant Graph app roles without the Graph extension.
+// scripts/deploy deploys it (README, "Deployment"): this file, the package, this file again
+// with subscribeRosterUploads=true once the package has created the `blobs_extension` system
+// key that the Event Grid subscriptions need, Graph permissions through `enroll grant`
+// (Bicep cannot grant Graph app roles without the Graph extension), and the rosters.
 
 @description('Azure region for every resource.')
 param location string = resourceGroup().location
@@ -34,6 +31,24 @@ param maxRemovals int = 10
 @description('Past maxRemovals, the share of members that may be removed, in percent (ENROLL_MAX_REMOVAL_PERCENT).')
 param maxRemovalPercent int = 20
 
+@description('Invitations and assignments always allowed per package (ENROLL_MAX_ADDITIONS).')
+param maxAdditions int = 50
+
+@description('Past maxAdditions, how many people may be added, as a share of the current members, in percent (ENROLL_MAX_ADDITION_PERCENT).')
+param maxAdditionPercent int = 100
+
+@description('People no plan removes: comma-separated addresses or object ids (ENROLL_PROTECTED_PEOPLE); empty for none.')
+param protectedPeople string = ''
+
+@description('Undo window of removals: 0, or a whole number with s, m, h or d such as 24h, at most 7d (ENROLL_REMOVAL_DELAY).')
+param removalDelay string = '0'
+
+@description('Where invited guests land; must be https (ENROLL_INVITE_REDIRECT_URL).')
+param inviteRedirectUrl string = 'https://myapps.microsoft.com'
+
+@description('Whether Microsoft e-mails the invitation to invited guests (ENROLL_SEND_INVITATIONS).')
+param sendInvitations bool = false
+
 @description('Application (client) id whose app roles the manifests describe, when a manifest names none (ENROLL_APP_ID).')
 param appId string = ''
 
@@ -43,12 +58,30 @@ param roleGroupPattern string = 'APP-{value}'
 @description('Create the Event Grid subscriptions that trigger RosterUploaded and ManifestUploaded (needs the deployed code).')
 param subscribeRosterUploads bool = false
 
+@description('Object ids of the principals that upload rosters and manifests (the roster repository\'s pipeline, the administrator running scripts/deploy): Storage Blob Data Contributor on those two containers.')
+param uploaderPrincipalIds array = []
+
 @description('Most instances the app may scale out to.')
 param maximumInstanceCount int = 40
 
 var suffix = uniqueString(resourceGroup().id, namePrefix)
 var storageName = take('${namePrefix}${suffix}', 24)
 var deploymentContainer = 'app-package'
+// The queues of function_definitions/ and their poison queues: created here so that the
+// first messages do not wait for the host to create them, and so `enroll doctor` finds them.
+var queueNames = [
+  'reconcile'
+  'invite'
+  'assign'
+  'remove'
+  'map-roles'
+  'reconcile-poison'
+  'invite-poison'
+  'assign-poison'
+  'remove-poison'
+  'map-roles-poison'
+]
+var blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 var roles = {
   blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -112,6 +145,13 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
   name: 'default'
 }
 
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for name in queueNames: {
+    parent: queueService
+    name: name
+  }
+]
+
 resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for role in items(roles): {
     name: guid(storage.id, identity.id, role.value)
@@ -120,6 +160,29 @@ resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
       principalId: identity.properties.principalId
       principalType: 'ServicePrincipal'
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.value)
+    }
+  }
+]
+
+// Uploaders write rosters (containers[0]) and manifests (containers[1]), nothing else.
+resource rosterUploaders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for principalId in uploaderPrincipalIds: {
+    name: guid(storage.id, 'rosters', principalId, blobDataContributor)
+    scope: containers[0]
+    properties: {
+      principalId: principalId
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+    }
+  }
+]
+
+resource manifestUploaders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for principalId in uploaderPrincipalIds: {
+    name: guid(storage.id, 'manifests', principalId, blobDataContributor)
+    scope: containers[1]
+    properties: {
+      principalId: principalId
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
     }
   }
 ]
@@ -211,10 +274,16 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'ENROLL_TENANT_ID', value: tenantId }
         { name: 'ENROLL_MANAGED_IDENTITY_CLIENT_ID', value: identity.properties.clientId }
         { name: 'ENROLL_INVITE_DOMAINS', value: inviteDomains }
+        { name: 'ENROLL_INVITE_REDIRECT_URL', value: inviteRedirectUrl }
+        { name: 'ENROLL_SEND_INVITATIONS', value: string(sendInvitations) }
         { name: 'ENROLL_CATALOG', value: catalog }
         { name: 'ENROLL_SCHEDULE', value: schedule }
         { name: 'ENROLL_MAX_REMOVALS', value: string(maxRemovals) }
         { name: 'ENROLL_MAX_REMOVAL_PERCENT', value: string(maxRemovalPercent) }
+        { name: 'ENROLL_MAX_ADDITIONS', value: string(maxAdditions) }
+        { name: 'ENROLL_MAX_ADDITION_PERCENT', value: string(maxAdditionPercent) }
+        { name: 'ENROLL_PROTECTED_PEOPLE', value: protectedPeople }
+        { name: 'ENROLL_REMOVAL_DELAY', value: removalDelay }
         { name: 'ENROLL_MAX_DEQUEUE_COUNT', value: '5' }
         { name: 'ENROLL_APP_ID', value: appId }
         { name: 'ENROLL_ROLE_GROUP_PATTERN', value: roleGroupPattern }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod deploy;
 mod e2e;
 mod faults;
 mod functions;

@@ -63,6 +63,60 @@ enum Command {
     /// Write today's tenant as files: one roster per access package, the app role manifest
     /// and its mapping, so that the first plan against the same tenant changes nothing.
     Export(ExportArgs),
+    /// Check a deployment: Graph token and permissions, every roster's catalog, package and
+    /// policy, invite domains, storage; exit 1 on any problem, each with its fix.
+    Doctor(DoctorArgs),
+    /// Grant a service principal the Microsoft Graph application permissions the configured
+    /// steps need (for an administrator, once); exit 1 when a grant failed.
+    Grant(GrantArgs),
+}
+
+/// Which parts of enroll a deployment uses, for the permissions it needs.
+#[derive(Debug, Args)]
+struct NeedsArgs {
+    /// Include the app role permissions (implied by ENROLL_APP_ID, and for `doctor` by
+    /// manifests in storage).
+    #[arg(long)]
+    app_roles: bool,
+    /// Entitlement management through a catalog-scoped role (Access package assignment
+    /// manager) instead of EntitlementManagement.ReadWrite.All.
+    #[arg(long)]
+    catalog_role: bool,
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Object id of the deployment's service principal [default: the token's, else the
+    /// client id's].
+    #[arg(long)]
+    principal: Option<String>,
+    #[command(flatten)]
+    needs: NeedsArgs,
+    /// Check the rosters in this folder instead of the rosters container.
+    #[arg(long)]
+    rosters: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct GrantArgs {
+    /// Object id of the service principal to grant to (the managed identity's `principalId`).
+    #[arg(long)]
+    principal: String,
+    #[command(flatten)]
+    needs: NeedsArgs,
+    /// Say what would be granted; grant nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Read a Graph access token from standard input instead of the credential settings,
+    /// e.g. `az account get-access-token --resource-type ms-graph --query accessToken -o tsv`.
+    #[arg(long)]
+    token_stdin: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +289,9 @@ struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Also write the plan as Markdown to this file, for a pull request's comment.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
 }
 
 /// The guards' limits and overrides, and the protected people, as `plan` and `apply` take them.
@@ -376,6 +433,8 @@ fn main() -> ExitCode {
             command: RolesCommand::Apply(args),
         } => runtime().and_then(|rt| rt.block_on(roles_apply(&args))),
         Command::Export(args) => runtime().and_then(|rt| rt.block_on(export(&args))),
+        Command::Doctor(args) => runtime().and_then(|rt| rt.block_on(doctor(&args))),
+        Command::Grant(args) => runtime().and_then(|rt| rt.block_on(grant(&args))),
     };
     match outcome {
         Ok(code) => code,
@@ -507,6 +566,10 @@ fn plan_rosters(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     }
     let options = plan_options(args, &args.rosters)?;
     let plan = plan(&sources, &tenant, &options);
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, enroll_cli::markdown::plan_markdown(&plan))
+            .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
+    }
     match args.format {
         Format::Text => print(&plan_text(&plan))?,
         Format::Json => print_json(&plan)?,
@@ -1058,6 +1121,134 @@ fn verdict(summary: &enroll_steps::runner::RunSummary, changes_left: Option<usiz
             text
         }
     }
+}
+
+/// The permissions `args` and the settings ask for; `manifests` says whether storage holds
+/// app role manifests.
+fn needs(
+    args: &NeedsArgs,
+    env: &enroll_steps::config::Env,
+    manifests: bool,
+) -> enroll_steps::permissions::Needs {
+    enroll_steps::permissions::Needs {
+        app_roles: args.app_roles || env.get("ENROLL_APP_ID").is_some() || manifests,
+        catalog_role: args.catalog_role,
+    }
+}
+
+async fn doctor(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
+    use enroll_cli::doctor::{self, Check, Report};
+    use enroll_steps::Storage as _;
+    use enroll_steps::config::{Env, graph_config, step_config};
+    let env = Env::from_process();
+    let mut report = Report::default();
+    let settings = step_config(&env, false);
+    report.checks.push(match &settings {
+        Ok(_) => Check::ok("settings", "read"),
+        Err(error) => Check::problem(
+            "settings",
+            error.to_string(),
+            "fix the setting (README, Configuration)",
+        ),
+    });
+    let catalog = settings.ok().and_then(|s| s.catalog);
+    let store = enroll_store::StorageConfig::from_env()
+        .map_err(anyhow::Error::from)
+        .and_then(|config| Ok(enroll_store::Store::new(&config)?))
+        .map(|store| match env.get("ENROLL_STORAGE_PREFIX") {
+            Some(prefix) => store.with_layout(enroll_store::Layout::with_prefix(prefix)),
+            None => store,
+        });
+    let (storage_checks, manifests) = match &store {
+        Ok(store) => (
+            doctor::check_storage(store, env.get("ENROLL_STORAGE_PREFIX").unwrap_or_default())
+                .await,
+            store.manifest_names().await.is_ok_and(|m| !m.is_empty()),
+        ),
+        Err(error) => (
+            vec![Check::problem(
+                "storage",
+                format!("{error:#}"),
+                "set AzureWebJobsStorage, or its identity-based form (README, Configuration)",
+            )],
+            false,
+        ),
+    };
+    let needs = needs(&args.needs, &env, manifests);
+    let graph = graph_config(&env)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            let credential = config.credential.clone();
+            Ok((enroll_graph::GraphClient::new(config)?, credential))
+        });
+    match &graph {
+        Ok((client, credential)) => report.checks.extend(
+            doctor::check_graph(client, credential, args.principal.as_deref(), needs).await,
+        ),
+        Err(error) => report.checks.push(Check::problem(
+            "token",
+            format!("{error:#}"),
+            "set ENROLL_TENANT_ID and a credential (README, Configuration)",
+        )),
+    }
+    report.checks.push(doctor::check_invite_domains(
+        env.get("ENROLL_INVITE_DOMAINS"),
+    ));
+    report.checks.extend(storage_checks);
+    if let Ok((client, _)) = &graph {
+        let catalog = catalog.as_deref();
+        let rosters = match (&args.rosters, &store) {
+            (Some(folder), _) => {
+                let local = local::LocalStorage::new(folder.clone(), "enroll-reports");
+                let place = folder.display().to_string();
+                doctor::check_rosters(&local, &place, client, catalog).await
+            }
+            (None, Ok(store)) => {
+                let place = format!("container {}", store.layout().rosters);
+                doctor::check_rosters(store, &place, client, catalog).await
+            }
+            (None, Err(_)) => Vec::new(),
+        };
+        report.checks.extend(rosters);
+    }
+    match args.format {
+        Format::Text => print(&report.to_text())?,
+        Format::Json => print_json(&serde_json::json!({
+            "checks": report.checks,
+            "problems": report.problems(),
+        }))?,
+    }
+    Ok(exit_code(report.problems() == 0))
+}
+
+async fn grant(args: &GrantArgs) -> anyhow::Result<ExitCode> {
+    use enroll_graph::{Credential, GraphConfig, Secret};
+    use enroll_steps::config::{Env, graph_config, graph_endpoints};
+    let env = Env::from_process();
+    let config = if args.token_stdin {
+        let mut token = String::new();
+        std::io::stdin().read_line(&mut token)?;
+        let token = token.trim();
+        if token.is_empty() {
+            anyhow::bail!("--token-stdin: standard input holds no token");
+        }
+        // The tenant only names a token endpoint, which a given token does not need.
+        let tenant = env.get("ENROLL_TENANT_ID").unwrap_or("organizations");
+        graph_endpoints(
+            &env,
+            GraphConfig::new(tenant, Credential::AccessToken(Secret::new(token))),
+        )?
+    } else {
+        graph_config(&env)?
+    };
+    let client = enroll_graph::GraphClient::new(config)?;
+    let needs = needs(&args.needs, &env, false);
+    let report = enroll_cli::grant::grant(&client, &args.principal, needs, args.dry_run).await?;
+    match args.format {
+        Format::Text => print(&report.to_text(needs))?,
+        Format::Json => print_json(&report.to_json(args.dry_run))?,
+    }
+    Ok(exit_code(report.succeeded()))
 }
 
 fn summary_text(

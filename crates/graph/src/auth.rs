@@ -88,6 +88,10 @@ pub enum Credential {
         /// Client id of a user-assigned identity; `None` for the system-assigned one.
         client_id: Option<String>,
     },
+    /// A bearer token acquired elsewhere, such as an administrator's
+    /// `az account get-access-token --resource-type ms-graph` for `enroll grant`: used as it
+    /// is, never renewed (a rejected token is an error).
+    AccessToken(Secret),
 }
 
 /// An access token with its expiry.
@@ -244,6 +248,13 @@ impl TokenSource {
             }
             Credential::ManagedIdentity { client_id } => {
                 return self.managed_identity_token(client_id.as_deref()).await;
+            }
+            Credential::AccessToken(token) => {
+                // Its expiry is the issuer's business; Graph says 401 once it has passed.
+                return Ok(AccessToken {
+                    value: token.clone(),
+                    renew_at: Instant::now() + Duration::from_secs(24 * 3600),
+                });
             }
         };
         let auth_error = |reason: String, retryable: bool| GraphError::Auth {

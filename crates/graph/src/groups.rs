@@ -1,5 +1,6 @@
 //! Groups and their app role assignments.
 
+use reqwest::Method;
 use serde::Serialize;
 
 use super::GraphClient;
@@ -9,11 +10,12 @@ use super::invitations::decode_body;
 use super::odata::{self, MAX_IN_VALUES, encode_path_segment, relative_url};
 use enroll_core::tenant::{AppRoleAssignment, Group};
 
-/// An app role to grant a group (graph.md §4.4).
+/// An app role to grant a group (graph.md §4.4), or a service principal (an application
+/// permission, when the resource is Microsoft Graph's service principal).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewGroupAppRoleAssignment {
-    /// The group (the assignment's principal).
+    /// The group or service principal (the assignment's principal).
     pub principal_id: String,
     /// The resource service principal.
     pub resource_id: String,
@@ -98,6 +100,40 @@ impl GraphClient {
                 let result = answer.and_then(|response| {
                     decode_body("POST", "/groups/{id}/appRoleAssignments", response.body)
                 });
+                (assignment, result)
+            })
+            .collect()
+    }
+
+    /// Posts app role assignments through `$batch` to the URL `url_of` gives each (the
+    /// principal's or the resource's side), each answer on its own, in the order given;
+    /// `path` names the request in errors.
+    pub(crate) async fn post_app_role_assignments(
+        &self,
+        assignments: &[NewGroupAppRoleAssignment],
+        path: &str,
+        url_of: impl Fn(&NewGroupAppRoleAssignment) -> String,
+    ) -> Vec<(
+        NewGroupAppRoleAssignment,
+        Result<AppRoleAssignment, GraphError>,
+    )> {
+        let requests = assignments
+            .iter()
+            .map(|assignment| {
+                SubRequest::with_body(
+                    Method::POST,
+                    url_of(assignment),
+                    serde_json::to_value(assignment).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let answers = self.batch(requests).await;
+        assignments
+            .iter()
+            .cloned()
+            .zip(answers)
+            .map(|(assignment, answer)| {
+                let result = answer.and_then(|response| decode_body("POST", path, response.body));
                 (assignment, result)
             })
             .collect()

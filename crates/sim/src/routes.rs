@@ -18,6 +18,8 @@ use super::{clock, schema};
 use enroll_core::roles::is_guid;
 use enroll_core::tenant::{AppRole, AppRoleAssignment};
 
+mod principals;
+
 /// Characters left as they are in query values of `@odata.nextLink`.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -658,6 +660,9 @@ pub(crate) fn dispatch(shared: &Shared, state: &mut State, req: &Req) -> Resp {
         (["serviceprincipals", _, "approleassignedto", _], "DELETE") => {
             delete_app_role_assignment(state, Scope::Resource(seg(1)), seg(3))
         }
+        (["serviceprincipals", _, "approleassignments"], "GET") => {
+            principals::list_principal_assignments(state, req, seg(1))
+        }
         (["groups"], "GET") => list_groups(state, req),
         (["groups", "$count"], "GET") => count_only(
             req,
@@ -682,6 +687,7 @@ pub(crate) fn dispatch(shared: &Shared, state: &mut State, req: &Req) -> Resp {
             | ["serviceprincipals", _]
             | ["serviceprincipals", _, "approleassignedto"]
             | ["serviceprincipals", _, "approleassignedto", _]
+            | ["serviceprincipals", _, "approleassignments"]
             | ["groups"]
             | ["groups", _]
             | ["groups", _, "approleassignments"]

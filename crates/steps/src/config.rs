@@ -293,7 +293,18 @@ pub fn graph_config(env: &Env) -> Result<GraphConfig, ConfigError> {
             hint: "set ENROLL_CLIENT_ID with ENROLL_CLIENT_SECRET, or ENROLL_CLIENT_CERTIFICATE and ENROLL_CLIENT_KEY, or run with a managed identity (IDENTITY_ENDPOINT, IDENTITY_HEADER)",
         });
     };
-    let mut config = GraphConfig::new(tenant, credential);
+    graph_endpoints(env, GraphConfig::new(tenant, credential))
+}
+
+/// `config` with the endpoints and tuning the environment sets (`ENROLL_GRAPH_URL`,
+/// `ENROLL_AUTHORITY_URL`, `ENROLL_GRAPH_RESOURCE`, `ENROLL_GRAPH_CONCURRENCY`,
+/// `ENROLL_GRAPH_MAX_ATTEMPTS`, `ENROLL_GRAPH_RETRY_BASE_MS`, `ENROLL_GRAPH_MAX_WAIT_SECONDS`,
+/// `ENROLL_GRAPH_TIMEOUT_SECONDS`),
+/// for a credential that does not come from the settings.
+///
+/// # Errors
+/// [`ConfigError`] naming the variable that is malformed.
+pub fn graph_endpoints(env: &Env, mut config: GraphConfig) -> Result<GraphConfig, ConfigError> {
     if let Some(url) = env.url("ENROLL_GRAPH_URL", true, true)? {
         config.graph_base_url = url;
     }

@@ -18,10 +18,12 @@ mod disposition;
 #[cfg(test)]
 mod fake;
 mod people;
+pub mod permissions;
 mod reconcile;
 mod reprocess;
 mod roles;
 pub mod runner;
+pub mod settings;
 pub mod world;
 
 pub use change::Change;
