@@ -571,7 +571,11 @@ pub fn check_property(
     check_value(spec, value, name)
 }
 
-fn check_value(spec: &serde_json::Value, value: &serde_json::Value, path: &str) -> Result<(), WrongType> {
+fn check_value(
+    spec: &serde_json::Value,
+    value: &serde_json::Value,
+    path: &str,
+) -> Result<(), WrongType> {
     use serde_json::Value;
     let wrong = |message: String| {
         Err(WrongType {
@@ -579,7 +583,10 @@ fn check_value(spec: &serde_json::Value, value: &serde_json::Value, path: &str) 
             message,
         })
     };
-    let property = path.rsplit(['.', ']']).find(|p| !p.is_empty()).unwrap_or(path);
+    let property = path
+        .rsplit(['.', ']'])
+        .find(|p| !p.is_empty())
+        .unwrap_or(path);
     if value.is_null() {
         if spec["nullable"] == true {
             return Ok(());
@@ -621,7 +628,9 @@ fn check_value(spec: &serde_json::Value, value: &serde_json::Value, path: &str) 
                 )),
                 other => wrong(format!(
                     "Cannot convert the literal '{}' to the expected type '{}'.",
-                    other.as_str().map_or_else(|| other.to_string(), str::to_owned),
+                    other
+                        .as_str()
+                        .map_or_else(|| other.to_string(), str::to_owned),
                     edm(kind)
                 )),
             }
@@ -641,7 +650,9 @@ fn check_value(spec: &serde_json::Value, value: &serde_json::Value, path: &str) 
                 } else {
                     wrong(format!(
                         "Cannot convert the literal '{}' to the expected type '{reference}'.",
-                        value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+                        value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_owned)
                     ))
                 };
             }
