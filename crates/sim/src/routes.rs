@@ -82,7 +82,7 @@ struct Query {
     /// `$count=true`: the answer carries `@odata.count`.
     count: bool,
     /// `$search` clauses (property, term) and whether they are joined by `OR`.
-    search: Option<(Vec<(&'static str, String)>, bool)>,
+    search: Option<Search>,
     /// `$orderby`: the property, and whether descending.
     orderby: Option<(&'static str, bool)>,
 }
@@ -283,12 +283,12 @@ fn count_refused() -> Resp {
     )
 }
 
+/// `$search` clauses (property, term), and whether they are joined by `OR` (else `AND`).
+type Search = (Vec<(&'static str, String)>, bool);
+
 /// Parses Graph's `$search` on directory objects: `"property:term"` clauses in double
 /// quotes, joined by `AND` or by `OR` (not both).
-fn parse_search(
-    value: &str,
-    type_name: &str,
-) -> Result<(Vec<(&'static str, String)>, bool), String> {
+fn parse_search(value: &str, type_name: &str) -> Result<Search, String> {
     let invalid = || {
         format!(
             "Syntax error: the $search value '{value}' is not valid: use \"property:term\" clauses joined by AND or OR."
