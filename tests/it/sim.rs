@@ -2386,3 +2386,71 @@ async fn settings_that_would_overflow_a_clock_are_refused_at_start() {
         );
     }
 }
+
+#[tokio::test]
+async fn over_tls_clients_that_trust_the_printed_ca_connect_and_others_do_not() {
+    use enroll_steps::config::{Env, graph_config};
+    let config = SimConfig {
+        tls: true,
+        ..SimConfig::default()
+    };
+    let sim = start(config, tenant(3)).await.unwrap();
+    let base = sim.base_url();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let ca = sim.ca_pem().unwrap().to_owned();
+
+    // A client with the system's roots only refuses the certificate.
+    let untrusting = reqwest::Client::new();
+    let refused = untrusting.get(sim.discovery_url()).send().await;
+    assert!(refused.is_err(), "{refused:?}");
+    // One that trusts the CA reaches discovery, whose endpoints are https too.
+    let trusting = reqwest::Client::builder()
+        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(ca.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let doc: Value = trusting
+        .get(sim.discovery_url())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], format!("{base}/{}/v2.0", sim.tenant_id()));
+    assert_eq!(
+        doc["token_endpoint"].as_str().unwrap().get(..8),
+        Some("https://")
+    );
+
+    // enroll's Graph client trusts it through ENROLL_CA_FILE: token and Graph calls work.
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("enroll-sim-ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let graph_url = format!("{base}/v1.0");
+    let ca_path = ca_file.to_str().unwrap();
+    let settings = |ca: Option<&str>| {
+        let mut pairs = vec![
+            ("ENROLL_TENANT_ID", sim.tenant_id()),
+            ("ENROLL_CLIENT_ID", "enroll-sim-client"),
+            ("ENROLL_CLIENT_SECRET", "enroll-sim-secret"),
+            ("ENROLL_GRAPH_URL", graph_url.as_str()),
+            ("ENROLL_AUTHORITY_URL", base.as_str()),
+            ("ENROLL_GRAPH_MAX_ATTEMPTS", "1"),
+        ];
+        pairs.extend(ca.map(|path| ("ENROLL_CA_FILE", path)));
+        graph_config(&Env::from_pairs(pairs)).unwrap()
+    };
+    let graph = enroll_graph::GraphClient::new(settings(Some(ca_path))).unwrap();
+    let catalogs = graph.catalogs().await.unwrap();
+    assert_eq!(catalogs.len(), 1);
+    let without = enroll_graph::GraphClient::new(settings(None)).unwrap();
+    assert!(without.catalogs().await.is_err(), "no CA, no connection");
+
+    // A CA file without a certificate is a setting error, not a silent fallback.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let config = settings(Some(empty.to_str().unwrap()));
+    let error = enroll_graph::GraphClient::new(config).unwrap_err();
+    assert!(error.to_string().contains("PEM"), "{error}");
+    sim.shutdown().await;
+}

@@ -37,6 +37,7 @@ mod jwt;
 mod routes;
 pub mod schema;
 mod state;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -123,6 +124,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Page size of collections when the request has no `$top`. Default 100 (Graph's for `/users`).
     pub page_size: usize,
+    /// HTTPS instead of HTTP, with a certificate authority made at start that clients must
+    /// trust ([`SimHandle::ca_pem`]). Default `false`.
+    pub tls: bool,
 }
 
 impl Default for SimConfig {
@@ -151,6 +155,7 @@ impl Default for SimConfig {
             delivery_delay_ms: 0,
             seed: 1,
             page_size: 100,
+            tls: false,
         }
     }
 }
@@ -296,9 +301,17 @@ pub struct SimHandle {
     shared: Arc<http::Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    ca_pem: Option<String>,
 }
 
 impl SimHandle {
+    /// The PEM of the certificate authority that signed the simulator's server certificate,
+    /// with [`SimConfig::tls`]: what clients trust (`SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`,
+    /// `ENROLL_CA_FILE`). `None` over plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
     /// Base URL, e.g. `http://127.0.0.1:41234`: Graph is at `{base}/v1.0`, the token endpoint
     /// at `{base}/{tenant}/oauth2/v2.0/token`, managed identity at `{base}/msi/token`.
     pub fn base_url(&self) -> String {
@@ -520,24 +533,46 @@ pub async fn start(config: SimConfig, snapshot: TenantSnapshot) -> Result<SimHan
     let addr = listener
         .local_addr()
         .map_err(|source| SimError::Bind { port, source })?;
-    let base_url = format!("http://{addr}");
+    let tls = if config.tls {
+        Some(
+            tokio::task::spawn_blocking(tls::Tls::make)
+                .await
+                .map_err(|e| SimError::Config(format!("the simulator failed to start: {e}")))?
+                .map_err(SimError::Config)?,
+        )
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{addr}");
     // Generating the signing key (once per process) takes a moment of CPU.
     let shared = tokio::task::spawn_blocking(move || http::Shared::new(config, snapshot, base_url))
         .await
         .map_err(|e| SimError::Config(format!("the simulator failed to start: {e}")))??;
     let shared = Arc::new(shared);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(http::routes(Arc::clone(&shared)))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = stopped.await;
-        });
-    let task = tokio::spawn(server.run());
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let task = match tls {
+        Some(tls) => {
+            let routes = http::routes(Arc::clone(&shared));
+            tokio::spawn(async move { tls.serve(listener, routes, stopped).await })
+        }
+        None => {
+            let server = warp::serve(http::routes(Arc::clone(&shared)))
+                .incoming(listener)
+                .graceful(stopped);
+            tokio::spawn(server.run())
+        }
+    };
     Ok(SimHandle {
         addr,
         shared,
         stop: Some(stop),
         task: Some(task),
+        ca_pem,
     })
 }
 

@@ -90,6 +90,10 @@ pub const SETTINGS: &[Setting] = &[
     not_set("ENROLL_GRAPH_MAX_ATTEMPTS", TUNING),
     not_set("ENROLL_GRAPH_RETRY_BASE_MS", TUNING),
     not_set("ENROLL_GRAPH_MAX_WAIT_SECONDS", TUNING),
+    not_set(
+        "ENROLL_CA_FILE",
+        "Graph and Entra present certificates of public CAs the system trusts; an extra CA is for `enroll sim --tls` and test hosts",
+    ),
     // Storage and the Functions host
     not_set(
         "AzureWebJobsStorage",
