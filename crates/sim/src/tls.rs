@@ -55,8 +55,12 @@ impl Tls {
         let fail = |what: &str, e: &dyn std::fmt::Display| format!("cannot make the {what}: {e}");
         let ca_key = KeyPair::generate().map_err(|e| fail("CA key", &e))?;
         let mut ca = CertificateParams::default();
-        ca.distinguished_name
-            .push(DnType::CommonName, "enroll sim test CA (this process only)");
+        // A name of its own: a client that trusts the CAs of two simulators at once picks the
+        // issuer by name, and two CAs of one name would fail each other's signatures.
+        ca.distinguished_name.push(
+            DnType::CommonName,
+            format!("enroll sim test CA {:016x}", fastrand::u64(..)),
+        );
         ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
