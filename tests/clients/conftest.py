@@ -79,22 +79,30 @@ class CountingSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-class Recorder:
-    """httpx event hooks that record each request and answer with the time it happened."""
+class Recorder(httpx.AsyncHTTPTransport):
+    """The transport under the SDK's middleware (whose retry handler resends a throttled
+    request itself): records each request and answer on the wire with the time it happened."""
 
     def __init__(self):
+        super().__init__()
         self.events = []
+
+    async def handle_async_request(self, request):
+        await self.on_request(request)
+        response = await super().handle_async_request(request)
+        await self.on_response(request, response)
+        return response
 
     async def on_request(self, request):
         self.events.append(("request", time.monotonic(), request.method, str(request.url), None))
 
-    async def on_response(self, response):
+    async def on_response(self, request, response):
         self.events.append(
             (
                 "response",
                 time.monotonic(),
-                response.request.method,
-                str(response.request.url),
+                request.method,
+                str(request.url),
                 (response.status_code, response.headers.get("Retry-After")),
             )
         )
@@ -119,17 +127,16 @@ def graph_client(base, tenant, recorder=None):
     auth = AzureIdentityAuthenticationProvider(
         credential(base, tenant), scopes=[GRAPH_SCOPE], allowed_hosts=[host]
     )
-    hooks = {}
-    if recorder is not None:
-        hooks = {"request": [recorder.on_request], "response": [recorder.on_response]}
     http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(base_url=f"{base}/v1.0", event_hooks=hooks, timeout=30)
+        client=httpx.AsyncClient(base_url=f"{base}/v1.0", transport=recorder, timeout=30)
     )
     adapter = GraphRequestAdapter(auth, client=http)
     adapter.base_url = f"{base}/v1.0"
     return GraphServiceClient(request_adapter=adapter)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def graph(base_url, tenant_id):
+    """A client per test: each test runs its own event loop, and an httpx client is bound to
+    the loop it first ran in."""
     return graph_client(base_url, tenant_id)

@@ -23,7 +23,6 @@ from msgraph.generated.models.app_role import AppRole
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 from msgraph.generated.models.application import Application
 from msgraph.generated.models.invitation import Invitation
-from msgraph.generated.models.user_collection_response import UserCollectionResponse
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.generated.identity_governance.entitlement_management.access_packages.access_packages_request_builder import (
     AccessPackagesRequestBuilder,
@@ -155,7 +154,8 @@ def test_users_with_filter_select_and_top_through_the_page_iterator(graph, tenan
         )
         first = await graph.users.get(RequestConfiguration(query_parameters=query))
         seen = []
-        pages = PageIterator(first, graph.request_adapter, constructor_callable=UserCollectionResponse)
+        # The page's own type parses the next pages (passing constructor_callable is refused).
+        pages = PageIterator(first, graph.request_adapter)
 
         def keep(user):
             seen.append(user)
@@ -175,13 +175,16 @@ def test_users_with_filter_select_and_top_through_the_page_iterator(graph, tenan
 
 
 def test_count_and_search_need_the_eventual_consistency_header(graph, tenant):
+    # A word that starts some display names: the first three letters of the first user's.
+    term = tenant["users"][0]["displayName"].split()[0][:3].lower()
+
     async def calls():
         count = await graph.users.count.get(
             RequestConfiguration(headers=eventual())
         )
         query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
             count=True,
-            search='"displayName:ana"',
+            search=f'"displayName:{term}"',
             select=["displayName"],
         )
         found = await graph.users.get(
@@ -196,11 +199,11 @@ def test_count_and_search_need_the_eventual_consistency_header(graph, tenant):
     count, found, be = run(calls())
     assert count == len(tenant["users"])
     words = lambda name: [w.lower() for w in name.replace("-", " ").split()]
-    expected = [u for u in tenant["users"] if any(w.startswith("ana") for w in words(u["displayName"]))]
-    assert expected, "the example tenant has someone named Ana…"
+    expected = [u for u in tenant["users"] if any(w.startswith(term) for w in words(u["displayName"]))]
+    assert expected, f"the example tenant has someone whose name starts with {term}"
     assert found.odata_count == len(expected)
     assert sorted(u.display_name for u in found.value) == sorted(u["displayName"] for u in expected)
-    expected_be = [u for u in tenant["users"] if u["userType"] == "Guest" and u["mail"].endswith(".be")]
+    expected_be = [u for u in tenant["users"] if u["userType"] == "Guest" and (u.get("mail") or "").lower().endswith(".be")]
     assert be.odata_count == len(expected_be) == len(be.value)
 
 
@@ -314,7 +317,7 @@ def test_batch_request_content_reads_and_writes_in_one_round_trip(graph, tenant)
             info.http_method = Method.GET
             info.url = f"{graph.request_adapter.base_url}/users/{user['id']}"
             item = BatchRequestItem(request_information=info)
-            content.add_request(item)
+            content.add_request(None, item)
             items.append(item)
         # An item that depends on another: the SDK writes `depends_on`, which Graph ignores.
         missing = RequestInformation()
@@ -322,7 +325,7 @@ def test_batch_request_content_reads_and_writes_in_one_round_trip(graph, tenant)
         missing.url = f"{graph.request_adapter.base_url}/users/{uuid.uuid4()}"
         last = BatchRequestItem(request_information=missing)
         last.set_depends_on([items[0]])
-        content.add_request(last)
+        content.add_request(None, last)
         answer = await graph.batch.post(batch_request_content=content)
         return items, last, answer
 
@@ -393,6 +396,7 @@ def test_the_sdk_waits_the_whole_seconds_retry_after_asks(throttled_url, tenant_
     recorder = Recorder()
     client = graph_client(throttled_url, tenant_id, recorder)
     ids = [u["id"] for u in tenant["users"][:4]]
+    assert len(ids) == 4
 
     async def burst():
         return await asyncio.gather(*(client.users.by_user_id(i).get() for i in ids))
