@@ -430,7 +430,8 @@ async fn snapshot_from_graph_plans_like_the_original() {
                 "--catalog",
                 "Contoso Projects",
             ])
-            .env("ENROLL_TENANT_ID", "enroll-sim-tenant")
+            // The tenant by a domain of its users' principal names, as Entra takes it.
+            .env("ENROLL_TENANT_ID", "contoso.onmicrosoft.com")
             .env("ENROLL_CLIENT_ID", "enroll-sim-client")
             .env("ENROLL_CLIENT_SECRET", "enroll-sim-secret")
             .env("ENROLL_GRAPH_URL", format!("{base}/v1.0"))
@@ -1203,4 +1204,90 @@ fn an_io_error_names_its_cause_once() {
         stderr(&tenant).trim_end(),
         "enroll: cannot read no-such.json: No such file or directory (os error 2)"
     );
+}
+
+/// `enroll sim --tls` as a script runs it: the CA file and the endpoints are printed, a second
+/// client gets tokens with its roles for a configured API, and SIGTERM stops it cleanly,
+/// writing the final state and removing nothing it did not make.
+#[cfg(unix)]
+#[tokio::test]
+async fn sim_over_tls_prints_its_ca_and_endpoints_and_stops_on_sigterm() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    let out = dir.path().join("final.json");
+    let tenant = data("golden/tenant.json");
+    let mut child = Command::new(crate::enroll_binary())
+        .args([
+            "sim",
+            "--tenant",
+            tenant.to_str().unwrap(),
+            "--tls",
+            "--ca-file",
+            ca_file.to_str().unwrap(),
+            "--client",
+            "api-tester:tester-secret:Rosters.Read,Runs.Start",
+            "--api",
+            "api://enroll",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = std::collections::BTreeMap::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some((key, value)) = line.split_once(": ") {
+            printed.insert(key.to_owned(), value.to_owned());
+        }
+        if line.starts_with("managed identity:") {
+            break;
+        }
+    }
+    assert_eq!(printed["ca"], ca_file.to_str().unwrap());
+    let token_url = &printed["token"];
+    assert!(token_url.starts_with("https://127.0.0.1:"), "{printed:?}");
+    assert!(
+        printed["jwks"].ends_with("/discovery/v2.0/keys"),
+        "{printed:?}"
+    );
+    let ca = std::fs::read(&ca_file).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&ca).unwrap())
+        .build()
+        .unwrap();
+    let answer: Value = http
+        .post(token_url)
+        .basic_auth("api-tester", Some("tester-secret"))
+        .form(&[
+            ("scope", "api://enroll/.default"),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claims = crate::sim::jwt_claims(answer["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "api://enroll");
+    assert_eq!(
+        claims["roles"],
+        serde_json::json!(["Rosters.Read", "Runs.Start"])
+    );
+    assert_eq!(claims["iss"], printed["issuer"].as_str());
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(rest.iter().any(|l| l.starts_with("stopped: ")), "{rest:?}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let written: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(written["users"].is_array());
+    assert!(ca_file.exists(), "a CA file the user named is kept");
 }

@@ -232,12 +232,40 @@ struct SimArgs {
     /// The tenant to serve (a snapshot).
     #[arg(long)]
     tenant: PathBuf,
+    /// The tenant's id: the `tid` of its tokens, and how Entra's paths name it.
+    #[arg(long, default_value = enroll_sim::SIM_TENANT_ID)]
+    tenant_id: String,
+    /// A domain that names the tenant in Entra's paths besides its id (repeatable; the
+    /// domains of the snapshot's principal names always do).
+    #[arg(long = "domain")]
+    domains: Vec<String>,
     /// Client id the token endpoint accepts.
     #[arg(long, default_value = "enroll-sim-client")]
     client_id: String,
     /// Client secret the token endpoint accepts.
     #[arg(long, default_value = "enroll-sim-secret")]
     client_secret: String,
+    /// An app role the client's tokens carry for every API other than Graph, e.g.
+    /// `Rosters.Read` (repeatable).
+    #[arg(long = "client-role")]
+    client_roles: Vec<String>,
+    /// Another client the token endpoint accepts, as `ID:SECRET` or `ID:SECRET:ROLE,ROLE`
+    /// (repeatable).
+    #[arg(long = "client", value_parser = parse_sim_client)]
+    clients: Vec<enroll_sim::SimClient>,
+    /// An API (app ID URI such as `api://enroll`) tokens may be issued for, besides Graph
+    /// and the snapshot's applications (repeatable).
+    #[arg(long = "api")]
+    apis: Vec<String>,
+    /// Serve HTTPS with a certificate authority made at start; its certificate is written
+    /// to --ca-file and the path printed, for SSL_CERT_FILE, REQUESTS_CA_BUNDLE or
+    /// ENROLL_CA_FILE.
+    #[arg(long)]
+    tls: bool,
+    /// Where --tls writes the CA certificate (PEM). Default: `enroll-sim-ca-{port}.pem` in
+    /// the temporary directory, removed on exit.
+    #[arg(long, requires = "tls")]
+    ca_file: Option<PathBuf>,
     /// Added to every answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -616,6 +644,51 @@ async fn snapshot(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Waits for Ctrl-C, or SIGTERM where there is one (how scripts and service managers stop
+/// the simulator), so the final state is still written.
+async fn wait_for_stop() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            waited = tokio::signal::ctrl_c() => waited,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+/// Reads `--client ID:SECRET[:ROLE,ROLE]`.
+fn parse_sim_client(text: &str) -> Result<enroll_sim::SimClient, String> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(client_id), Some(client_secret)) = (parts.next(), parts.next()) else {
+        return Err("expected ID:SECRET or ID:SECRET:ROLE,ROLE".to_owned());
+    };
+    if client_id.is_empty() || client_secret.is_empty() {
+        return Err("the client id and secret must not be empty".to_owned());
+    }
+    let roles = parts
+        .next()
+        .map(|roles| {
+            roles
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(enroll_sim::SimClient {
+        client_id: client_id.to_owned(),
+        client_secret: client_secret.to_owned(),
+        roles,
+    })
+}
+
 async fn simulate(args: SimArgs) -> anyhow::Result<ExitCode> {
     for (name, share) in [
         ("--fault-rate", args.fault_rate),
@@ -628,8 +701,14 @@ async fn simulate(args: SimArgs) -> anyhow::Result<ExitCode> {
     let snapshot = enroll_sim::read_snapshot(&args.tenant)?;
     let config = enroll_sim::SimConfig {
         port: args.port,
+        tenant_id: args.tenant_id,
+        domains: args.domains,
         client_id: args.client_id,
         client_secret: args.client_secret,
+        client_roles: args.client_roles,
+        clients: args.clients,
+        apis: args.apis,
+        tls: args.tls,
         latency_ms: args.latency_ms,
         throttle_rps: args.throttle_rps,
         fault_rate: args.fault_rate,
@@ -640,13 +719,40 @@ async fn simulate(args: SimArgs) -> anyhow::Result<ExitCode> {
         ..enroll_sim::SimConfig::default()
     };
     let sim = enroll_sim::start(config, snapshot).await?;
+    // The CA is written before anything is printed: a script that reads the port may use it.
+    let ca = match sim.ca_pem() {
+        Some(pem) => {
+            let (path, temporary) = match &args.ca_file {
+                Some(path) => (path.clone(), false),
+                None => (
+                    std::env::temp_dir().join(format!("enroll-sim-ca-{}.pem", sim.port())),
+                    true,
+                ),
+            };
+            std::fs::write(&path, pem)
+                .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
+            Some((path, temporary))
+        }
+        None => None,
+    };
+    let ca_line = ca
+        .as_ref()
+        .map(|(path, _)| format!("ca: {}\n", path.display()))
+        .unwrap_or_default();
     print(&format!(
-        "listening on port {port}\ngraph: {base}/v1.0\ntoken: {base}/{tenant}/oauth2/v2.0/token\nmanaged identity: {base}/msi/token\n",
+        "listening on port {port}\n{ca_line}graph: {base}/v1.0\ntoken: {base}/{tenant}/oauth2/v2.0/token\nissuer: {issuer}\ndiscovery: {discovery}\njwks: {jwks}\nmanaged identity: {base}/msi/token\n",
         port = sim.port(),
         base = sim.base_url(),
         tenant = sim.tenant_id(),
+        issuer = sim.issuer(),
+        discovery = sim.discovery_url(),
+        jwks = sim.jwks_url(),
     ))?;
-    let waited = tokio::signal::ctrl_c().await;
+    let waited = wait_for_stop().await;
+    if let Some((path, true)) = &ca {
+        // Only the file this run made in the temporary directory.
+        let _ = std::fs::remove_file(path);
+    }
     let last = sim.snapshot().await;
     let counters = sim.counters();
     sim.shutdown().await;

@@ -88,6 +88,10 @@ pub struct GraphConfig {
     pub concurrency: usize,
     /// Timeout of one HTTP request (default 100 s, as Graph's own gateway).
     pub request_timeout: Duration,
+    /// More certificate authorities (PEM) to trust for Graph, the authority and managed
+    /// identity, besides the system's: e.g. the CA of `enroll sim --tls`
+    /// (`ENROLL_CA_FILE`). Never a way to turn verification off. Default none.
+    pub extra_ca_pem: Option<String>,
 }
 
 impl GraphConfig {
@@ -102,6 +106,7 @@ impl GraphConfig {
             retry: RetryPolicy::default(),
             concurrency: 4,
             request_timeout: Duration::from_secs(100),
+            extra_ca_pem: None,
         }
     }
 }
@@ -171,16 +176,27 @@ impl GraphClient {
     ///
     /// # Errors
     ///
-    /// [`GraphError::Config`] when the certificate or its key cannot be read, or the HTTP
-    /// client cannot be built.
+    /// [`GraphError::Config`] when the certificate or its key cannot be read, the extra
+    /// CA PEM holds no certificate, or the HTTP client cannot be built.
     pub fn new(config: GraphConfig) -> Result<Self, GraphError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.request_timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|error| {
-                GraphError::Config(format!("cannot build the HTTP client: {error}"))
-            })?;
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(pem) = &config.extra_ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or_else(|| {
+                    GraphError::Config(
+                        "the extra CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                            .into(),
+                    )
+                })?;
+            builder = builder.tls_certs_merge(certificates);
+        }
+        let http = builder.build().map_err(|error| {
+            GraphError::Config(format!("cannot build the HTTP client: {error}"))
+        })?;
         let tokens = auth::TokenSource::new(
             http.clone(),
             config.credential,

@@ -116,13 +116,8 @@ fn parse_item(item: &Value, index: usize, seen: &BTreeSet<String>) -> Result<Ite
             "Request {index} in the batch is not an object."
         )));
     };
-    for key in obj.keys() {
-        if !["id", "method", "url", "headers", "body", "dependsOn"].contains(&key.as_str()) {
-            return Err(bad(&format!(
-                "Invalid batch payload format: unknown property '{key}' in request {index}."
-            )));
-        }
-    }
+    // Graph ignores other keys of an item, such as the `depends_on` the Python SDK writes
+    // (which therefore orders nothing).
     let id = match obj.get("id") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err(bad(&format!("Request {index} in the batch has no id."))),
@@ -202,12 +197,19 @@ fn parse_item(item: &Value, index: usize, seen: &BTreeSet<String>) -> Result<Ite
 
 /// The item as a request of its own, relative to `/v1.0`.
 fn item_request(outer: &Req, item: &Item) -> Result<Req, Resp> {
-    if item.url.contains("://") {
-        return Err(bad(
-            "Batch request urls must be relative (for example /users), not absolute.",
-        ));
-    }
-    let (path, query) = item.url.split_once('?').unwrap_or((&item.url, ""));
+    // The Python SDK's BatchRequestContent sends absolute URLs of the service the batch went
+    // to; those are read as relative to it. Any other absolute URL is refused.
+    let own = format!("{}/v1.0/", outer.origin);
+    let url = match item.url.get(..own.len()) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(&own) => &item.url[own.len() - 1..],
+        _ if item.url.contains("://") => {
+            return Err(bad(
+                "Batch request urls must be relative (for example /users), not absolute.",
+            ));
+        }
+        _ => item.url.as_str(),
+    };
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())

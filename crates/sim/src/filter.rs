@@ -5,6 +5,18 @@ use serde_json::Value;
 
 use enroll_core::roster::{same_address, starts_with_address};
 
+/// Whether `text` ends with `suffix`, compared by the one address rule (each character
+/// folded on its own, so lengths agree).
+fn ends_with_address(text: &str, suffix: &str) -> bool {
+    let text: Vec<char> = text.chars().collect();
+    let suffix: Vec<char> = suffix.chars().collect();
+    text.len() >= suffix.len()
+        && same_address(
+            &text[text.len() - suffix.len()..].iter().collect::<String>(),
+            &suffix.iter().collect::<String>(),
+        )
+}
+
 /// Graph's default limit of `in` values / `or`-ed clauses in one filter.
 pub(crate) const MAX_OR_CLAUSES: usize = 15;
 
@@ -66,6 +78,13 @@ pub(crate) struct Allowed {
     pub(crate) any_eq: &'static [&'static str],
     /// Properties allowed with `startswith(prop, ...)`.
     pub(crate) startswith: &'static [&'static str],
+    /// Boolean properties allowed with `eq true` / `eq false`.
+    pub(crate) eq_bool: &'static [&'static str],
+    /// Properties allowed with `endswith(prop, ...)`: an advanced query.
+    pub(crate) endswith: &'static [&'static str],
+    /// Properties allowed with `ne null` and `eq null`: an advanced query (so is `ne` on a
+    /// property allowed with `eq`).
+    pub(crate) null: &'static [&'static str],
     /// Whether clauses may be joined with `or`.
     pub(crate) or: bool,
     /// Whether clauses may be joined with `and`.
@@ -353,7 +372,9 @@ fn listed(list: &[&str], path: &str) -> bool {
 }
 
 /// Refuses every form `allowed` does not list, and filters over Graph's clause limit.
-pub(crate) fn check(expr: &Expr, allowed: &Allowed) -> Result<(), FilterError> {
+/// Returns the first operator that makes the filter an advanced query (Graph answers it
+/// only with `ConsistencyLevel: eventual` and `$count=true`), if any.
+pub(crate) fn check(expr: &Expr, allowed: &Allowed) -> Result<Option<String>, FilterError> {
     let count = clause_count(expr);
     if count > MAX_OR_CLAUSES {
         return Err(FilterError {
@@ -363,7 +384,9 @@ pub(crate) fn check(expr: &Expr, allowed: &Allowed) -> Result<(), FilterError> {
             ),
         });
     }
-    check_inner(expr, allowed)
+    let mut advanced = None;
+    check_inner(expr, allowed, &mut advanced)?;
+    Ok(advanced)
 }
 
 fn unsupported(allowed: &Allowed, what: &str) -> FilterError {
@@ -376,22 +399,52 @@ fn unsupported(allowed: &Allowed, what: &str) -> FilterError {
     }
 }
 
-fn check_inner(expr: &Expr, allowed: &Allowed) -> Result<(), FilterError> {
+fn check_inner(
+    expr: &Expr,
+    allowed: &Allowed,
+    advanced: &mut Option<String>,
+) -> Result<(), FilterError> {
+    let mut needs = |operator: &str| {
+        advanced.get_or_insert_with(|| operator.to_owned());
+    };
     match expr {
         Expr::Or(parts) => {
             if !allowed.or {
                 return Err(unsupported(allowed, "operator 'or'"));
             }
-            parts.iter().try_for_each(|p| check_inner(p, allowed))
+            parts
+                .iter()
+                .try_for_each(|p| check_inner(p, allowed, advanced))
         }
         Expr::And(parts) => {
             if !allowed.and {
                 return Err(unsupported(allowed, "operator 'and'"));
             }
-            parts.iter().try_for_each(|p| check_inner(p, allowed))
+            parts
+                .iter()
+                .try_for_each(|p| check_inner(p, allowed, advanced))
         }
         Expr::Cmp { path, op, lit } => {
-            if op != "eq" || !listed(allowed.eq, path) || !matches!(lit, Lit::Str(_)) {
+            let ok = match (op.as_str(), lit) {
+                ("eq", Lit::Str(_)) => listed(allowed.eq, path),
+                ("ne", Lit::Str(_)) => {
+                    needs("ne");
+                    listed(allowed.eq, path)
+                }
+                ("eq" | "ne", Lit::Bare(word)) if word == "null" => {
+                    needs(op);
+                    listed(allowed.null, path)
+                }
+                ("eq", Lit::Bare(word)) if word == "true" || word == "false" => {
+                    listed(allowed.eq_bool, path)
+                }
+                ("ne", Lit::Bare(word)) if word == "true" || word == "false" => {
+                    needs("ne");
+                    listed(allowed.eq_bool, path)
+                }
+                _ => false,
+            };
+            if !ok {
                 return Err(unsupported(
                     allowed,
                     &format!("property '{path}' with operator '{op}'"),
@@ -418,10 +471,16 @@ fn check_inner(expr: &Expr, allowed: &Allowed) -> Result<(), FilterError> {
             Ok(())
         }
         Expr::Func { name, path, lit } => {
-            if name != "startswith"
-                || !listed(allowed.startswith, path)
-                || !matches!(lit, Lit::Str(_))
-            {
+            let ok = matches!(lit, Lit::Str(_))
+                && match name.as_str() {
+                    "startswith" => listed(allowed.startswith, path),
+                    "endswith" => {
+                        needs("endsWith");
+                        listed(allowed.endswith, path)
+                    }
+                    _ => false,
+                };
+            if !ok {
                 return Err(unsupported(
                     allowed,
                     &format!("function '{name}' on property '{path}'"),
@@ -446,6 +505,7 @@ fn lit_eq(value: Option<&Value>, lit: &Lit) -> bool {
     match (value, lit) {
         (Some(Value::String(s)), Lit::Str(l)) => same_address(s, l),
         (None | Some(Value::Null), Lit::Bare(l)) => l == "null",
+        (Some(Value::Bool(b)), Lit::Bare(l)) => l == if *b { "true" } else { "false" },
         _ => false,
     }
 }
@@ -457,7 +517,10 @@ pub(crate) fn matches(expr: &Expr, entity: &Value) -> bool {
     match expr {
         Expr::Or(parts) => parts.iter().any(|p| matches(p, entity)),
         Expr::And(parts) => parts.iter().all(|p| matches(p, entity)),
-        Expr::Cmp { path, lit, .. } => lit_eq(lookup(entity, path), lit),
+        Expr::Cmp { path, op, lit } => {
+            let equal = lit_eq(lookup(entity, path), lit);
+            if op == "ne" { !equal } else { equal }
+        }
         Expr::In { path, lits } => {
             let value = lookup(entity, path);
             lits.iter().any(|l| lit_eq(value, l))
@@ -465,8 +528,11 @@ pub(crate) fn matches(expr: &Expr, entity: &Value) -> bool {
         Expr::Any { path, lit, .. } => lookup(entity, path)
             .and_then(Value::as_array)
             .is_some_and(|items| items.iter().any(|v| lit_eq(Some(v), lit))),
-        Expr::Func { path, lit, .. } => match (lookup(entity, path), lit) {
-            (Some(Value::String(s)), Lit::Str(prefix)) => starts_with_address(s, prefix),
+        Expr::Func { name, path, lit } => match (lookup(entity, path), lit) {
+            (Some(Value::String(s)), Lit::Str(prefix)) if name == "startswith" => {
+                starts_with_address(s, prefix)
+            }
+            (Some(Value::String(s)), Lit::Str(suffix)) => ends_with_address(s, suffix),
             _ => false,
         },
     }

@@ -24,20 +24,48 @@ const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streamin
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: SimConfig,
+    /// `http://127.0.0.1:{port}` (or `https://` with TLS): the prefix of the issuer and of
+    /// the endpoints the discovery document names.
+    pub(crate) base_url: String,
+    /// The domains that name the tenant besides its id, lower case.
+    pub(crate) domains: Vec<String>,
     pub(crate) counters: AtomicCounters,
     pub(crate) verify_key: Option<auth::VerifyKey>,
     state: Mutex<State>,
 }
 
 impl Shared {
-    pub(crate) fn new(config: SimConfig, snapshot: TenantSnapshot) -> Result<Self, SimError> {
+    pub(crate) fn new(
+        config: SimConfig,
+        snapshot: TenantSnapshot,
+        base_url: String,
+    ) -> Result<Self, SimError> {
         let verify_key = match &config.client_certificate_pem {
             Some(pem) => Some(auth::VerifyKey::from_pem(pem).map_err(SimError::Config)?),
             None => None,
         };
+        // The key is made before the first request, so no request waits for it.
+        crate::jwt::key().map_err(SimError::Config)?;
+        let mut domains: Vec<String> = config
+            .domains
+            .iter()
+            .map(String::as_str)
+            .chain([crate::SIM_TENANT_DOMAIN])
+            .chain(snapshot.users.iter().filter_map(|u| {
+                u.user_principal_name
+                    .as_deref()
+                    .and_then(|upn| upn.rsplit_once('@'))
+                    .map(|(_, domain)| domain)
+            }))
+            .map(str::to_ascii_lowercase)
+            .collect();
+        domains.sort();
+        domains.dedup();
         let state = State::new(&config, snapshot).map_err(SimError::Snapshot)?;
         Ok(Self {
             config,
+            base_url,
+            domains,
             counters: AtomicCounters::default(),
             verify_key,
             state: Mutex::new(state),
@@ -290,8 +318,9 @@ where
         .get("client-request-id")
         .cloned()
         .unwrap_or_else(|| request_id.clone());
+    let scheme = shared.base_url.split_once("://").map_or("http", |(s, _)| s);
     let origin = format!(
-        "http://{}",
+        "{scheme}://{}",
         header_map.get("host").map_or("127.0.0.1", String::as_str)
     );
     let segments: Vec<String> = path
@@ -402,21 +431,18 @@ where
 }
 
 fn route(shared: &Shared, req: &mut Req) -> Resp {
-    let tenant = &shared.config.tenant_id;
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
-    match segs.as_slice() {
-        [t, "oauth2", "v2.0", "token"] => {
-            AtomicCounters::bump(&shared.counters.token_requests);
-            if *t != tenant.as_str() {
-                return auth::tenant_not_found(t);
-            }
-            auth::token_endpoint(shared, req)
-        }
-        ["msi", "token"] | ["MSI", "token"] => {
+    // Entra's paths start with the tenant: its id, a domain, `common` or `organizations`.
+    let entra = segs
+        .first()
+        .and_then(|t| shared.tenant_path(t))
+        .map(|path| (path, &segs[1..]));
+    match (segs.as_slice(), entra) {
+        (["msi" | "MSI", "token"], _) => {
             AtomicCounters::bump(&shared.counters.token_requests);
             auth::managed_identity(shared, req)
         }
-        ["v1.0", ..] => {
+        (["v1.0", ..], _) => {
             // The token was checked before the body was read.
             req.segments.remove(0);
             if req.segments.len() == 1 && req.segments[0] == "$batch" {
@@ -429,10 +455,45 @@ fn route(shared: &Shared, req: &mut Req) -> Resp {
             let mut state = shared.lock();
             operation(shared, &mut state, req)
         }
+        (_, Some((path, rest))) => entra_path(shared, req, path, rest),
+        (
+            [t, "oauth2", ..]
+            | [t, "v2.0", ".well-known", ..]
+            | [t, ".well-known", ..]
+            | [t, "discovery", ..],
+            None,
+        ) => {
+            if segs.get(1) == Some(&"oauth2") {
+                AtomicCounters::bump(&shared.counters.token_requests);
+            }
+            auth::tenant_not_found(t)
+        }
         _ => Resp::error(
             404,
             "NotFound",
-            "The simulator serves Graph under /v1.0, tokens under /{tenant}/oauth2/v2.0/token and managed identity under /msi/token.",
+            "The simulator serves Graph under /v1.0, Entra under /{tenant}/ (oauth2/v2.0/token, v2.0/.well-known/openid-configuration, discovery/v2.0/keys) and managed identity under /msi/token.",
+        ),
+    }
+}
+
+/// A path of Entra's under the tenant segment.
+fn entra_path(shared: &Shared, req: &Req, path: auth::TenantPath, rest: &[&str]) -> Resp {
+    let segment = req.segments.first().map_or("", String::as_str);
+    match rest {
+        ["oauth2", "v2.0", "token"] => {
+            AtomicCounters::bump(&shared.counters.token_requests);
+            if path == auth::TenantPath::Any {
+                return auth::no_tenant(segment);
+            }
+            auth::token_endpoint(shared, req, segment)
+        }
+        ["oauth2", "v2.0", "authorize" | "devicecode" | "logout"] => auth::interactive(shared),
+        ["v2.0", ".well-known", "openid-configuration"] => auth::discovery(shared, req, path),
+        ["discovery", "v2.0", "keys"] | ["discovery", "keys"] => auth::keys(shared, req, path),
+        _ => Resp::error(
+            404,
+            "NotFound",
+            "The simulator serves oauth2/v2.0/token, v2.0/.well-known/openid-configuration and discovery/v2.0/keys under the tenant.",
         ),
     }
 }

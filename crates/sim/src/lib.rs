@@ -33,9 +33,11 @@ mod clock;
 mod entities;
 mod filter;
 mod http;
+mod jwt;
 mod routes;
 pub mod schema;
 mod state;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,13 +51,29 @@ use enroll_core::tenant::TenantSnapshot;
 pub struct SimConfig {
     /// Port to listen on at 127.0.0.1; `0` (the default) picks a free port.
     pub port: u16,
-    /// Tenant id the token endpoint answers for (`/{tenant}/oauth2/v2.0/token`).
-    /// Default `"enroll-sim-tenant"`.
+    /// Tenant id: the `tid` of its tokens, and how Entra's paths name it
+    /// (`/{tenant}/oauth2/v2.0/token`). Default [`SIM_TENANT_ID`].
     pub tenant_id: String,
+    /// Domains that name the tenant in Entra's paths besides its id, as its verified domains
+    /// do: these, the simulator's initial domain [`SIM_TENANT_DOMAIN`], and the domain of
+    /// every user principal name in the snapshot (Entra allows a UPN only in a verified
+    /// domain). Default none.
+    pub domains: Vec<String>,
     /// Client id accepted by the token endpoint. Default `"enroll-sim-client"`.
     pub client_id: String,
     /// Client secret accepted by the token endpoint. Default `"enroll-sim-secret"`.
     pub client_secret: String,
+    /// App roles granted to the client (`client_id`) on every API other than Graph: its
+    /// tokens' `roles` claim, besides the roles the snapshot assigns to its service
+    /// principal. Default none.
+    pub client_roles: Vec<String>,
+    /// More clients the token endpoint accepts, each with its own secret and roles (client
+    /// assertions and managed identity speak for `client_id` only). Default none.
+    pub clients: Vec<SimClient>,
+    /// Identifiers (app ID URIs such as `api://enroll`) of APIs the token endpoint issues
+    /// tokens for, besides Microsoft Graph and the snapshot's applications (by `appId` and
+    /// `api://{appId}`). A scope for anything else gets Entra's `AADSTS500011`. Default none.
+    pub apis: Vec<String>,
     /// PEM of the certificate (`CERTIFICATE`) or public key (`PUBLIC KEY`) that verifies
     /// RS256 client assertions. Default `None`: certificate authentication is refused.
     pub client_certificate_pem: Option<String>,
@@ -106,15 +124,22 @@ pub struct SimConfig {
     pub seed: u64,
     /// Page size of collections when the request has no `$top`. Default 100 (Graph's for `/users`).
     pub page_size: usize,
+    /// HTTPS instead of HTTP, with a certificate authority made at start that clients must
+    /// trust ([`SimHandle::ca_pem`]). Default `false`.
+    pub tls: bool,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
             port: 0,
-            tenant_id: "enroll-sim-tenant".to_owned(),
+            tenant_id: SIM_TENANT_ID.to_owned(),
+            domains: Vec::new(),
             client_id: "enroll-sim-client".to_owned(),
             client_secret: "enroll-sim-secret".to_owned(),
+            client_roles: Vec::new(),
+            clients: Vec::new(),
+            apis: Vec::new(),
             client_certificate_pem: None,
             identity_header: "enroll-sim-identity".to_owned(),
             token_lifetime_ms: 3_600_000,
@@ -130,8 +155,27 @@ impl Default for SimConfig {
             delivery_delay_ms: 0,
             seed: 1,
             page_size: 100,
+            tls: false,
         }
     }
+}
+
+/// The default tenant id of the simulated tenant (a GUID, as Entra's are).
+pub const SIM_TENANT_ID: &str = "5e1f7e4a-0000-4000-8000-000000000001";
+
+/// The simulated tenant's initial domain: it names the tenant in Entra's paths, and guests
+/// get principal names in it.
+pub const SIM_TENANT_DOMAIN: &str = "enrollsim.onmicrosoft.com";
+
+/// One more client application the token endpoint accepts ([`SimConfig::clients`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimClient {
+    /// Its client id.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+    /// The app roles its tokens carry for every API other than Graph.
+    pub roles: Vec<String>,
 }
 
 /// Why the simulator could not start or stop cleanly.
@@ -257,13 +301,67 @@ pub struct SimHandle {
     shared: Arc<http::Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    ca_pem: Option<String>,
 }
 
 impl SimHandle {
+    /// The PEM of the certificate authority that signed the simulator's server certificate,
+    /// with [`SimConfig::tls`]: what clients trust (`SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`,
+    /// `ENROLL_CA_FILE`). `None` over plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
     /// Base URL, e.g. `http://127.0.0.1:41234`: Graph is at `{base}/v1.0`, the token endpoint
     /// at `{base}/{tenant}/oauth2/v2.0/token`, managed identity at `{base}/msi/token`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.shared.base_url.clone()
+    }
+
+    /// The issuer (`iss`) of the tenant's tokens: `{base}/{tenant id}/v2.0`, where Entra's
+    /// is `https://login.microsoftonline.com/{tenant id}/v2.0`. The discovery document says
+    /// the same.
+    pub fn issuer(&self) -> String {
+        self.shared.issuer()
+    }
+
+    /// The OpenID discovery document: `{base}/{tenant id}/v2.0/.well-known/openid-configuration`.
+    pub fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer())
+    }
+
+    /// The signing keys (JWKS): `{base}/{tenant id}/discovery/v2.0/keys`.
+    pub fn jwks_url(&self) -> String {
+        format!(
+            "{}/{}/discovery/v2.0/keys",
+            self.shared.base_url, self.shared.config.tenant_id
+        )
+    }
+
+    /// A signed access token for `audience` with `roles`, as the token endpoint would issue
+    /// it to the simulator's client (`azp`, `appid`, `oid`, `tid`, `iss`, `exp` and the
+    /// rest alike), without a token request: for tests that need tokens with chosen roles,
+    /// such as an API's `Rosters.Read`. Unlike the token endpoint it takes any audience.
+    /// Graph accepts it when `audience` is Graph's.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Config`] when the token cannot be signed.
+    pub fn mint_token(&self, audience: &str, roles: &[&str]) -> Result<String, SimError> {
+        let resource = auth::resource(&self.shared, audience).unwrap_or(auth::Resource {
+            audience: audience.to_owned(),
+            app_id: None,
+        });
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        auth::issue(
+            &self.shared,
+            &self.shared.config.client_id,
+            &resource,
+            &roles,
+            auth::Proof::Secret,
+        )
+        .map(|(token, _)| token)
+        .map_err(SimError::Config)
     }
 
     /// The port the simulator listens on.
@@ -428,26 +526,53 @@ pub async fn start(config: SimConfig, snapshot: TenantSnapshot) -> Result<SimHan
             config.page_size
         )));
     }
-    let shared = Arc::new(http::Shared::new(config, snapshot)?);
-    let port = shared.config.port;
+    let port = config.port;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|source| SimError::Bind { port, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| SimError::Bind { port, source })?;
+    let tls = if config.tls {
+        Some(
+            tokio::task::spawn_blocking(tls::Tls::make)
+                .await
+                .map_err(|e| SimError::Config(format!("the simulator failed to start: {e}")))?
+                .map_err(SimError::Config)?,
+        )
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{addr}");
+    // Generating the signing key (once per process) takes a moment of CPU.
+    let shared = tokio::task::spawn_blocking(move || http::Shared::new(config, snapshot, base_url))
+        .await
+        .map_err(|e| SimError::Config(format!("the simulator failed to start: {e}")))??;
+    let shared = Arc::new(shared);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(http::routes(Arc::clone(&shared)))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = stopped.await;
-        });
-    let task = tokio::spawn(server.run());
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let task = match tls {
+        Some(tls) => {
+            let routes = http::routes(Arc::clone(&shared));
+            tokio::spawn(async move { tls.serve(listener, routes, stopped).await })
+        }
+        None => {
+            let server = warp::serve(http::routes(Arc::clone(&shared)))
+                .incoming(listener)
+                .graceful(stopped);
+            tokio::spawn(server.run())
+        }
+    };
     Ok(SimHandle {
         addr,
         shared,
         stop: Some(stop),
         task: Some(task),
+        ca_pem,
     })
 }
 

@@ -79,9 +79,16 @@ struct Query {
     expand: Vec<String>,
     top: Option<usize>,
     skiptoken: Option<String>,
+    /// `$count=true`: the answer carries `@odata.count`.
+    count: bool,
+    /// `$search` clauses (property, term) and whether they are joined by `OR`.
+    search: Option<Search>,
+    /// `$orderby`: the property, and whether descending.
+    orderby: Option<(&'static str, bool)>,
 }
 
 /// What an endpoint accepts.
+#[derive(Clone, Copy)]
 struct Options {
     type_name: &'static str,
     family: Family,
@@ -94,6 +101,7 @@ fn parse_query(req: &Req, opts: &Options) -> Result<Query, Resp> {
     let bad = |message: String| Resp::error(400, opts.family.bad_request(), &message);
     let mut q = Query::default();
     let mut seen: Vec<String> = Vec::new();
+    let mut advanced: Option<Advanced> = None;
     for (key, value) in &req.query {
         let lower = key.to_ascii_lowercase();
         if seen.contains(&lower) {
@@ -105,10 +113,54 @@ fn parse_query(req: &Req, opts: &Options) -> Result<Query, Resp> {
         match lower.as_str() {
             "$filter" if opts.filter.is_some() => {
                 let allowed = opts.filter.as_ref().ok_or_else(|| bad(String::new()))?;
-                let expr = filter::parse(value)
-                    .and_then(|e| filter::check(&e, allowed).map(|()| e))
+                let (expr, operator) = filter::parse(value)
+                    .and_then(|e| filter::check(&e, allowed).map(|op| (e, op)))
                     .map_err(|e| Resp::error(400, e.code, &e.message))?;
                 q.filter = Some(expr);
+                if let Some(operator) = operator {
+                    advanced.get_or_insert(Advanced::Operator(operator));
+                }
+            }
+            "$count" if directory_queries(opts) => {
+                q.count = match value.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(bad(format!(
+                            "Invalid value '{value}' for $count: it takes true or false."
+                        )));
+                    }
+                };
+            }
+            "$search" if directory_queries(opts) => {
+                q.search = Some(parse_search(value, opts.type_name).map_err(bad)?);
+                advanced.get_or_insert(Advanced::Search);
+            }
+            "$orderby" if directory_queries(opts) => {
+                let mut words = value.split_whitespace();
+                let (Some(name), direction, None) = (words.next(), words.next(), words.next())
+                else {
+                    return Err(bad(format!("Invalid $orderby '{value}'.")));
+                };
+                let desc = match direction.map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("asc") => false,
+                    Some("desc") => true,
+                    Some(other) => {
+                        return Err(bad(format!("Invalid $orderby direction '{other}'.")));
+                    }
+                };
+                let property = ORDERBY
+                    .iter()
+                    .find(|p| p.eq_ignore_ascii_case(name))
+                    .filter(|_| schema::canonical(opts.type_name, name).is_some())
+                    .ok_or_else(|| {
+                        Resp::error(
+                            400,
+                            "Request_UnsupportedQuery",
+                            "Sorting not supported for current query.",
+                        )
+                    })?;
+                q.orderby = Some((property, desc));
             }
             "$select" => {
                 let mut names = Vec::new();
@@ -155,7 +207,194 @@ fn parse_query(req: &Req, opts: &Options) -> Result<Query, Resp> {
             }
         }
     }
-    Ok(q)
+    if q.orderby.is_some() && q.filter.is_some() {
+        advanced.get_or_insert(Advanced::OrderedFilter);
+    }
+    let eventual = eventual(req);
+    if q.count && !eventual {
+        return Err(count_refused());
+    }
+    match advanced {
+        Some(Advanced::Search) if !eventual => Err(Resp::error(
+            400,
+            "Request_UnsupportedQuery",
+            "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
+        )),
+        Some(Advanced::Operator(operator)) if !(eventual && q.count) => Err(Resp::error(
+            400,
+            "Request_UnsupportedQuery",
+            &format!(
+                "Operator '{operator}' is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header. Refer to https://aka.ms/graph-docs/advanced-queries for more information"
+            ),
+        )),
+        Some(Advanced::OrderedFilter) if !(eventual && q.count) => Err(Resp::error(
+            400,
+            "Request_UnsupportedQuery",
+            "Sorting not supported for current query.",
+        )),
+        _ => Ok(q),
+    }
+}
+
+/// What makes a directory query an advanced one, which Graph answers only with
+/// `ConsistencyLevel: eventual` (and, but for `$search`, `$count=true`).
+enum Advanced {
+    /// `ne`, `endsWith`, `eq null` and the like.
+    Operator(String),
+    /// `$search`.
+    Search,
+    /// `$orderby` together with `$filter`.
+    OrderedFilter,
+}
+
+/// The properties `$orderby` sorts by (where the type has them).
+const ORDERBY: &[&str] = &["displayName", "userPrincipalName"];
+
+/// The properties `$search` looks in (where the type has them).
+const SEARCHABLE: &[&str] = &[
+    "displayName",
+    "description",
+    "mail",
+    "mailNickname",
+    "userPrincipalName",
+    "givenName",
+    "surname",
+    "appId",
+];
+
+/// Whether the endpoint is a directory collection with Graph's advanced query options
+/// (`$count`, `$search`, `$orderby`): users, groups, applications, service principals.
+fn directory_queries(opts: &Options) -> bool {
+    matches!(opts.family, Family::Directory) && opts.paged && opts.filter.is_some()
+}
+
+/// Whether the request carries `ConsistencyLevel: eventual`.
+fn eventual(req: &Req) -> bool {
+    req.header("consistencylevel")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("eventual"))
+}
+
+/// Graph's answer to `$count` without `ConsistencyLevel: eventual`.
+fn count_refused() -> Resp {
+    Resp::error(
+        400,
+        "Request_BadRequest",
+        "$count is not currently supported.",
+    )
+}
+
+/// `$search` clauses (property, term), and whether they are joined by `OR` (else `AND`).
+type Search = (Vec<(&'static str, String)>, bool);
+
+/// Parses Graph's `$search` on directory objects: `"property:term"` clauses in double
+/// quotes, joined by `AND` or by `OR` (not both).
+fn parse_search(value: &str, type_name: &str) -> Result<Search, String> {
+    let invalid = || {
+        format!(
+            "Syntax error: the $search value '{value}' is not valid: use \"property:term\" clauses joined by AND or OR."
+        )
+    };
+    let mut clauses = Vec::new();
+    let mut joiners = Vec::new();
+    let mut rest = value.trim();
+    loop {
+        let inner = rest.strip_prefix('"').ok_or_else(invalid)?;
+        let (clause, after) = inner.split_once('"').ok_or_else(invalid)?;
+        let (name, term) = clause.split_once(':').ok_or_else(invalid)?;
+        let property = SEARCHABLE
+            .iter()
+            .find(|p| p.eq_ignore_ascii_case(name.trim()))
+            .filter(|_| schema::canonical(type_name, name.trim()).is_some())
+            .ok_or_else(|| {
+                format!(
+                    "Invalid $search: the simulator searches {} of '{type_name}', not '{name}'.",
+                    SEARCHABLE.join(", ")
+                )
+            })?;
+        clauses.push((*property, term.to_owned()));
+        rest = after.trim_start();
+        if rest.is_empty() {
+            break;
+        }
+        let (joiner, after) = rest.split_once(' ').ok_or_else(invalid)?;
+        joiners.push(joiner.to_ascii_uppercase());
+        rest = after.trim_start();
+    }
+    let or = joiners.first().is_some_and(|j| j == "OR");
+    if joiners.iter().any(|j| j != if or { "OR" } else { "AND" }) {
+        return Err(invalid());
+    }
+    Ok((clauses, or))
+}
+
+/// Whether `text` matches a `$search` term as Graph's tokenized search does: some word of
+/// it (split at spaces, punctuation and case changes aside) starts with the term, case
+/// insensitively.
+fn search_matches(text: &str, term: &str) -> bool {
+    let term = term.to_lowercase();
+    let text = text.to_lowercase();
+    text.starts_with(&term)
+        || text
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|word| !word.is_empty() && word.starts_with(&term))
+}
+
+/// The items a directory query keeps, in its order: `$filter` and `$search` applied to the
+/// full entities, then `$orderby`.
+fn query_items(q: &Query, items: impl Iterator<Item = Value>) -> Vec<Value> {
+    let mut kept: Vec<Value> = items
+        .filter(|item| q.filter.as_ref().is_none_or(|f| filter::matches(f, item)))
+        .filter(|item| {
+            q.search.as_ref().is_none_or(|(clauses, or)| {
+                let hit = |(name, term): &(&str, String)| {
+                    item.get(*name)
+                        .and_then(Value::as_str)
+                        .is_some_and(|text| search_matches(text, term))
+                };
+                if *or {
+                    clauses.iter().any(hit)
+                } else {
+                    clauses.iter().all(hit)
+                }
+            })
+        })
+        .collect();
+    if let Some((name, desc)) = q.orderby {
+        let key = |v: &Value| v.get(name).and_then(Value::as_str).map(str::to_lowercase);
+        kept.sort_by(|a, b| {
+            let order = key(a).cmp(&key(b));
+            if desc { order.reverse() } else { order }
+        });
+    }
+    kept
+}
+
+/// `GET /users/$count` and the like: the number of items as plain text, with
+/// `ConsistencyLevel: eventual` only.
+fn count_only(req: &Req, opts: &Options, items: impl Iterator<Item = Value>) -> Result<Resp, Resp> {
+    if !eventual(req) {
+        return Err(count_refused());
+    }
+    let q = parse_query(
+        req,
+        &Options {
+            paged: true,
+            ..*opts
+        },
+    )?;
+    if q.top.is_some() || q.skiptoken.is_some() || q.select.is_some() || q.count {
+        return Err(Resp::error(
+            400,
+            "Request_BadRequest",
+            "The query specified in the URI is not valid: /$count takes $filter and $search only.",
+        ));
+    }
+    let count = query_items(&q, items).len();
+    Ok(Resp {
+        status: 200,
+        headers: vec![("Content-Type".to_owned(), "text/plain".to_owned())],
+        body: Some(json!(count)),
+    })
 }
 
 /// Keeps the `$select`ed properties (or `defaults`), plus expanded navigation properties.
@@ -243,6 +482,9 @@ fn collection(
         "@odata.context".to_owned(),
         Value::String(format!("{}/v1.0/$metadata#{context}", req.origin)),
     );
+    if q.count {
+        body.insert("@odata.count".to_owned(), json!(total));
+    }
     if offset + size < total {
         let token = URL_SAFE_NO_PAD.encode(format!("{}.{fp:x}", offset + size));
         let path: Vec<String> = req
@@ -319,6 +561,9 @@ fn check_body(
                 ),
             ));
         }
+        if let Err(wrong) = schema::check_property(type_name, key, &obj[key]) {
+            return Err(Resp::error(400, "BadRequest", &wrong.message));
+        }
     }
     Ok(obj.clone())
 }
@@ -358,12 +603,22 @@ pub(crate) fn dispatch(shared: &Shared, state: &mut State, req: &Req) -> Resp {
     let m = req.method.as_str();
     let result = match (l.as_slice(), m) {
         (["users"], "GET") => list_users(state, req),
+        (["users", "$count"], "GET") => count_only(req, &user_options(), visible_users(state)),
         (["users", _], "GET") => get_user(state, req, seg(1)),
         (["invitations"], "POST") => invite(state, req),
         (["identitygovernance", "entitlementmanagement", rest @ ..], _) => {
             governance(shared, state, req, rest, m)
         }
         (["applications"], "GET") => list_applications(state, req),
+        (["applications", "$count"], "GET") => count_only(
+            req,
+            &directory_options(
+                "microsoft.graph.application",
+                Some(APPLICATION_FILTER),
+                true,
+            ),
+            state.tenant.applications.iter().map(application_json),
+        ),
         ([app], _) if alternate_key(seg(0), "applications").is_some() && l.len() == 1 => {
             let app_id = alternate_key(app, "applications").unwrap_or_default();
             let id = state
@@ -409,6 +664,11 @@ pub(crate) fn dispatch(shared: &Shared, state: &mut State, req: &Req) -> Resp {
             principals::list_principal_assignments(state, req, seg(1))
         }
         (["groups"], "GET") => list_groups(state, req),
+        (["groups", "$count"], "GET") => count_only(
+            req,
+            &directory_options("microsoft.graph.group", Some(GROUP_FILTER), true),
+            state.tenant.groups.iter().map(group_json),
+        ),
         (["groups", _], "GET") => get_group(state, req, seg(1)),
         (["groups", _, "approleassignments"], "GET") => list_group_assignments(state, req, seg(1)),
         (["groups", _, "approleassignments"], "POST") => {
@@ -457,12 +717,16 @@ fn unknown_segment(req: &Req) -> Resp {
 
 const USER_FILTER: Allowed = Allowed {
     type_name: "microsoft.graph.user",
-    eq: &["mail", "userPrincipalName", "id", "displayName"],
-    r#in: &["mail", "userPrincipalName", "id"],
+    eq: &["mail", "userPrincipalName", "id", "displayName", "userType"],
+    r#in: &["mail", "userPrincipalName", "id", "userType"],
     any_eq: &["otherMails", "proxyAddresses"],
     startswith: &["mail", "userPrincipalName", "displayName"],
+    eq_bool: &["accountEnabled"],
+    // Graph indexes endsWith on these only (advanced queries).
+    endswith: &["mail", "userPrincipalName"],
+    null: &["mail", "displayName", "userType"],
     or: true,
-    and: false,
+    and: true,
     code: "Request_UnsupportedQuery",
 };
 
@@ -485,15 +749,8 @@ fn user_context(q: &Query) -> String {
 
 fn list_users(state: &State, req: &Req) -> Result<Resp, Resp> {
     let q = parse_query(req, &user_options())?;
-    let now = Instant::now();
-    let items: Vec<Value> = state
-        .tenant
-        .users
-        .iter()
-        // Replication: a fresh guest is not yet in the indexes that list and filter read.
-        .filter(|u| u.visible(now))
-        .map(UserRec::full_json)
-        .filter(|u| q.filter.as_ref().is_none_or(|f| filter::matches(f, u)))
+    let items = query_items(&q, visible_users(state))
+        .into_iter()
         .map(|u| project(u, &q, Some(USER_DEFAULT_PROPERTIES), &[]))
         .collect();
     Ok(collection(
@@ -504,6 +761,18 @@ fn list_users(state: &State, req: &Req) -> Result<Resp, Resp> {
         items,
         state.page_size,
     ))
+}
+
+/// The users lists and filters see. Replication: a fresh guest is not yet in the indexes
+/// that list and filter read.
+fn visible_users(state: &State) -> impl Iterator<Item = Value> + '_ {
+    let now = Instant::now();
+    state
+        .tenant
+        .users
+        .iter()
+        .filter(move |u| u.visible(now))
+        .map(UserRec::full_json)
 }
 
 fn get_user(state: &State, req: &Req, key: &str) -> Result<Resp, Resp> {
@@ -538,9 +807,6 @@ fn valid_email(email: &str) -> bool {
         && !domain.starts_with(['.', '-'])
         && !domain.ends_with(['.', '-'])
 }
-
-/// The simulated tenant's initial domain, the suffix of guest UPNs.
-const TENANT_DOMAIN: &str = "enrollsim.onmicrosoft.com";
 
 fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
     let body = req.json_body()?;
@@ -619,7 +885,11 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
         }
         None => {
             let id = state.new_guid();
-            let upn = format!("{}#EXT#@{}", email.replace('@', "_"), TENANT_DOMAIN);
+            let upn = format!(
+                "{}#EXT#@{}",
+                email.replace('@', "_"),
+                crate::SIM_TENANT_DOMAIN
+            );
             let hidden_until = (!state.consistency_delay.is_zero())
                 .then(|| Instant::now() + state.consistency_delay);
             state.tenant.users.push(UserRec {
@@ -742,6 +1012,9 @@ const CATALOG_FILTER: Allowed = Allowed {
     r#in: &[],
     any_eq: &[],
     startswith: &[],
+    eq_bool: &[],
+    endswith: &[],
+    null: &[],
     or: false,
     and: true,
     code: "BadRequest",
@@ -795,6 +1068,9 @@ const PACKAGE_FILTER: Allowed = Allowed {
     r#in: &[],
     any_eq: &[],
     startswith: &[],
+    eq_bool: &[],
+    endswith: &[],
+    null: &[],
     or: false,
     and: true,
     code: "BadRequest",
@@ -907,6 +1183,9 @@ const POLICY_FILTER: Allowed = Allowed {
     r#in: &[],
     any_eq: &[],
     startswith: &[],
+    eq_bool: &[],
+    endswith: &[],
+    null: &[],
     or: false,
     and: true,
     code: "BadRequest",
@@ -993,6 +1272,9 @@ const ASSIGNMENT_FILTER: Allowed = Allowed {
     r#in: &[],
     any_eq: &[],
     startswith: &[],
+    eq_bool: &[],
+    endswith: &[],
+    null: &[],
     or: false,
     and: true,
     code: "BadRequest",
@@ -1070,6 +1352,9 @@ const REQUEST_FILTER: Allowed = Allowed {
     r#in: &[],
     any_eq: &[],
     startswith: &[],
+    eq_bool: &[],
+    endswith: &[],
+    null: &[],
     or: false,
     and: true,
     code: "BadRequest",
@@ -1463,8 +1748,11 @@ const APPLICATION_FILTER: Allowed = Allowed {
     r#in: &["appId", "id"],
     any_eq: &[],
     startswith: &["displayName"],
+    eq_bool: &[],
+    endswith: &[],
+    null: &["displayName"],
     or: true,
-    and: false,
+    and: true,
     code: "Request_UnsupportedQuery",
 };
 
@@ -1489,8 +1777,8 @@ fn list_directory(
     items: impl Iterator<Item = Value>,
 ) -> Result<Resp, Resp> {
     let q = parse_query(req, &directory_options(type_name, Some(filter_rules), true))?;
-    let items = items
-        .filter(|item| q.filter.as_ref().is_none_or(|f| filter::matches(f, item)))
+    let items = query_items(&q, items)
+        .into_iter()
         .map(|item| project(item, &q, None, &[]))
         .collect();
     Ok(collection(
@@ -1696,6 +1984,9 @@ const SP_FILTER: Allowed = Allowed {
     r#in: &["appId", "id"],
     any_eq: &[],
     startswith: &["displayName"],
+    eq_bool: &[],
+    endswith: &[],
+    null: &[],
     or: true,
     and: false,
     code: "Request_UnsupportedQuery",
@@ -1740,9 +2031,12 @@ const GROUP_FILTER: Allowed = Allowed {
     eq: &["displayName", "id", "mailNickname"],
     r#in: &["displayName", "id"],
     any_eq: &[],
-    startswith: &["displayName"],
+    startswith: &["displayName", "mailNickname"],
+    eq_bool: &["securityEnabled", "mailEnabled"],
+    endswith: &["mail"],
+    null: &["mail", "description"],
     or: true,
-    and: false,
+    and: true,
     code: "Request_UnsupportedQuery",
 };
 

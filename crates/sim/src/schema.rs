@@ -494,3 +494,181 @@ pub fn canonical(type_name: &str, name: &str) -> Option<&'static str> {
         .copied()
         .find(|p| p.eq_ignore_ascii_case(name))
 }
+
+/// The property types of the Graph extract (`tests/data/graph-openapi`, the same files the
+/// conformance tests read), parsed once.
+fn extract() -> &'static serde_json::Map<String, serde_json::Value> {
+    static TYPES: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
+        std::sync::OnceLock::new();
+    TYPES.get_or_init(|| {
+        let mut schemas = serde_json::Map::new();
+        for text in [
+            include_str!("../../../tests/data/graph-openapi/Users.json"),
+            include_str!("../../../tests/data/graph-openapi/Identity.SignIns.json"),
+            include_str!("../../../tests/data/graph-openapi/Identity.Governance.json"),
+            include_str!("../../../tests/data/graph-openapi/Applications.json"),
+            include_str!("../../../tests/data/graph-openapi/Groups.json"),
+        ] {
+            // The files are part of the source; a broken one fails the conformance tests.
+            if let Ok(serde_json::Value::Object(doc)) = serde_json::from_str(text)
+                && let Some(serde_json::Value::Object(types)) = doc.get("schemas")
+            {
+                schemas.extend(types.clone());
+            }
+        }
+        schemas
+    })
+}
+
+/// Graph's refusal of a request body value whose type is not the property's: the OData
+/// reader's message, naming the property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrongType {
+    /// Where in the body, e.g. `invitedUserMessageInfo.ccRecipients[0].emailAddress`.
+    pub path: String,
+    /// The OData reader's sentence.
+    pub message: String,
+}
+
+/// The EDM name of a JSON Schema primitive type, as the OData reader names it.
+fn edm(kind: &str) -> &'static str {
+    match kind {
+        "boolean" => "Edm.Boolean",
+        "integer" => "Edm.Int32",
+        "number" => "Edm.Double",
+        _ => "Edm.String",
+    }
+}
+
+fn node(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Object(_) => "StartObject",
+        serde_json::Value::Array(_) => "StartArray",
+        _ => "PrimitiveValue",
+    }
+}
+
+/// Checks the value of property `name` of `type_name` in a request body against the
+/// property's type in Graph's OpenAPI description: primitive types, nullability, arrays,
+/// enums, and nested objects of the types the extract holds (recursively). A property the
+/// extract does not know is not checked here (property names are checked on their own).
+///
+/// # Errors
+///
+/// [`WrongType`] with Graph's message for the first value of the wrong type.
+pub fn check_property(
+    type_name: &str,
+    name: &str,
+    value: &serde_json::Value,
+) -> Result<(), WrongType> {
+    let Some(spec) = extract()
+        .get(type_name)
+        .and_then(|t| t.get("properties"))
+        .and_then(|p| p.get(name))
+    else {
+        return Ok(());
+    };
+    check_value(spec, value, name)
+}
+
+fn check_value(
+    spec: &serde_json::Value,
+    value: &serde_json::Value,
+    path: &str,
+) -> Result<(), WrongType> {
+    use serde_json::Value;
+    let wrong = |message: String| {
+        Err(WrongType {
+            path: path.to_owned(),
+            message,
+        })
+    };
+    let property = path
+        .rsplit(['.', ']'])
+        .find(|p| !p.is_empty())
+        .unwrap_or(path);
+    if value.is_null() {
+        if spec["nullable"] == true {
+            return Ok(());
+        }
+        let expected = match spec["type"].as_str() {
+            Some("array") => "Collection".to_owned(),
+            Some(kind) => edm(kind).to_owned(),
+            None => spec["ref"].as_str().unwrap_or("object").to_owned(),
+        };
+        return wrong(format!(
+            "A null value was found for the property named '{property}', which has the expected type '{expected}[Nullable=False]'. The expected type '{expected}[Nullable=False]' does not allow null values."
+        ));
+    }
+    match (spec["type"].as_str(), spec["ref"].as_str()) {
+        (Some("array"), _) => {
+            let Value::Array(items) = value else {
+                return wrong(format!(
+                    "An unexpected '{}' node was found for property named '{property}' when reading from the JSON reader. A 'StartArray' node was expected.",
+                    node(value)
+                ));
+            };
+            for (i, item) in items.iter().enumerate() {
+                check_value(&spec["items"], item, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (Some(kind), _) => {
+            let fits = match kind {
+                "boolean" => value.is_boolean(),
+                "integer" => value.is_i64() || value.is_u64(),
+                "number" => value.is_number(),
+                _ => value.is_string(),
+            };
+            match value {
+                _ if fits => Ok(()),
+                Value::Object(_) | Value::Array(_) => wrong(format!(
+                    "An unexpected '{}' node was found for property named '{property}' when reading from the JSON reader. A 'PrimitiveValue' node was expected.",
+                    node(value)
+                )),
+                other => wrong(format!(
+                    "Cannot convert the literal '{}' to the expected type '{}'.",
+                    other
+                        .as_str()
+                        .map_or_else(|| other.to_string(), str::to_owned),
+                    edm(kind)
+                )),
+            }
+        }
+        (None, Some(reference)) => {
+            let Some(target) = extract().get(reference) else {
+                return Ok(());
+            };
+            if let Some(members) = target["enum"].as_array() {
+                let known = value.as_str().is_some_and(|s| {
+                    members
+                        .iter()
+                        .any(|m| m.as_str().is_some_and(|m| m.eq_ignore_ascii_case(s)))
+                });
+                return if known {
+                    Ok(())
+                } else {
+                    wrong(format!(
+                        "Cannot convert the literal '{}' to the expected type '{reference}'.",
+                        value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_owned)
+                    ))
+                };
+            }
+            let Value::Object(fields) = value else {
+                return wrong(format!(
+                    "An unexpected '{}' node was found for property named '{property}' when reading from the JSON reader. A 'StartObject' node was expected.",
+                    node(value)
+                ));
+            };
+            for (key, field) in fields {
+                if let Some(field_spec) = target["properties"].get(key) {
+                    check_value(field_spec, field, &format!("{path}.{key}"))?;
+                }
+            }
+            Ok(())
+        }
+        (None, None) => Ok(()),
+    }
+}

@@ -343,6 +343,8 @@ pub fn graph_endpoints(env: &Env, mut config: GraphConfig) -> Result<GraphConfig
         1..=MAX_GRAPH_TIMEOUT_SECONDS,
     )?;
     config.request_timeout = Duration::from_secs(timeout);
+    // More CAs to trust (`enroll sim --tls` writes one), added to the system's.
+    config.extra_ca_pem = env.read_file("ENROLL_CA_FILE")?;
     Ok(config)
 }
 

@@ -91,6 +91,10 @@ pub const SETTINGS: &[Setting] = &[
     not_set("ENROLL_GRAPH_MAX_ATTEMPTS", TUNING),
     not_set("ENROLL_GRAPH_RETRY_BASE_MS", TUNING),
     not_set("ENROLL_GRAPH_MAX_WAIT_SECONDS", TUNING),
+    not_set(
+        "ENROLL_CA_FILE",
+        "Graph and Entra present certificates of public CAs the system trusts; an extra CA is for `enroll sim --tls` and test hosts",
+    ),
     // The HTTP API
     set("ENROLL_API_AUDIENCE"),
     not_set(
