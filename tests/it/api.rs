@@ -23,7 +23,7 @@ use enroll_core::tenant::TenantSnapshot;
 use enroll_graph::GraphClient;
 use enroll_harness::http::HttpFront;
 use enroll_harness::{Harness, HarnessConfig};
-use enroll_sim::{SimConfig, SimHandle, start};
+use enroll_sim::{SimClient, SimConfig, SimHandle, start};
 use enroll_steps::World;
 use enroll_steps::config::{Env, graph_config, step_config};
 use enroll_store::{Layout, StorageConfig, Store};
@@ -607,13 +607,40 @@ struct Rig {
     document: Value,
 }
 
+/// Who signs the tokens the API accepts.
+enum Signer {
+    /// The tests' stand-in ([`Issuer`]), which can also forge the tokens Entra never issues.
+    StandIn,
+    /// The simulated tenant, with these clients; tokens come from its token endpoint.
+    SimulatedTenant(Vec<SimClient>),
+}
+
 impl Rig {
     async fn new(lambda: bool) -> Self {
+        Self::signed_by(lambda, Signer::StandIn).await
+    }
+
+    async fn signed_by(lambda: bool, signer: Signer) -> Self {
         let issuer = Issuer::start().await;
-        let sim = start(SimConfig::default(), golden_tenant()).await.unwrap();
+        let mut sim_config = SimConfig::default();
+        if let Signer::SimulatedTenant(clients) = &signer {
+            sim_config.apis = vec![entra::AUDIENCE.to_owned()];
+            sim_config.clients = clients.clone();
+        }
+        let sim = start(sim_config, golden_tenant()).await.unwrap();
         let prefix = format!("a{:08x}-", fastrand::u32(..));
         let mut env: Vec<(String, String)> = sim.client_settings();
-        env.extend(issuer.settings());
+        match signer {
+            Signer::StandIn => env.extend(issuer.settings()),
+            Signer::SimulatedTenant(_) => env.extend(
+                [
+                    ("ENROLL_API_AUDIENCE", entra::AUDIENCE.to_owned()),
+                    ("ENROLL_API_TENANT_ID", sim.tenant_id().to_owned()),
+                    ("ENROLL_API_DISCOVERY_URL", sim.discovery_url()),
+                ]
+                .map(|(k, v)| (k.to_owned(), v)),
+            ),
+        }
         env.extend(
             [
                 ("ENROLL_INVITE_DOMAINS", "*"),
@@ -1133,6 +1160,125 @@ async fn through_the_functions_host_every_endpoint_and_refusal() {
 #[tokio::test(flavor = "multi_thread")]
 async fn through_lambda_events_every_endpoint_and_refusal() {
     the_api_works_end_to_end(true).await;
+}
+
+/// A token as a client gets it: client credentials at the simulated tenant's token endpoint,
+/// for the API's `.default` scope.
+async fn client_credentials_token(sim: &SimHandle, client: &SimClient, scope: &str) -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            sim.base_url(),
+            sim.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client.client_id.as_str()),
+            ("client_secret", client.client_secret.as_str()),
+            ("scope", scope),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The API trusts the simulated tenant as it trusts Entra (discovery, JWKS, issuer,
+/// audience, roles): a reader's token from the token endpoint reads and cannot write, a
+/// writer's stores a roster, and the tenant's Graph token is refused for its audience.
+async fn tokens_the_simulated_tenant_issues_open_the_api(lambda: bool) {
+    let reader = SimClient {
+        client_id: "hr-system".into(),
+        client_secret: "hr-secret".into(),
+        roles: vec!["Rosters.Read".into()],
+    };
+    let writer = SimClient {
+        client_id: "roster-pipeline".into(),
+        client_secret: "pipeline-secret".into(),
+        roles: vec!["Rosters.Read".into(), "Rosters.Write".into()],
+    };
+    let rig = Rig::signed_by(
+        lambda,
+        Signer::SimulatedTenant(vec![reader.clone(), writer.clone()]),
+    )
+    .await;
+    let scope = format!("{}/.default", entra::AUDIENCE);
+    let reader_token = client_credentials_token(&rig.sim, &reader, &scope).await;
+    let writer_token = client_credentials_token(&rig.sim, &writer, &scope).await;
+    let graph_token =
+        client_credentials_token(&rig.sim, &writer, "https://graph.microsoft.com/.default").await;
+    let roster_url = format!("/api/rosters/{}", ALPHA.replace(' ', "%20"));
+    let csv = [("Content-Type", "text/csv")];
+
+    let status = rig
+        .send("GET", "/api/status", Some(&reader_token), &[], b"")
+        .await;
+    assert_eq!(status.status, 200, "{}", status.json());
+    let refused = rig
+        .send(
+            "PUT",
+            &roster_url,
+            Some(&reader_token),
+            &csv,
+            ALPHA_ROSTER.as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "missing_role".to_owned())
+    );
+    let stored = rig
+        .send(
+            "PUT",
+            &roster_url,
+            Some(&writer_token),
+            &csv,
+            ALPHA_ROSTER.as_bytes(),
+        )
+        .await;
+    assert!(
+        matches!(stored.status, 200 | 201),
+        "{} {}",
+        stored.status,
+        stored.json()
+    );
+    let read = rig
+        .send("GET", &roster_url, Some(&reader_token), &[], b"")
+        .await;
+    assert_eq!(
+        (read.status, read.body.as_slice()),
+        (200, ALPHA_ROSTER.as_bytes())
+    );
+    let for_graph = rig
+        .send("GET", "/api/status", Some(&graph_token), &[], b"")
+        .await;
+    assert_eq!(
+        (for_graph.status, for_graph.code()),
+        (401, "invalid_token".to_owned())
+    );
+    assert!(
+        for_graph.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another audience"),
+        "{}",
+        for_graph.json()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_the_functions_host_tokens_from_the_simulated_tenant() {
+    tokens_the_simulated_tenant_issues_open_the_api(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_lambda_events_tokens_from_the_simulated_tenant() {
+    tokens_the_simulated_tenant_issues_open_the_api(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,9 +2,10 @@
 //! tokens signed with them (as Entra issues them to a client-credentials caller), and the
 //! tenant's OpenID discovery document and JWKS at Entra's paths, over HTTP on loopback.
 //!
-//! Tokens are forged here because the simulated tenant does not issue JWTs yet (issue 12);
-//! forged tokens are also how the refusals are made: a wrong key, an unknown key id, a
-//! token past its time, for another audience or issuer, or without the role.
+//! The happy path also runs on tokens the simulated tenant issues through its token
+//! endpoint (`tokens_the_simulated_tenant_issues_open_the_api`); this stand-in is for the
+//! tokens Entra never issues, which is how the refusals are made: a wrong key, an unknown key
+//! id, a token past its time, for another audience or issuer, or without the role.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
