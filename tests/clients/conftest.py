@@ -3,9 +3,9 @@
 `scripts/pyclients test` starts `enroll sim --tls` twice (plain, and throttled) on
 examples/tenant.json and passes them in the environment:
 
-    ENROLL_SIM_URL            https://127.0.0.1:PORT of the plain simulator
-    ENROLL_SIM_THROTTLED_URL  https://127.0.0.1:PORT of the one started with --throttle-rps
-    ENROLL_SIM_TENANT_ID      the tenant id both answer for
+    PYCLIENTS_SIM_URL            https://127.0.0.1:PORT of the plain simulator
+    PYCLIENTS_SIM_THROTTLED_URL  https://127.0.0.1:PORT of the one started with --throttle-rps
+    PYCLIENTS_SIM_TENANT_ID      the tenant id both answer for
     SSL_CERT_FILE, REQUESTS_CA_BUNDLE   the CA file `enroll sim --tls` wrote
 
 Nothing here talks to anything but these two simulators; no proxy or shim sits between the
@@ -42,17 +42,17 @@ def env(name):
 
 @pytest.fixture(scope="session")
 def base_url():
-    return env("ENROLL_SIM_URL")
+    return env("PYCLIENTS_SIM_URL")
 
 
 @pytest.fixture(scope="session")
 def throttled_url():
-    return env("ENROLL_SIM_THROTTLED_URL")
+    return env("PYCLIENTS_SIM_THROTTLED_URL")
 
 
 @pytest.fixture(scope="session")
 def tenant_id():
-    return env("ENROLL_SIM_TENANT_ID")
+    return env("PYCLIENTS_SIM_TENANT_ID")
 
 
 @pytest.fixture(scope="session")
