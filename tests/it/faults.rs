@@ -662,18 +662,37 @@ async fn a_roster_remapped_to_another_package_mid_run() {
     matrix.check(&pairs).await;
 }
 
-/// Requests an earlier run left stuck: an adminAdd that ended `deliveryFailed` and one
-/// still `delivering` long past the threshold. The next run finds and reprocesses them
-/// (Graph's `reprocess`), so the people get the package without a second adminAdd.
+/// Requests an earlier run left stuck: an adminAdd that ended `deliveryFailed` a day ago and
+/// one still `delivering` two days after it was made (past `ENROLL_REPROCESS_AFTER_MINUTES`).
+/// The next run finds and reprocesses them (Graph's `reprocess` on the failed request, and on
+/// the stuck one's assignment), so both are delivered and nobody gets a second adminAdd.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "open: after the merge of graph-faults, Ann's deliveryFailed request is not reprocessed and she gets a second adminAdd (26 adds for 25)"]
 async fn requests_left_stuck_in_delivering_and_delivery_failed() {
     let case = "requests_left_stuck_in_delivering_and_delivery_failed";
     let mut before = tenant();
-    for (id, user, state) in [
-        ("rq-ann-failed", "u-ann", "deliveryFailed"),
-        ("rq-dee-stuck", "u-dee", "delivering"),
+    let ago = |hours: u64| {
+        enroll_core::audit::rfc3339(
+            std::time::SystemTime::now() - Duration::from_secs(hours * 3600),
+        )
+    };
+    for (id, user, state, assignment, completed) in [
+        ("rq-ann-failed", "u-ann", "deliveryFailed", "as-ann-failed", Some(ago(24))),
+        ("rq-dee-stuck", "u-dee", "delivering", "as-dee-stuck", None),
     ] {
+        // Graph makes an adminAdd's assignment when it accepts the request; it fails with it.
+        before.assignments.push(Assignment {
+            id: assignment.into(),
+            state: Some(state.into()),
+            target: Some(Subject {
+                object_id: Some(user.into()),
+                ..Subject::default()
+            }),
+            access_package: Some(ObjectRef {
+                id: KEY_USERS_PACKAGE.into(),
+                display_name: None,
+            }),
+            ..Assignment::default()
+        });
         before
             .assignment_requests
             .push(enroll_core::tenant::AssignmentRequest {
@@ -685,12 +704,15 @@ async fn requests_left_stuck_in_delivering_and_delivery_failed() {
                     display_name: None,
                 }),
                 assignment: Some(enroll_core::tenant::RequestedAssignment {
+                    id: Some(assignment.into()),
                     target_id: Some(user.into()),
                     access_package_id: Some(KEY_USERS_PACKAGE.into()),
                     assignment_policy_id: Some("pol-ku".into()),
                     ..Default::default()
                 }),
-                target: None,
+                created_date_time: Some(ago(48)),
+                completed_date_time: completed,
+                ..Default::default()
             });
     }
     let mut matrix = Matrix::with_tenant(case, SimConfig::default(), false, before).await;
@@ -705,4 +727,20 @@ async fn requests_left_stuck_in_delivering_and_delivery_failed() {
             "{case}: {user}'s stuck request was reprocessed, not requested again"
         );
     }
+    let states: Vec<(String, Option<String>)> = matrix
+        .sim
+        .assignment_requests_made()
+        .await
+        .into_iter()
+        .filter(|r| r.id == "rq-ann-failed" || r.id == "rq-dee-stuck")
+        .map(|r| (r.id, r.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("rq-ann-failed".to_owned(), Some("delivered".to_owned())),
+            ("rq-dee-stuck".to_owned(), Some("delivered".to_owned())),
+        ],
+        "{case}: both stuck requests were reprocessed and delivered"
+    );
 }

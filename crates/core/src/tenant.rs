@@ -291,6 +291,12 @@ pub struct AssignmentRequest {
     /// Who the request is for (`$expand=requestor` is the caller; the target is on the assignment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Subject>,
+    /// When the request was made (`createdDateTime`, RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date_time: Option<String>,
+    /// When the request ended (`completedDateTime`, RFC 3339), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_date_time: Option<String>,
 }
 
 impl AssignmentRequest {

@@ -330,6 +330,8 @@ impl RequestRec {
                 assignment_policy_id: self.policy_id.clone(),
             }),
             target: None,
+            created_date_time: self.created.clone(),
+            completed_date_time: self.completed.clone(),
         }
     }
 
@@ -568,7 +570,16 @@ impl Tenant {
             });
         }
         let mut requests = Vec::new();
-        for r in snapshot.assignment_requests.iter().filter(|r| r.is_open()) {
+        for r in snapshot.assignment_requests.iter() {
+            // A request the snapshot shows `delivering` or `deliveryFailed` is taken as stuck
+            // there: it stays so until reprocessed, as in Graph. Other open requests restart
+            // their delivery when the simulator starts; finished ones are history.
+            let (state, fate) = match r.state.as_deref() {
+                Some("delivering") => ("delivering", Fate::Stick),
+                Some("deliveryFailed") => ("deliveryFailed", Fate::Fail),
+                _ if r.is_open() => ("submitted", Fate::Deliver),
+                _ => continue,
+            };
             let package_id = r
                 .access_package_id()
                 .ok_or_else(|| format!("assignment request {} has no access package", r.id))?;
@@ -578,10 +589,9 @@ impl Tenant {
                     .request_type
                     .clone()
                     .unwrap_or_else(|| "adminAdd".to_owned()),
-                // Open requests restart their delivery when the simulator starts.
-                state: "submitted".to_owned(),
-                created: None,
-                completed: None,
+                state: state.to_owned(),
+                created: r.created_date_time.clone(),
+                completed: r.completed_date_time.clone(),
                 package_id: package_id.to_owned(),
                 policy_id: r
                     .assignment
@@ -590,7 +600,7 @@ impl Tenant {
                 target_object_id: r.target_object_id().map(str::to_owned),
                 assignment_id: r.assignment.as_ref().and_then(|a| a.id.clone()),
                 submitted_at: now,
-                fate: Fate::Deliver,
+                fate,
             });
         }
         Ok(Self {

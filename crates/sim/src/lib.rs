@@ -397,7 +397,7 @@ impl SimHandle {
     }
 
     /// Every assignment request the tenant accepted since start, whatever its state now (a
-    /// snapshot holds only the open ones), in the order made.
+    /// snapshot it started from holds only the open and stuck ones), in the order made.
     pub async fn assignment_requests_made(&self) -> Vec<enroll_core::tenant::AssignmentRequest> {
         let mut state = self.shared.lock();
         state.advance();

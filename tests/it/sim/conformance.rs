@@ -146,7 +146,7 @@ fn examples_tenant() -> TenantSnapshot {
                 access_package_id: Some("114d3459-3459-114d-5934-4d1159344d11".into()),
                 assignment_policy_id: Some("d6322a8d-0000-4000-8000-0000000000c1".into()),
             }),
-            target: None,
+            ..AssignmentRequest::default()
         }],
         applications: vec![Application {
             id: APP.into(),
