@@ -676,7 +676,13 @@ async fn requests_left_stuck_in_delivering_and_delivery_failed() {
         )
     };
     for (id, user, state, assignment, completed) in [
-        ("rq-ann-failed", "u-ann", "deliveryFailed", "as-ann-failed", Some(ago(24))),
+        (
+            "rq-ann-failed",
+            "u-ann",
+            "deliveryFailed",
+            "as-ann-failed",
+            Some(ago(24)),
+        ),
         ("rq-dee-stuck", "u-dee", "delivering", "as-dee-stuck", None),
     ] {
         // Graph makes an adminAdd's assignment when it accepts the request; it fails with it.
