@@ -38,28 +38,30 @@ impl GraphClient {
             }
         };
         let access_packages = self.access_packages(catalog_id.as_deref()).await?;
-        // One package's assignments after another would take a round trip each; the
-        // client's own limit keeps the parallel reads within Graph's.
+        // One package's reads after another would take a round trip each; the client's own
+        // limit keeps the parallel reads within Graph's. Open requests are read per package,
+        // never tenant-wide.
         let mut reads = tokio::task::JoinSet::new();
         for package in &access_packages {
             let client = self.clone();
             let id = package.id.clone();
-            reads.spawn(async move { client.assignments(&id).await });
+            reads.spawn(async move {
+                let assignments = client.assignments(&id).await?;
+                let requests = client.open_assignment_requests(&id).await?;
+                Ok::<_, GraphError>((assignments, requests))
+            });
         }
         let mut assignments = Vec::new();
+        let mut assignment_requests = Vec::new();
         while let Some(read) = reads.join_next().await {
-            let read = read.map_err(|error| {
+            let (held, open) = read.map_err(|error| {
                 GraphError::Config(format!("an assignment read stopped: {error}"))
-            })?;
-            assignments.extend(read?);
+            })??;
+            assignments.extend(held);
+            assignment_requests.extend(open);
         }
         assignments.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut assignment_requests = self.open_assignment_requests().await?;
-        assignment_requests.retain(|request| {
-            request
-                .access_package_id()
-                .is_none_or(|id| access_packages.iter().any(|package| package.id == id))
-        });
+        assignment_requests.sort_by(|a, b| a.id.cmp(&b.id));
         let users = self.users().await?;
         Ok(TenantSnapshot {
             users,

@@ -373,8 +373,16 @@ impl Directory for FakeDirectory {
 
     fn open_assignment_requests(
         &self,
+        access_package_id: &str,
     ) -> impl Future<Output = Result<Vec<AssignmentRequest>, GraphError>> + Send {
-        self.answer(|tenant| Ok(tenant.requests.clone()))
+        self.answer(|tenant| {
+            Ok(tenant
+                .requests
+                .iter()
+                .filter(|request| request.access_package_id() == Some(access_package_id))
+                .cloned()
+                .collect())
+        })
     }
 
     fn unfinished_assignment_requests(

@@ -559,10 +559,10 @@ pub async fn assign<S: Storage, D: Directory>(
         .collect();
     let requested: HashSet<String> = world
         .graph
-        .open_assignment_requests()
+        .open_assignment_requests(&context.access_package_id)
         .await?
         .into_iter()
-        .filter(|r| r.is_add() && r.access_package_id() == Some(context.access_package_id.as_str()))
+        .filter(|r| r.is_add())
         .filter_map(|r| r.target_object_id().map(str::to_owned))
         .collect();
     let mut to_add = Vec::new();
