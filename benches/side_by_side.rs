@@ -19,6 +19,8 @@ use enroll_core::tenant::{
 use enroll_sim::{Counters, SimConfig, SimHandle, start};
 use serde_json::{Value, json};
 
+mod support;
+
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
 const PACKAGES: usize = 10;
@@ -331,31 +333,9 @@ async fn seed(sim: &SimHandle, rosters: &[String]) -> BenchResult<Run> {
 
 // ----- (b) enroll apply --tenant graph ---------------------------------------------------------
 
-/// `enroll apply DIR --tenant graph` (the release binary) against `sim`, timed from spawn to
-/// exit. The wait is on a blocking thread, so the simulator keeps every runtime worker.
+/// `enroll apply DIR --tenant graph` (the release binary) against `sim`.
 async fn enroll_apply(sim: &SimHandle, rosters: &Path, reports: &Path) -> BenchResult<Run> {
-    let mut command = std::process::Command::new(enroll_harness::workspace_binary("enroll")?);
-    command
-        .arg("apply")
-        .arg(rosters)
-        .args(["--tenant", "graph", "--format", "json", "--reports"])
-        .arg(reports)
-        .envs(sim.client_settings())
-        .env("ENROLL_INVITE_DOMAINS", "example.com")
-        .env("ENROLL_INVITE_REDIRECT_URL", "https://myapps.microsoft.com");
-    let started = Instant::now();
-    let output = tokio::task::spawn_blocking(move || command.output()).await??;
-    let wall = started.elapsed();
-    if !output.status.success() {
-        return Err(format!(
-            "enroll apply failed ({}):\n{}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    let summary: Value = serde_json::from_slice(&output.stdout)?;
+    let (wall, summary) = support::enroll_apply(sim, rosters, reports, "example.com").await?;
     println!(
         "enroll apply's own account: {} s planning and applying, {} requests sent again, {} throttled",
         summary["seconds"], summary["graph"]["retries"], summary["graph"]["throttled"]
