@@ -48,7 +48,6 @@ impl SubRequest {
     }
 }
 
-/// A successful answer to one batched request.
 /// How long a chunk of less than a `$batch` waits for other callers' sub-requests to share
 /// its envelope: a tenth of a typical Graph round trip.
 const LINGER: Duration = Duration::from_millis(2);
@@ -59,6 +58,7 @@ pub(crate) type Waiting = (
     tokio::sync::oneshot::Sender<Result<SubResponse, GraphError>>,
 );
 
+/// A successful answer to one batched request.
 #[derive(Debug, Clone)]
 pub(crate) struct SubResponse {
     pub(crate) body: Value,
