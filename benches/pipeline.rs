@@ -23,6 +23,8 @@ use enroll_sim::{SimConfig, SimHandle, start};
 use enroll_store::local::read_rosters;
 use serde_json::{Map, Value, json};
 
+mod support;
+
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
 fn percentile(values: &mut [Duration], share: f64) -> Duration {
@@ -73,15 +75,12 @@ async fn main() -> BenchResult<()> {
     let rosters = root.join("examples/rosters");
     let tenant: TenantSnapshot =
         serde_json::from_slice(&std::fs::read(root.join("examples/tenant.json"))?)?;
-    let sim = start(
-        SimConfig {
-            latency_ms: 20,
-            delivery_delay_ms: 200,
-            ..SimConfig::default()
-        },
-        tenant,
-    )
-    .await?;
+    let config = SimConfig {
+        latency_ms: 20,
+        delivery_delay_ms: 200,
+        ..SimConfig::default()
+    };
+    let sim = start(config.clone(), tenant.clone()).await?;
     let log = std::env::temp_dir().join(format!("enroll-bench-handler-{}.log", std::process::id()));
     let mut harness = harness(&sim, &storage, &log).await?;
 
@@ -115,6 +114,21 @@ async fn main() -> BenchResult<()> {
     println!(
         "Graph: {} HTTP requests, {} operations",
         graph.http_requests, graph.graph_operations
+    );
+    // The same rosters through `enroll apply` on a tenant of its own, what the Functions
+    // path's requests are set against (issue 13: within 1.3x).
+    let apply_sim = start(config, tenant).await?;
+    let reports = tempfile::tempdir()?;
+    let (apply_wall, _) = support::enroll_apply(&apply_sim, &rosters, reports.path(), "*").await?;
+    let apply = apply_sim.counters();
+    apply_sim.shutdown().await;
+    println!(
+        "enroll apply on the same rosters: {} HTTP requests, {} operations, {:.2} s; the Functions path makes {:.2}x its requests (goal <= 1.3) and {:.2}x its operations",
+        apply.http_requests,
+        apply.graph_operations,
+        apply_wall.as_secs_f64(),
+        graph.http_requests as f64 / apply.http_requests.max(1) as f64,
+        graph.graph_operations as f64 / apply.graph_operations.max(1) as f64
     );
     for (function, latencies) in &counters.latencies {
         let mut latencies = latencies.clone();

@@ -407,29 +407,20 @@ fn a_broken_snapshot_is_a_usage_error_naming_the_file() {
     );
 }
 
-/// `enroll snapshot` writes the tenant from Graph (here the simulator serving the example),
-/// and planning against that snapshot gives the same plan as against the original.
-#[tokio::test(flavor = "multi_thread")]
-async fn snapshot_from_graph_plans_like_the_original() {
-    let original: enroll_core::tenant::TenantSnapshot =
-        serde_json::from_slice(&std::fs::read(data("../../examples/tenant.json")).unwrap())
-            .unwrap();
-    let sim = enroll_sim::start(enroll_sim::SimConfig::default(), original)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("snapshot.json");
+/// `enroll snapshot --out OUT --catalog "Contoso Projects" EXTRA…` against `sim`.
+async fn snapshot_from(sim: &enroll_sim::SimHandle, out: &Path, extra: &[&str]) -> Output {
     let base = sim.base_url().to_owned();
-    let out_arg = out.to_str().unwrap().to_owned();
-    let written = tokio::task::spawn_blocking(move || {
+    let mut args = vec![
+        "snapshot".to_owned(),
+        "--out".to_owned(),
+        out.to_str().unwrap().to_owned(),
+        "--catalog".to_owned(),
+        "Contoso Projects".to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    tokio::task::spawn_blocking(move || {
         Command::new(crate::enroll_binary())
-            .args([
-                "snapshot",
-                "--out",
-                &out_arg,
-                "--catalog",
-                "Contoso Projects",
-            ])
+            .args(&args)
             // The tenant by a domain of its users' principal names, as Entra takes it.
             .env("ENROLL_TENANT_ID", "contoso.onmicrosoft.com")
             .env("ENROLL_CLIENT_ID", "enroll-sim-client")
@@ -440,14 +431,76 @@ async fn snapshot_from_graph_plans_like_the_original() {
             .unwrap()
     })
     .await
+    .unwrap()
+}
+
+/// `enroll snapshot --rosters` reads only the users the rosters name and the packages'
+/// holders: 300 users nobody names are left out, and the plan is the same as against the
+/// whole tenant.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_for_rosters_holds_their_people_and_the_holders_and_plans_the_same() {
+    let mut original: enroll_core::tenant::TenantSnapshot =
+        serde_json::from_slice(&std::fs::read(data("../../examples/tenant.json")).unwrap())
+            .unwrap();
+    for i in 0..300 {
+        original.users.push(enroll_core::tenant::User {
+            id: format!("bystander-{i}"),
+            mail: Some(format!("bystander{i}@contoso.com")),
+            user_principal_name: Some(format!("bystander{i}@contoso.com")),
+            user_type: Some("Member".into()),
+            ..enroll_core::tenant::User::default()
+        });
+    }
+    let rosters = enroll_store::local::read_rosters(
+        &data("../../examples/rosters"),
+        enroll_core::roster::Limits::default(),
+    )
     .unwrap();
-    let stderr = String::from_utf8_lossy(&written.stderr).into_owned();
-    assert_eq!(written.status.code(), Some(0), "{stderr}");
-    assert!(
-        !stderr.contains("enroll-sim-secret"),
-        "the secret must not be printed"
-    );
-    assert!(stderr.contains("62 access packages"), "{stderr}");
+    let named: Vec<&str> = rosters
+        .iter()
+        .flat_map(|source| source.roster.people.iter())
+        .map(|person| person.email.as_str())
+        .collect();
+    let mut wanted: Vec<&str> = original
+        .users
+        .iter()
+        .filter(|user| {
+            named.iter().any(|email| user.answers_to(email))
+                || original.assignments.iter().any(|a| {
+                    a.target.as_ref().and_then(|t| t.object_id.as_deref()) == Some(&user.id)
+                })
+        })
+        .map(|user| user.id.as_str())
+        .collect();
+    wanted.sort_unstable();
+    let sim = enroll_sim::start(enroll_sim::SimConfig::default(), original.clone())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshot.json");
+    let written = snapshot_from(
+        &sim,
+        &out,
+        &[
+            "--rosters",
+            data("../../examples/rosters").to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(written.status.code(), Some(0), "{}", stderr(&written));
+    let snapshot: enroll_core::tenant::TenantSnapshot =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let users: Vec<&str> = snapshot.users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(users, wanted, "the rosters' people and the holders, by id");
+    // 345 of the example's 385 users, and none of the 300 others.
+    assert_eq!((original.users.len(), users.len()), (685, 345));
+    assert_same_plans(&out);
+    sim.shutdown().await;
+}
+
+/// Planning the example rosters against `snapshot` gives the plan they get against the
+/// example tenant itself.
+fn assert_same_plans(snapshot: &Path) {
     let plan_with = |tenant: &str| {
         json(&enroll(&[
             "plan",
@@ -458,7 +511,7 @@ async fn snapshot_from_graph_plans_like_the_original() {
             "json",
         ]))
     };
-    let from_graph = plan_with(out.to_str().unwrap());
+    let from_graph = plan_with(snapshot.to_str().unwrap());
     let from_file = plan_with("examples/tenant.json");
     assert_eq!(from_graph["packages"].as_array().unwrap().len(), 62);
     for (a, b) in from_graph["packages"]
@@ -478,6 +531,29 @@ async fn snapshot_from_graph_plans_like_the_original() {
             assert_eq!(a[key], b[key], "{} {key}", a["roster"]);
         }
     }
+}
+
+/// `enroll snapshot` writes the tenant from Graph (here the simulator serving the example),
+/// and planning against that snapshot gives the same plan as against the original.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_from_graph_plans_like_the_original() {
+    let original: enroll_core::tenant::TenantSnapshot =
+        serde_json::from_slice(&std::fs::read(data("../../examples/tenant.json")).unwrap())
+            .unwrap();
+    let sim = enroll_sim::start(enroll_sim::SimConfig::default(), original)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshot.json");
+    let written = snapshot_from(&sim, &out, &[]).await;
+    let stderr = String::from_utf8_lossy(&written.stderr).into_owned();
+    assert_eq!(written.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("enroll-sim-secret"),
+        "the secret must not be printed"
+    );
+    assert!(stderr.contains("62 access packages"), "{stderr}");
+    assert_same_plans(&out);
     // Rosters in a catalog folder match against the snapshot too: it carries each package's catalog.
     let foldered = tempfile::tempdir().unwrap();
     let catalog_dir = foldered.path().join("Contoso Projects");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::holders;
 use enroll_core::audit::{Action, Outcome};
-use enroll_core::messages::{ChangeContext, ChangeMessage, RemovePerson, VERSION};
+use enroll_core::messages::{AssignPerson, ChangeContext, ChangeMessage, RemovePerson, VERSION};
 use enroll_core::plan::{PlanOptions, plan};
 use enroll_core::tenant::TenantSnapshot;
 use enroll_graph::GraphClient;
@@ -30,7 +30,11 @@ struct Setup {
 
 impl Setup {
     async fn new(config: SimConfig) -> Self {
-        let sim = start(config, golden_tenant()).await.unwrap();
+        Self::with_tenant(config, golden_tenant()).await
+    }
+
+    async fn with_tenant(config: SimConfig, tenant: TenantSnapshot) -> Self {
+        let sim = start(config, tenant).await.unwrap();
         let setup = Self {
             graph: crate::roles::graph_client(&sim),
             sim,
@@ -306,6 +310,79 @@ async fn a_late_remove_for_someone_put_back_does_nothing_and_a_duplicate_does_no
         .count();
     assert!(removals <= 1, "one adminRemove at most, found {removals}");
     setup.sim.shutdown().await;
+}
+
+/// What one Assign message for Bob (in Project Alpha's roster, without its assignment) costs
+/// on the simulated tenant, in HTTP requests (tokens aside) and Graph operations, when
+/// `others` adminAdd requests for another package (Key Users) are open and stay open.
+async fn assign_traffic_with_open_requests_elsewhere(others: usize) -> (u64, u64) {
+    let mut tenant = golden_tenant();
+    for i in 0..others {
+        let target = ["u-ann", "u-dee", "u-eve"][i % 3];
+        tenant.assignment_requests.push(
+            serde_json::from_value(serde_json::json!({
+                "id": format!("rq-other-{i}"),
+                "requestType": "adminAdd",
+                "state": "pendingApproval",
+                "accessPackage": { "id": "pkg-key-users" },
+                "assignment": { "targetId": target }
+            }))
+            .unwrap(),
+        );
+    }
+    let config = SimConfig {
+        // Small pages, so that reading the other package's requests would show as pages.
+        page_size: 5,
+        delivery_delay_ms: 3_600_000,
+        ..SimConfig::default()
+    };
+    let setup = Setup::with_tenant(config, tenant).await;
+    let world = setup.world();
+    let message = ChangeMessage {
+        context: ChangeContext {
+            v: VERSION,
+            run_id: "r".into(),
+            roster: "Projects/Project Alpha - Manager.csv".into(),
+            // Not the roster's version, so that the step reads the tenant again.
+            etag: "old".into(),
+            access_package_id: "pkg-alpha-manager".into(),
+            assignment_policy_id: Some("pol-direct".into()),
+        },
+        people: vec![AssignPerson {
+            email: "bob@fabrikam.com".into(),
+            user_id: Some("u-bob".into()),
+        }],
+    };
+    let before = setup.sim.counters();
+    let output = enroll_steps::assign(&world, &message, Attempt::of(1, 5))
+        .await
+        .unwrap();
+    let after = setup.sim.counters();
+    assert_eq!(output.audit.len(), 1);
+    assert_eq!(output.audit[0].outcome, Outcome::Done, "{:?}", output.audit);
+    setup.sim.shutdown().await;
+    (
+        (after.http_requests - after.token_requests)
+            - (before.http_requests - before.token_requests),
+        after.graph_operations - before.graph_operations,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_assign_step_reads_its_own_package_s_open_requests_not_the_tenant_s() {
+    let alone = assign_traffic_with_open_requests_elsewhere(0).await;
+    let crowded = assign_traffic_with_open_requests_elsewhere(60).await;
+    assert_eq!(
+        crowded, alone,
+        "60 open requests of another package (12 pages of 5) cost the Assign step nothing"
+    );
+    // The catalogs and packages (finding the roster's package again), Bob's assignment, the
+    // package's open requests (one filter per open state, in one `$batch`) and the adminAdd.
+    assert_eq!(
+        alone,
+        (5, 8),
+        "requests and operations of one Assign message"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

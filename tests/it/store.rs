@@ -580,3 +580,50 @@ async fn blobs_over_the_read_limit_are_refused_and_blobs_at_it_are_read() {
         manifest.message
     );
 }
+
+#[tokio::test]
+async fn a_roster_is_downloaded_again_only_when_its_etag_changed() {
+    use enroll_store::Storage as _;
+    let store = store("cached");
+    let name = "Projects/Cached.csv";
+    let v1 = b"Ann;ann@contoso.com\n".to_vec();
+    let tag1 = store.put_roster(name, v1.clone()).await.unwrap();
+    // Three steps of one instance read the roster; a clone is another step's handle.
+    for reader in [store.clone(), store.clone(), store.clone()] {
+        let read = reader.roster(name).await.unwrap().unwrap();
+        assert_eq!(
+            (read.bytes, read.etag.as_str()),
+            (v1.clone(), tag1.as_str())
+        );
+    }
+    assert_eq!(store.roster_downloads(), 1, "unchanged: downloaded once");
+
+    let v2 = b"Ann;ann@contoso.com\nBob;bob@fabrikam.com\n".to_vec();
+    let tag2 = store.put_roster(name, v2.clone()).await.unwrap();
+    for _ in 0..2 {
+        let read = store.roster(name).await.unwrap().unwrap();
+        assert_eq!(
+            (read.bytes, read.etag.as_str()),
+            (v2.clone(), tag2.as_str())
+        );
+    }
+    assert_eq!(store.roster_downloads(), 2, "changed: downloaded once more");
+
+    store
+        .delete_blob(&store.layout().rosters, name)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.roster(name).await.unwrap(),
+        None,
+        "a deleted roster is gone"
+    );
+    let tag3 = store.put_roster(name, v1.clone()).await.unwrap();
+    let read = store.roster(name).await.unwrap().unwrap();
+    assert_eq!((read.bytes, read.etag.as_str()), (v1, tag3.as_str()));
+    assert_eq!(
+        store.roster_downloads(),
+        3,
+        "uploaded again: downloaded again"
+    );
+}

@@ -52,6 +52,10 @@ enum Command {
         /// Group naming convention, to include the groups a manifest would map by it.
         #[arg(long, env = "ENROLL_ROLE_GROUP_PATTERN", default_value = enroll_core::roles::DEFAULT_GROUP_PATTERN)]
         group_pattern: String,
+        /// Only the users the rosters below this folder name (by every address they are
+        /// known by) and the packages' holders, instead of every user of the tenant.
+        #[arg(long)]
+        rosters: Option<PathBuf>,
     },
     /// Serve a simulated tenant (Microsoft Graph over HTTP) from a snapshot until Ctrl-C.
     Sim(SimArgs),
@@ -445,12 +449,14 @@ fn main() -> ExitCode {
             catalog,
             app_id,
             group_pattern,
+            rosters,
         } => runtime().and_then(|rt| {
             rt.block_on(snapshot(
                 &out,
                 catalog.as_deref(),
                 app_id.as_deref(),
                 &group_pattern,
+                rosters.as_deref(),
             ))
         }),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(simulate(args))),
@@ -616,10 +622,25 @@ async fn snapshot(
     catalog: Option<&str>,
     app_id: Option<&str>,
     group_pattern: &str,
+    rosters: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let config = enroll_steps::config::graph_config(&enroll_steps::config::Env::from_process())?;
     let client = enroll_graph::GraphClient::new(config)?;
-    let mut snapshot = client.snapshot(catalog).await?;
+    let mut snapshot = match rosters {
+        None => client.snapshot(catalog).await?,
+        Some(dir) => {
+            // Every address a row names, invalid rosters' too: a snapshot for planning them
+            // once they are fixed should not lack their people.
+            let sources = local::read_rosters(dir, enroll_core::roster::Limits::default())?;
+            let emails: std::collections::BTreeSet<&str> = sources
+                .iter()
+                .flat_map(|source| source.roster.people.iter())
+                .map(|person| person.email.as_str())
+                .collect();
+            let emails: Vec<&str> = emails.into_iter().collect();
+            client.snapshot_for_people(catalog, &emails).await?
+        }
+    };
     if let Some(app_id) = app_id {
         let app = client.app_snapshot(app_id, group_pattern).await?;
         if app.applications.is_empty() {

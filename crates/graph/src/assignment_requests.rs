@@ -88,6 +88,15 @@ fn graph_time(value: Option<&str>) -> Option<SystemTime> {
     Some(SystemTime::from(at))
 }
 
+/// The filter for one package's requests in one state, the form Graph documents for
+/// listing assignment requests.
+fn package_and_state(access_package_id: &str, state: &str) -> String {
+    format!(
+        "accessPackage/id eq {} and state eq '{state}'",
+        quote(access_package_id)
+    )
+}
+
 /// An assignment to ask for with `adminAdd`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NewAssignment {
@@ -100,20 +109,25 @@ pub struct NewAssignment {
 }
 
 impl GraphClient {
-    /// The assignment requests that are still open, with package and assignment expanded.
-    /// One filtered list per open state, sent together in one `$batch`.
+    /// The assignment requests for the access package `access_package_id` that are still
+    /// open, with package and assignment expanded: one filtered list per open state, sent
+    /// together in one `$batch`. Filtered by package on Graph's side, so that what a step
+    /// reads follows its package, not every open request of the tenant.
     ///
     /// # Errors
     ///
     /// The first list that failed after retries.
-    pub async fn open_assignment_requests(&self) -> Result<Vec<AssignmentRequest>, GraphError> {
+    pub async fn open_assignment_requests(
+        &self,
+        access_package_id: &str,
+    ) -> Result<Vec<AssignmentRequest>, GraphError> {
         let path = format!("{EM}/assignmentRequests");
         let urls = OPEN_STATES.iter().map(|state| {
             relative_url(
                 &path,
                 &[
                     ("$expand", "accessPackage,assignment"),
-                    ("$filter", &format!("state eq '{state}'")),
+                    ("$filter", &package_and_state(access_package_id, state)),
                 ],
             )
         });
@@ -137,13 +151,7 @@ impl GraphClient {
                 &path,
                 &[
                     ("$expand", "assignment"),
-                    (
-                        "$filter",
-                        &format!(
-                            "accessPackage/id eq {} and state eq '{state}'",
-                            quote(access_package_id)
-                        ),
-                    ),
+                    ("$filter", &package_and_state(access_package_id, state)),
                 ],
             )
         });

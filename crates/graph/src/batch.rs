@@ -48,6 +48,16 @@ impl SubRequest {
     }
 }
 
+/// How long a chunk of less than a `$batch` waits for other callers' sub-requests to share
+/// its envelope: a tenth of a typical Graph round trip.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// A sub-request waiting for a shared envelope, with where its answer goes.
+pub(crate) type Waiting = (
+    SubRequest,
+    tokio::sync::oneshot::Sender<Result<SubResponse, GraphError>>,
+);
+
 /// A successful answer to one batched request.
 #[derive(Debug, Clone)]
 pub(crate) struct SubResponse {
@@ -96,11 +106,21 @@ impl GraphClient {
             }
         }
         let mut tasks = tokio::task::JoinSet::new();
+        let mut shared = Vec::new();
         for chunk in chunks {
+            if chunk.len() < MAX_BATCH {
+                shared.extend(self.share(chunk));
+                continue;
+            }
             let client = self.clone();
             tasks.spawn(async move { client.run_chunk(chunk).await });
         }
         let mut results: Vec<Option<Result<SubResponse, GraphError>>> = vec![None; total];
+        for (index, answer) in shared {
+            if let (Some(slot), Ok(answer)) = (results.get_mut(index), answer.await) {
+                *slot = Some(answer);
+            }
+        }
         while let Some(joined) = tasks.join_next().await {
             // A panicking task leaves its slots empty; they are reported below.
             if let Ok(answers) = joined {
@@ -124,6 +144,79 @@ impl GraphClient {
                 })
             })
             .collect()
+    }
+
+    /// Hands a chunk of less than a `$batch` to the client's shared envelopes: sub-requests
+    /// that concurrent callers hand over within [`LINGER`] go out together, up to 20 to an
+    /// envelope, so that many small lists of many callers (one package's reads, a step's
+    /// few changes) cost few HTTP requests. Reads and writes share only with their kind,
+    /// so an envelope is retried as it would be alone. Each answer comes back on its own
+    /// channel, with the caller's index.
+    fn share(
+        &self,
+        chunk: Vec<(usize, SubRequest)>,
+    ) -> Vec<(
+        usize,
+        tokio::sync::oneshot::Receiver<Result<SubResponse, GraphError>>,
+    )> {
+        let mut receivers = Vec::with_capacity(chunk.len());
+        let mut full = Vec::new();
+        let mut start_timer = Vec::new();
+        {
+            let mut queues = self
+                .inner
+                .shared_batches
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for (index, request) in chunk {
+                let kind = usize::from(!is_idempotent(&request.method));
+                let (sender, receiver) = tokio::sync::oneshot::channel();
+                receivers.push((index, receiver));
+                let queue = &mut queues[kind];
+                if queue.is_empty() {
+                    start_timer.push(kind);
+                }
+                queue.push((request, sender));
+                if queue.len() == MAX_BATCH {
+                    full.push(std::mem::take(queue));
+                }
+            }
+        }
+        for waiting in full {
+            let client = self.clone();
+            tokio::spawn(async move { client.run_shared(waiting).await });
+        }
+        for kind in start_timer {
+            let client = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(LINGER).await;
+                let waiting = {
+                    let mut queues = client
+                        .inner
+                        .shared_batches
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    std::mem::take(&mut queues[kind])
+                };
+                if !waiting.is_empty() {
+                    client.run_shared(waiting).await;
+                }
+            });
+        }
+        receivers
+    }
+
+    /// Sends one shared envelope and hands each answer to whoever is waiting for it.
+    async fn run_shared(&self, waiting: Vec<Waiting>) {
+        let (requests, senders): (Vec<SubRequest>, Vec<_>) = waiting.into_iter().unzip();
+        let chunk: Vec<(usize, SubRequest)> = requests.into_iter().enumerate().collect();
+        let mut senders: Vec<Option<_>> = senders.into_iter().map(Some).collect();
+        for (index, answer) in self.run_chunk(chunk).await {
+            if let Some(sender) = senders.get_mut(index).and_then(Option::take) {
+                // A caller that stopped waiting no longer needs the answer.
+                let _ = sender.send(answer);
+            }
+        }
     }
 
     /// One envelope's worth, with its own retries of throttled requests.

@@ -76,10 +76,11 @@ pub trait Directory: Clone + Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<Option<Assignment>, GraphError>> + Send;
 
-    /// The assignment requests that are still open. See
+    /// The assignment requests of a package that are still open. See
     /// [`GraphClient::open_assignment_requests`].
     fn open_assignment_requests(
         &self,
+        access_package_id: &str,
     ) -> impl Future<Output = Result<Vec<AssignmentRequest>, GraphError>> + Send;
 
     /// The requests of a package that did not deliver, or not yet. See
@@ -235,8 +236,9 @@ impl Directory for GraphClient {
 
     fn open_assignment_requests(
         &self,
+        access_package_id: &str,
     ) -> impl Future<Output = Result<Vec<AssignmentRequest>, GraphError>> + Send {
-        GraphClient::open_assignment_requests(self)
+        GraphClient::open_assignment_requests(self, access_package_id)
     }
 
     fn unfinished_assignment_requests(

@@ -154,6 +154,9 @@ struct Inner {
     /// so that one throttled request holds back the others too instead of each spending
     /// its own attempts (and Graph's quota) on requests bound to be throttled.
     paused_until: Mutex<Option<Instant>>,
+    /// Sub-requests of less than a full `$batch` waiting to share an envelope: reads, then
+    /// writes (see `GraphClient::share`).
+    shared_batches: Mutex<[Vec<batch::Waiting>; 2]>,
 }
 
 /// A Microsoft Graph client for one tenant. Cheap to clone; clones share the token cache,
@@ -213,6 +216,7 @@ impl GraphClient {
                 permits: tokio::sync::Semaphore::new(config.concurrency.max(1)),
                 counters: Counters::default(),
                 paused_until: Mutex::new(None),
+                shared_batches: Mutex::new([Vec::new(), Vec::new()]),
             }),
         })
     }

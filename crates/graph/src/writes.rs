@@ -32,6 +32,7 @@ use super::error::GraphError;
 use super::odata::encode_path_segment;
 use super::request::is_fault_status;
 use super::{Counters, GraphClient, NewAssignment, NewGroupAppRoleAssignment, NewInvitation};
+use enroll_core::tenant::AssignmentRequest;
 
 /// A write that must not be made twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -245,16 +246,12 @@ impl Settle for NewAssignment {
                     );
                 }
             }
-        }
-        for request in client.open_assignment_requests().await? {
-            if let (true, Some(package), Some(target)) = (
-                request.is_add(),
-                request.access_package_id(),
-                request.target_object_id(),
-            ) {
-                shown
-                    .entry((package.to_owned(), target.to_owned()))
-                    .or_insert_with(|| format!("open request {}", request.id));
+            for request in client.open_assignment_requests(package).await? {
+                if let (true, Some(target)) = (request.is_add(), request.target_object_id()) {
+                    shown
+                        .entry((package.to_owned(), target.to_owned()))
+                        .or_insert_with(|| format!("open request {}", request.id));
+                }
             }
         }
         Ok(writes
@@ -282,10 +279,31 @@ impl Settle for RemoveAssignment {
         client: &GraphClient,
         writes: &[Self],
     ) -> Result<Vec<Option<String>>, GraphError> {
-        let open = client.open_assignment_requests().await?;
+        // The assignment names its package, whose open requests then show a removal under
+        // way; requests are never listed tenant-wide.
+        let mut open: BTreeMap<String, Vec<AssignmentRequest>> = BTreeMap::new();
         let mut found = Vec::with_capacity(writes.len());
         for RemoveAssignment(id) in writes {
-            let removing = open.iter().find(|request| {
+            let Some(assignment) = client.assignment(id).await? else {
+                found.push(Some("the assignment is gone".to_owned()));
+                continue;
+            };
+            if !assignment.is_active() {
+                found.push(Some(format!(
+                    "the assignment is {}",
+                    assignment.state.as_deref().unwrap_or("not active")
+                )));
+                continue;
+            }
+            let Some(package) = assignment.access_package.as_ref().map(|p| p.id.clone()) else {
+                found.push(None);
+                continue;
+            };
+            if !open.contains_key(&package) {
+                let requests = client.open_assignment_requests(&package).await?;
+                open.insert(package.clone(), requests);
+            }
+            let removing = open.get(&package).into_iter().flatten().find(|request| {
                 !request.is_add()
                     && request
                         .assignment
@@ -293,15 +311,7 @@ impl Settle for RemoveAssignment {
                         .and_then(|assignment| assignment.id.as_deref())
                         == Some(id.as_str())
             });
-            found.push(match (removing, client.assignment(id).await?) {
-                (Some(request), _) => Some(format!("open request {} removes it", request.id)),
-                (None, None) => Some("the assignment is gone".to_owned()),
-                (None, Some(assignment)) if !assignment.is_active() => Some(format!(
-                    "the assignment is {}",
-                    assignment.state.as_deref().unwrap_or("not active")
-                )),
-                (None, Some(_)) => None,
-            });
+            found.push(removing.map(|request| format!("open request {} removes it", request.id)));
         }
         Ok(found)
     }

@@ -1,12 +1,12 @@
 //! The simulated tenant's objects, their JSON in Graph's v1.0 shapes, and conversion from and
 //! to [`TenantSnapshot`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use enroll_core::roster::same_address;
+use enroll_core::roster::{email_key, same_address};
 use enroll_core::tenant::{
     AccessPackage, AppRole, AppRoleAssignment, Application, Assignment, AssignmentPolicy,
     AssignmentRequest, Catalog, Group, ObjectRef, RequestedAssignment, ServicePrincipal, Subject,
@@ -458,7 +458,12 @@ pub(crate) fn app_role_assignment_json(a: &AppRoleAssignment) -> Value {
 /// The whole simulated directory.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Tenant {
+    /// Users, in the order lists give them; add one with [`Tenant::add_user`], which keeps
+    /// `user_keys` up to date.
     pub(crate) users: Vec<UserRec>,
+    /// Positions in `users` by every key a lookup names a user by (see [`user_keys`]), so a
+    /// lookup reads the few users it names instead of the whole directory.
+    user_keys: HashMap<String, Vec<usize>>,
     pub(crate) catalogs: Vec<CatalogRec>,
     pub(crate) packages: Vec<PackageRec>,
     pub(crate) assignments: Vec<AssignmentRec>,
@@ -467,6 +472,28 @@ pub(crate) struct Tenant {
     pub(crate) service_principals: Vec<ServicePrincipal>,
     pub(crate) groups: Vec<Group>,
     pub(crate) app_role_assignments: Vec<AppRoleAssignment>,
+}
+
+/// The key of a value a lookup names a user by: an `smtp:` proxy address without its type,
+/// anything else as it is, folded by the address rule ([`email_key`]), under which two
+/// values compare equal exactly when their keys are equal.
+fn lookup_key(value: &str) -> String {
+    let address = match value.get(..5) {
+        Some(kind) if kind.eq_ignore_ascii_case("smtp:") => &value[5..],
+        _ => value,
+    };
+    email_key(address)
+}
+
+/// Every key a lookup may find `user` by: its id, principal name, mail, other mails and
+/// proxy addresses.
+fn user_keys(user: &UserRec) -> impl Iterator<Item = String> + '_ {
+    [user.id.as_str(), user.upn.as_str()]
+        .into_iter()
+        .chain(user.mail.as_deref())
+        .chain(user.other_mails.iter().map(String::as_str))
+        .chain(user.proxy_addresses.iter().map(String::as_str))
+        .map(lookup_key)
 }
 
 fn unique<'a>(kind: &str, ids: impl Iterator<Item = &'a str>) -> Result<(), String> {
@@ -603,8 +630,9 @@ impl Tenant {
                 fate,
             });
         }
-        Ok(Self {
-            users: snapshot.users.iter().map(UserRec::from_snapshot).collect(),
+        let mut tenant = Self {
+            users: Vec::new(),
+            user_keys: HashMap::new(),
             catalogs,
             packages,
             assignments,
@@ -613,7 +641,39 @@ impl Tenant {
             service_principals: snapshot.service_principals.clone(),
             groups: snapshot.groups.clone(),
             app_role_assignments: snapshot.app_role_assignments.clone(),
-        })
+        };
+        for user in &snapshot.users {
+            tenant.add_user(UserRec::from_snapshot(user));
+        }
+        Ok(tenant)
+    }
+
+    /// Adds a user at the end of the directory, findable by each of its keys.
+    pub(crate) fn add_user(&mut self, user: UserRec) {
+        let position = self.users.len();
+        for key in user_keys(&user) {
+            let positions = self.user_keys.entry(key).or_default();
+            if positions.last() != Some(&position) {
+                positions.push(position);
+            }
+        }
+        self.users.push(user);
+    }
+
+    /// The users one of `values` may name (an id, an address, a principal name or an
+    /// `smtp:` proxy address), in directory order: a superset of those a comparison by the
+    /// address rule matches, found without reading the others.
+    pub(crate) fn users_named<'t, S: AsRef<str>>(
+        &'t self,
+        values: &[S],
+    ) -> impl Iterator<Item = &'t UserRec> + 't {
+        let positions: BTreeSet<usize> = values
+            .iter()
+            .filter_map(|value| self.user_keys.get(&lookup_key(value.as_ref())))
+            .flatten()
+            .copied()
+            .collect();
+        positions.into_iter().filter_map(move |p| self.users.get(p))
     }
 
     pub(crate) fn to_snapshot(&self) -> TenantSnapshot {
@@ -715,8 +775,7 @@ impl Tenant {
     }
 
     pub(crate) fn user_by_key(&self, key: &str) -> Option<&UserRec> {
-        self.users
-            .iter()
+        self.users_named(&[key])
             .find(|u| u.id.eq_ignore_ascii_case(key) || same_address(&u.upn, key))
     }
 

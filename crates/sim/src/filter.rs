@@ -510,6 +510,38 @@ fn lit_eq(value: Option<&Value>, lit: &Lit) -> bool {
     }
 }
 
+/// The string literals an entity must equal for `expr` to match it, when `expr` can only
+/// match that way: an equality (`eq`, `in`, or `any(x:x eq …)` on `any_paths`) on one of
+/// `paths`, an `or` of such clauses, or an `and` with one such clause. `None` when some
+/// match could come another way; the caller then reads every entity.
+pub(crate) fn equality_literals(
+    expr: &Expr,
+    paths: &[&str],
+    any_paths: &[&str],
+) -> Option<Vec<String>> {
+    let on = |list: &[&str], path: &str| list.iter().any(|p| p.eq_ignore_ascii_case(path));
+    let text = |lit: &Lit| match lit {
+        Lit::Str(value) => Some(value.clone()),
+        Lit::Bare(_) => None,
+    };
+    match expr {
+        Expr::Cmp { path, op, lit } if op == "eq" && on(paths, path) => Some(vec![text(lit)?]),
+        Expr::In { path, lits } if on(paths, path) => lits.iter().map(text).collect(),
+        Expr::Any { path, op, lit } if op == "eq" && on(any_paths, path) => Some(vec![text(lit)?]),
+        Expr::Or(clauses) => {
+            let mut all = Vec::new();
+            for clause in clauses {
+                all.extend(equality_literals(clause, paths, any_paths)?);
+            }
+            Some(all)
+        }
+        Expr::And(clauses) => clauses
+            .iter()
+            .find_map(|clause| equality_literals(clause, paths, any_paths)),
+        _ => None,
+    }
+}
+
 /// Whether `entity` (the resource's JSON with every filterable navigation expanded) matches.
 /// String comparisons are case-insensitive, as directory properties are, by the one rule
 /// the planner and the steps compare addresses with (`enroll_core::roster::email_key`).
@@ -560,6 +592,31 @@ mod tests {
         assert_eq!(clause_count(&expr), 4);
         let user = serde_json::json!({"mail": "O'Neil@X.com", "otherMails": []});
         assert!(matches(&expr, &user));
+    }
+
+    #[test]
+    fn equality_literals_name_what_an_address_lookup_can_match_and_nothing_else() {
+        let paths = ["mail", "userPrincipalName"];
+        let literals =
+            |filter: &str| equality_literals(&parse(filter).unwrap(), &paths, &["otherMails"]);
+        assert_eq!(
+            literals(
+                "mail in ('a@x.com','b@x.com') or otherMails/any(x:x eq 'c@x.com') or userPrincipalName eq 'd'"
+            ),
+            Some(vec![
+                "a@x.com".into(),
+                "b@x.com".into(),
+                "c@x.com".into(),
+                "d".into()
+            ])
+        );
+        assert_eq!(
+            literals("mail eq 'a@x.com' and userType eq 'Guest'"),
+            Some(vec!["a@x.com".into()])
+        );
+        assert_eq!(literals("mail eq 'a@x.com' or userType eq 'Guest'"), None);
+        assert_eq!(literals("startswith(mail,'a')"), None);
+        assert_eq!(literals("mail ne 'a@x.com'"), None);
     }
 
     #[test]

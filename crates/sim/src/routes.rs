@@ -749,7 +749,23 @@ fn user_context(q: &Query) -> String {
 
 fn list_users(state: &State, req: &Req) -> Result<Resp, Resp> {
     let q = parse_query(req, &user_options())?;
-    let items = query_items(&q, visible_users(state))
+    // A filter that can only match users by the values it names reads just those users.
+    let named = q.filter.as_ref().and_then(|f| {
+        filter::equality_literals(
+            f,
+            &["id", "mail", "userPrincipalName"],
+            &["otherMails", "proxyAddresses"],
+        )
+    });
+    let items = match named {
+        Some(values) => {
+            let now = Instant::now();
+            let users = state.tenant.users_named(values.as_slice());
+            query_items(&q, users.filter(|u| u.visible(now)).map(UserRec::full_json))
+        }
+        None => query_items(&q, visible_users(state)),
+    };
+    let items = items
         .into_iter()
         .map(|u| project(u, &q, Some(USER_DEFAULT_PROPERTIES), &[]))
         .collect();
@@ -867,7 +883,10 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
         .get("sendInvitationMessage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let existing = state.tenant.users.iter().find(|u| u.answers_to(&email));
+    let existing = state
+        .tenant
+        .users_named(&[&email])
+        .find(|u| u.answers_to(&email));
     let (user_id, status) = match existing {
         Some(u) if !u.user_type.eq_ignore_ascii_case("Guest") => {
             return Err(bad(&format!(
@@ -892,7 +911,7 @@ fn invite(state: &mut State, req: &Req) -> Result<Resp, Resp> {
             );
             let hidden_until = (!state.consistency_delay.is_zero())
                 .then(|| Instant::now() + state.consistency_delay);
-            state.tenant.users.push(UserRec {
+            state.tenant.add_user(UserRec {
                 id: id.clone(),
                 display_name: display_name.clone().or_else(|| Some(email.clone())),
                 upn,
@@ -1304,10 +1323,12 @@ fn list_assignments(state: &State, req: &Req) -> Result<Resp, Resp> {
     );
     let q = parse_query(req, &opts)?;
     let all: Vec<String> = ASSIGNMENT_EXPAND.iter().map(|s| (*s).to_owned()).collect();
+    let packages = packages_named(q.filter.as_ref());
     let items = state
         .tenant
         .assignments
         .iter()
+        .filter(|a| in_packages(packages.as_deref(), &a.package_id))
         .filter(|a| {
             q.filter
                 .as_ref()
@@ -1323,6 +1344,17 @@ fn list_assignments(state: &State, req: &Req) -> Result<Resp, Resp> {
         items,
         state.page_size,
     ))
+}
+
+/// The packages a filter on assignments or requests is confined to (`accessPackage/id eq`),
+/// so a list compares package ids before it builds any JSON; `None` for any package.
+fn packages_named(expr: Option<&Expr>) -> Option<Vec<String>> {
+    filter::equality_literals(expr?, &["accessPackage/id"], &[])
+}
+
+/// Whether `package_id` is one of `packages` (any, for `None`).
+fn in_packages(packages: Option<&[String]>, package_id: &str) -> bool {
+    packages.is_none_or(|ids| ids.iter().any(|id| id.eq_ignore_ascii_case(package_id)))
 }
 
 fn get_assignment(state: &State, req: &Req, id: &str) -> Result<Resp, Resp> {
@@ -1386,10 +1418,12 @@ fn list_requests(shared: &Shared, state: &State, req: &Req) -> Result<Resp, Resp
     );
     let q = parse_query(req, &opts)?;
     let all: Vec<String> = vec!["accesspackage".to_owned()];
+    let packages = packages_named(q.filter.as_ref());
     let items = state
         .tenant
         .requests
         .iter()
+        .filter(|r| in_packages(packages.as_deref(), &r.package_id))
         .filter(|r| {
             q.filter.as_ref().is_none_or(|f| {
                 filter::matches(

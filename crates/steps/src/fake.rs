@@ -140,6 +140,9 @@ pub(crate) struct Tenant {
     pub(crate) added: Vec<NewAssignment>,
     /// Assignments asked to be removed, in order.
     pub(crate) removed: Vec<String>,
+    /// Reads of assignments and assignment requests (what a step planned on an unchanged
+    /// roster does without).
+    pub(crate) assignment_reads: usize,
     /// Requests that did not deliver, or not yet (all packages).
     pub(crate) unfinished: Vec<(String, UnfinishedRequest)>,
     /// Scripted answers to `reprocess`, by request or assignment id.
@@ -353,6 +356,7 @@ impl Directory for FakeDirectory {
         user_ids: &[E],
     ) -> impl Future<Output = Result<Vec<Assignment>, GraphError>> + Send {
         self.answer(|tenant| {
+            tenant.assignment_reads += 1;
             Ok(tenant
                 .active(access_package_id)
                 .filter(|a| {
@@ -368,13 +372,25 @@ impl Directory for FakeDirectory {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<Assignment>, GraphError>> + Send {
-        self.answer(|tenant| Ok(tenant.assignments.iter().find(|a| a.id == id).cloned()))
+        self.answer(|tenant| {
+            tenant.assignment_reads += 1;
+            Ok(tenant.assignments.iter().find(|a| a.id == id).cloned())
+        })
     }
 
     fn open_assignment_requests(
         &self,
+        access_package_id: &str,
     ) -> impl Future<Output = Result<Vec<AssignmentRequest>, GraphError>> + Send {
-        self.answer(|tenant| Ok(tenant.requests.clone()))
+        self.answer(|tenant| {
+            tenant.assignment_reads += 1;
+            Ok(tenant
+                .requests
+                .iter()
+                .filter(|request| request.access_package_id() == Some(access_package_id))
+                .cloned()
+                .collect())
+        })
     }
 
     fn unfinished_assignment_requests(
@@ -418,6 +434,31 @@ impl Directory for FakeDirectory {
                     if let Some(error) = tenant.add_errors.get(&new.target_id) {
                         return (new.clone(), Err(error.clone()));
                     }
+                    // Graph refuses a second assignment or request, as the sim does.
+                    let target = Some(new.target_id.as_str());
+                    if tenant
+                        .active(&new.access_package_id)
+                        .any(|a| a.target.as_ref().and_then(|t| t.object_id.as_deref()) == target)
+                    {
+                        let error = graph_error(
+                            400,
+                            "ExistingAssignment",
+                            "The user already has an active assignment.",
+                        );
+                        return (new.clone(), Err(error));
+                    }
+                    if tenant.requests.iter().any(|r| {
+                        r.is_add()
+                            && r.access_package_id() == Some(new.access_package_id.as_str())
+                            && r.target_object_id() == target
+                    }) {
+                        let error = graph_error(
+                            400,
+                            "ExistingOpenRequest",
+                            "There is already an open request for this user",
+                        );
+                        return (new.clone(), Err(error));
+                    }
                     let request = AssignmentRequest {
                         id: format!("request-{}", tenant.added.len()),
                         request_type: Some("adminAdd".into()),
@@ -448,6 +489,26 @@ impl Directory for FakeDirectory {
                     tenant.removed.push(id.clone());
                     if let Some(error) = tenant.remove_errors.get(id) {
                         return (id.clone(), Err(error.clone()));
+                    }
+                    // Graph's answers for an assignment that is gone or no longer active.
+                    match tenant.assignments.iter().find(|a| &a.id == id) {
+                        None => {
+                            let error = graph_error(
+                                404,
+                                "ResourceNotFound",
+                                "The assignment was not found.",
+                            );
+                            return (id.clone(), Err(error));
+                        }
+                        Some(a) if !a.is_active() => {
+                            let error = graph_error(
+                                400,
+                                "BadRequest",
+                                "The assignment has already expired.",
+                            );
+                            return (id.clone(), Err(error));
+                        }
+                        Some(_) => {}
                     }
                     let request = AssignmentRequest {
                         id: format!("request-remove-{}", tenant.removed.len()),

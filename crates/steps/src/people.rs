@@ -20,10 +20,20 @@ use enroll_core::messages::{
 /// belongs (its package, and the mapping file that may pin it, protect people, or narrow
 /// what it governs).
 struct CurrentRoster {
+    /// Its version now; the same as the message's when nothing changed since the plan.
     etag: String,
     keys: HashSet<String>,
     package: AccessPackage,
     mapping: Mapping,
+}
+
+impl CurrentRoster {
+    /// Whether the roster is still the version the plan saw: then the plan's reading of the
+    /// tenant stands, and a step writes without reading Graph first, Graph's own "already
+    /// assigned" and "already removed" answers absorbing repeats.
+    fn as_planned(&self, context: &ChangeContext) -> bool {
+        self.etag == context.etag
+    }
 }
 
 /// Reads the roster again and finds its package again; `Err(reason)` when it is gone,
@@ -549,22 +559,27 @@ pub async fn assign<S: Storage, D: Directory>(
             }
         }
     }
-    let user_ids: Vec<&str> = targets.iter().map(|(_, id)| id.as_str()).collect();
-    let holding: HashSet<String> = world
-        .graph
-        .assignments_of_users(&context.access_package_id, &user_ids)
-        .await?
-        .into_iter()
-        .filter_map(|a| a.target?.object_id)
-        .collect();
-    let requested: HashSet<String> = world
-        .graph
-        .open_assignment_requests()
-        .await?
-        .into_iter()
-        .filter(|r| r.is_add() && r.access_package_id() == Some(context.access_package_id.as_str()))
-        .filter_map(|r| r.target_object_id().map(str::to_owned))
-        .collect();
+    let (holding, requested) = if current.as_planned(context) {
+        (HashSet::new(), HashSet::new())
+    } else {
+        let user_ids: Vec<&str> = targets.iter().map(|(_, id)| id.as_str()).collect();
+        let holding: HashSet<String> = world
+            .graph
+            .assignments_of_users(&context.access_package_id, &user_ids)
+            .await?
+            .into_iter()
+            .filter_map(|a| a.target?.object_id)
+            .collect();
+        let requested: HashSet<String> = world
+            .graph
+            .open_assignment_requests(&context.access_package_id)
+            .await?
+            .into_iter()
+            .filter(|r| r.is_add())
+            .filter_map(|r| r.target_object_id().map(str::to_owned))
+            .collect();
+        (holding, requested)
+    };
     let mut to_add = Vec::new();
     for (person, user_id) in &targets {
         let whom = Whom {
@@ -670,8 +685,10 @@ pub async fn remove<S: Storage, D: Directory>(
         Err(skipped) => return Ok(skipped),
     };
     let output = StepOutput::default();
-    // Everything the decision needs, fetched together: the holders (for every address they
-    // are known by) by id, and their assignments in one `$batch`.
+    let mut protected = world.config.protected.clone();
+    protected.extend(current.mapping.protected_people.iter().map(String::as_str));
+    // The holders, by id, for every address they are known by: whether one is back in the
+    // roster, or protected, is always told from them.
     let user_ids: Vec<String> = message
         .people
         .iter()
@@ -684,15 +701,22 @@ pub async fn remove<S: Storage, D: Directory>(
         .into_iter()
         .map(|user| (user.id.clone(), user))
         .collect();
-    let active: BTreeMap<String, Assignment> = world
-        .graph
-        .assignments_of_users(&context.access_package_id, &user_ids)
-        .await?
-        .into_iter()
-        .map(|assignment| (assignment.id.clone(), assignment))
-        .collect();
-    let mut protected = world.config.protected.clone();
-    protected.extend(current.mapping.protected_people.iter().map(String::as_str));
+    // With the roster as the plan saw it, the assignments the plan read stand: they go out
+    // unread, and Graph's "already removed" answers absorb repeats. `ownPolicyOnly` needs
+    // each assignment's policy, which the message does not carry, so then they are read.
+    let as_planned = current.as_planned(context)
+        && !current.mapping.governs_own_policy_only(&current.package.id);
+    let active: BTreeMap<String, Assignment> = if as_planned {
+        BTreeMap::new()
+    } else {
+        world
+            .graph
+            .assignments_of_users(&context.access_package_id, &user_ids)
+            .await?
+            .into_iter()
+            .map(|assignment| (assignment.id.clone(), assignment))
+            .collect()
+    };
     let governed = governed_policy(&current);
     let mut to_remove = Vec::new();
     for person in &message.people {
@@ -735,6 +759,10 @@ pub async fn remove<S: Storage, D: Directory>(
                 KeptReason::Protected.describe(),
                 None,
             );
+            continue;
+        }
+        if as_planned {
+            to_remove.push(person);
             continue;
         }
         let assignment = if person.user_id.is_some() {

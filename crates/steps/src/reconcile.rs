@@ -385,8 +385,7 @@ async fn plan_located<S: Storage, D: Directory>(
             users.insert(user.id.clone(), user);
         }
     }
-    let mut requests = world.graph.open_assignment_requests().await?;
-    requests.retain(|open| open.access_package_id() == Some(package.id.as_str()));
+    let requests = world.graph.open_assignment_requests(&package.id).await?;
     let tenant = TenantSnapshot {
         users: users.into_values().collect(),
         access_packages: vec![package.clone()],

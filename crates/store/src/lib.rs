@@ -20,6 +20,7 @@
 //!
 //! May depend on `enroll-core` only, of enroll's crates.
 
+mod cache;
 mod config;
 mod error;
 pub mod local;
@@ -270,6 +271,8 @@ pub struct Store {
     encoding: MessageEncoding,
     /// The largest roster, manifest or mapping blob read; larger ones are refused unread.
     read_limit: u64,
+    /// Rosters read by this instance, downloaded again only when their ETag changed.
+    rosters: Arc<cache::RosterCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -399,6 +402,7 @@ impl Store {
             layout: Layout::default(),
             encoding: MessageEncoding::default(),
             read_limit: enroll_core::roster::MAX_FILE_BYTES as u64,
+            rosters: Arc::default(),
         })
     }
 
@@ -537,6 +541,22 @@ impl Store {
         if_match: Option<&ETag>,
         limit: u64,
     ) -> Result<Blob, StoreError> {
+        let (blob, _) = self
+            .get_blob_unless(container, name, if_match, limit, None)
+            .await?;
+        Ok(blob)
+    }
+
+    /// Like [`Store::get_blob_within`], but when the blob is still at the version of
+    /// `known`, `known` comes back without a download; the flag says whether one was made.
+    async fn get_blob_unless(
+        &self,
+        container: &str,
+        name: &str,
+        if_match: Option<&ETag>,
+        limit: u64,
+        known: Option<Blob>,
+    ) -> Result<(Blob, bool), StoreError> {
         let op = "get";
         let resource = Resource::blob(container, name);
         let azure = |e: azure_core::Error| StoreError::from_azure(op, resource.clone(), &e);
@@ -549,6 +569,9 @@ impl Store {
             .await
             .map_err(azure)?;
         let etag = etag_of(op, &resource, properties.etag().map_err(azure)?)?;
+        if let Some(known) = known.filter(|known| known.etag == etag) {
+            return Ok((known, false));
+        }
         let size = properties.content_length().map_err(azure)?.unwrap_or(0);
         let too_large = |size| StoreError::TooLarge {
             op,
@@ -571,7 +594,7 @@ impl Store {
             }
             bytes.extend_from_slice(&chunk);
         }
-        Ok(Blob { bytes, etag })
+        Ok((Blob { bytes, etag }, true))
     }
 
     /// Writes a block blob under `condition` and returns its new ETag.
@@ -690,6 +713,40 @@ impl Store {
     ) -> Result<Blob, StoreError> {
         self.get_blob_within(&self.layout.rosters, name, if_match, self.read_limit)
             .await
+    }
+
+    /// Reads a roster as [`Store::get_roster`] does, but downloads it only when its ETag
+    /// differs from the version this instance (any clone of this store) read last; an
+    /// unchanged roster costs one HEAD request.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get_roster`].
+    pub async fn get_roster_cached(&self, name: &str) -> Result<Blob, StoreError> {
+        let known = self.rosters.get(name);
+        match self
+            .get_blob_unless(&self.layout.rosters, name, None, self.read_limit, known)
+            .await
+        {
+            Ok((blob, downloaded)) => {
+                if downloaded {
+                    self.rosters.downloaded(name, &blob);
+                }
+                Ok(blob)
+            }
+            Err(error) => {
+                if matches!(error, StoreError::NotFound { .. }) {
+                    self.rosters.forget(name);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// How many times this store (with its clones) downloaded a roster's bytes through
+    /// [`Store::get_roster_cached`]: what the cache saves shows here.
+    pub fn roster_downloads(&self) -> u64 {
+        self.rosters.downloads()
     }
 
     /// Reads a blob the steps read as a file (a manifest or a mapping file), within the

@@ -52,7 +52,7 @@ impl Store {
 
 impl crate::Storage for Store {
     async fn roster(&self, name: &str) -> Result<Option<StoredRoster>, StorageError> {
-        match self.get_roster(name, None).await {
+        match self.get_roster_cached(name).await {
             Ok(blob) => Ok(Some(StoredRoster {
                 bytes: blob.bytes,
                 etag: blob.etag.as_str().to_owned(),

@@ -8,7 +8,7 @@ use enroll_core::audit::{AuditRecord, Outcome};
 use enroll_core::messages::{
     AssignPerson, ChangeContext, ChangeMessage, InvitePerson, RemovePerson, VERSION,
 };
-use enroll_core::tenant::{AssignmentRequest, ObjectRef};
+use enroll_core::tenant::{AssignmentRequest, ObjectRef, RequestedAssignment};
 use enroll_graph::NewAssignment;
 
 use crate::fake::{
@@ -71,6 +71,13 @@ fn message<P>(people: Vec<P>) -> ChangeMessage<P> {
         },
         people,
     }
+}
+
+/// `message` as planned on an earlier version of the roster (`v0`; the roster is at `v1`):
+/// the step reads the tenant again before it acts.
+fn planned_on_an_earlier_version<P>(mut message: ChangeMessage<P>) -> ChangeMessage<P> {
+    message.context.etag = "v0".into();
+    message
 }
 
 fn invitee(email: &str) -> InvitePerson {
@@ -405,7 +412,8 @@ async fn assign_waits_for_a_guest_not_yet_visible_and_sets_only_them_aside_after
         ..Tenant::default()
     };
     let world = world("Ann;ann@contoso.com\nBo;bo@fabrikam.com\n", tenant);
-    let message = message(vec![assignee(ANN, None), assignee(BO, None)]);
+    let message =
+        planned_on_an_earlier_version(message(vec![assignee(ANN, None), assignee(BO, None)]));
 
     let first = assign(&world, &message, FIRST).await;
     assert_eq!(to_retry(&first, FIRST), [ANN]);
@@ -490,7 +498,10 @@ async fn assign_counts_a_held_assignment_and_an_open_request_as_already_done() {
 
     let output = assign(
         &world,
-        &message(vec![assignee(ANN, None), assignee(BO, Some("u-bo"))]),
+        &planned_on_an_earlier_version(message(vec![
+            assignee(ANN, None),
+            assignee(BO, Some("u-bo")),
+        ])),
         FIRST,
     )
     .await
@@ -639,12 +650,12 @@ async fn remove_counts_an_assignment_already_gone_as_already_done() {
 
     let output = remove(
         &world,
-        &message(vec![
+        &planned_on_an_earlier_version(message(vec![
             holder(BO, Some("u-bo"), "a-bo"),
             holder("cy@fabrikam.com", Some("u-cy"), "a-cy"),
             holder("dee@fabrikam.com", Some("u-dee"), "a-dee"),
             holder("eve@fabrikam.com", None, "a-eve"),
-        ]),
+        ])),
         FIRST,
     )
     .await
@@ -674,6 +685,112 @@ async fn remove_counts_an_assignment_already_gone_as_already_done() {
     assert!(output.gave_up.is_empty());
     assert!(world.storage.failures().is_empty());
     assert_eq!(world.graph.tenant().removed, ["a-bo", "a-dee"]);
+}
+
+#[tokio::test]
+async fn on_the_roster_the_plan_saw_assign_writes_unread_and_takes_graph_s_already_done() {
+    let tenant = Tenant {
+        users: vec![
+            member("u-ann", ANN),
+            member("u-bo", BO),
+            member("u-sam", SAM),
+        ],
+        assignments: vec![assignment("a-ann", PACKAGE, Some("u-ann"))],
+        requests: vec![AssignmentRequest {
+            id: "rq-bo".into(),
+            request_type: Some("adminAdd".into()),
+            state: Some("submitted".into()),
+            access_package: Some(ObjectRef {
+                id: PACKAGE.into(),
+                display_name: None,
+            }),
+            assignment: Some(RequestedAssignment {
+                target_id: Some("u-bo".into()),
+                ..RequestedAssignment::default()
+            }),
+            ..AssignmentRequest::default()
+        }],
+        ..Tenant::default()
+    };
+    let world = world(
+        "Ann;ann@contoso.com\nBo;bo@fabrikam.com\nSam;sam@contoso.com\n",
+        tenant,
+    );
+
+    let output = assign(
+        &world,
+        &message(vec![
+            assignee(ANN, Some("u-ann")),
+            assignee(BO, Some("u-bo")),
+            assignee(SAM, Some("u-sam")),
+        ]),
+        FIRST,
+    )
+    .await
+    .unwrap();
+
+    let outcomes: Vec<Outcome> = output.audit.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::AlreadyDone, Outcome::AlreadyDone, Outcome::Done],
+        "{:?}",
+        decisions(&output.audit)
+    );
+    assert_eq!(world.graph.tenant().assignment_reads, 0);
+    assert_eq!(world.graph.tenant().added.len(), 3, "one $batch of three");
+}
+
+#[tokio::test]
+async fn on_the_roster_the_plan_saw_remove_reads_the_holders_but_not_their_assignments() {
+    let mut expired = assignment("a-cy", PACKAGE, Some("u-cy"));
+    expired.state = Some("expired".into());
+    let mut ann_smith = member("u-ann2", "ann.smith@contoso.com");
+    ann_smith.other_mails = vec![ANN.into()];
+    let tenant = Tenant {
+        users: vec![
+            member("u-bo", BO),
+            member("u-cy", "cy@fabrikam.com"),
+            ann_smith,
+        ],
+        assignments: vec![
+            assignment("a-bo", PACKAGE, Some("u-bo")),
+            expired,
+            assignment("a-ann2", PACKAGE, Some("u-ann2")),
+        ],
+        ..Tenant::default()
+    };
+    let world = world("Ann;ann@contoso.com\n", tenant);
+
+    let output = remove(
+        &world,
+        &message(vec![
+            holder(BO, Some("u-bo"), "a-bo"),
+            holder("cy@fabrikam.com", Some("u-cy"), "a-cy"),
+            // Known by an address in the roster: the holders' addresses are still read.
+            holder("ann.smith@contoso.com", Some("u-ann2"), "a-ann2"),
+        ]),
+        FIRST,
+    )
+    .await
+    .unwrap();
+
+    let outcomes: Vec<(String, Outcome)> = output
+        .audit
+        .iter()
+        .map(|r| (r.email.clone().unwrap_or_default(), r.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("ann.smith@contoso.com".to_owned(), Outcome::Skipped),
+            (BO.to_owned(), Outcome::Done),
+            ("cy@fabrikam.com".to_owned(), Outcome::AlreadyDone),
+        ],
+        "{:?}",
+        decisions(&output.audit)
+    );
+    assert_eq!(world.graph.tenant().assignment_reads, 0);
+    assert_eq!(world.graph.tenant().removed, ["a-bo", "a-cy"]);
 }
 
 #[tokio::test]
