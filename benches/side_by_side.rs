@@ -335,10 +335,14 @@ async fn seed(sim: &SimHandle, rosters: &[String]) -> BenchResult<Run> {
 
 /// `enroll apply DIR --tenant graph` (the release binary) against `sim`.
 async fn enroll_apply(sim: &SimHandle, rosters: &Path, reports: &Path) -> BenchResult<Run> {
-    let (wall, summary) = support::enroll_apply(sim, rosters, reports, "example.com").await?;
+    let applied = support::enroll_apply(sim, rosters, reports, "example.com").await?;
+    let (wall, summary) = (applied.wall, applied.summary);
     println!(
-        "enroll apply's own account: {} s planning and applying, {} requests sent again, {} throttled",
-        summary["seconds"], summary["graph"]["retries"], summary["graph"]["throttled"]
+        "enroll apply's own account: {} s planning and applying, {} requests sent again, {} throttled; peak memory {}",
+        summary["seconds"],
+        summary["graph"]["retries"],
+        summary["graph"]["throttled"],
+        support::mib(applied.peak_kib)
     );
     Ok(Run {
         wall,
