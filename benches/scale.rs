@@ -159,9 +159,13 @@ async fn main() -> BenchResult<()> {
         ..SimConfig::default()
     };
     let sim = start(config, tenant).await?;
-    let applied =
-        support::enroll_apply(&sim, &roster_dir, &dir.path().join("reports"), "example.com")
-            .await?;
+    let applied = support::enroll_apply(
+        &sim,
+        &roster_dir,
+        &dir.path().join("reports"),
+        "example.com",
+    )
+    .await?;
     let counters = sim.counters();
 
     // The tenant afterwards: each package's holders by address, against its roster.
