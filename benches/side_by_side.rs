@@ -402,6 +402,9 @@ const SCALE_USERS: usize = 100_000;
 /// Lookups timed there.
 const SCALE_LOOKUPS: usize = 300;
 
+/// How a lookup filter asks for an address's guest principal name.
+type GuestClause = dyn Fn(&String) -> String;
+
 /// The time of one filtered lookup (three addresses in their five forms) against a
 /// simulator of [`SCALE_USERS`] users without latency: a round trip on loopback, so the
 /// simulator's own time is at most this. Timed twice: with the guest principal name asked
@@ -430,7 +433,7 @@ async fn lookup_at_scale() -> BenchResult<()> {
             a.replace('@', "_")
         )
     };
-    let forms: [(&str, &dyn Fn(&String) -> String, usize); 2] = [
+    let forms: [(&str, &GuestClause, usize); 2] = [
         ("guest name by eq (indexed)", &guest_eq, SCALE_LOOKUPS),
         (
             "guest name by startswith (as the client asks)",
