@@ -119,7 +119,8 @@ async fn main() -> BenchResult<()> {
     // path's requests are set against (issue 13: within 1.3x).
     let apply_sim = start(config, tenant).await?;
     let reports = tempfile::tempdir()?;
-    let (apply_wall, _) = support::enroll_apply(&apply_sim, &rosters, reports.path(), "*").await?;
+    let applied = support::enroll_apply(&apply_sim, &rosters, reports.path(), "*").await?;
+    let apply_wall = applied.wall;
     let apply = apply_sim.counters();
     apply_sim.shutdown().await;
     println!(
@@ -129,6 +130,11 @@ async fn main() -> BenchResult<()> {
         apply_wall.as_secs_f64(),
         graph.http_requests as f64 / apply.http_requests.max(1) as f64,
         graph.graph_operations as f64 / apply.graph_operations.max(1) as f64
+    );
+    println!(
+        "enroll apply's own account: {} s; peak memory {}",
+        applied.summary["seconds"],
+        support::mib(applied.peak_kib)
     );
     for (function, latencies) in &counters.latencies {
         let mut latencies = latencies.clone();
