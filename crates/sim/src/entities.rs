@@ -1,7 +1,7 @@
 //! The simulated tenant's objects, their JSON in Graph's v1.0 shapes, and conversion from and
 //! to [`TenantSnapshot`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
@@ -12,6 +12,8 @@ use enroll_core::tenant::{
     AssignmentRequest, Catalog, Group, ObjectRef, RequestedAssignment, ServicePrincipal, Subject,
     TenantSnapshot, User,
 };
+
+use crate::filter::Named;
 
 /// Properties Graph returns for a user when the request has no `$select`.
 pub(crate) const USER_DEFAULT_PROPERTIES: &[&str] = &[
@@ -464,6 +466,9 @@ pub(crate) struct Tenant {
     /// Positions in `users` by every key a lookup names a user by (see [`user_keys`]), so a
     /// lookup reads the few users it names instead of the whole directory.
     user_keys: HashMap<String, Vec<usize>>,
+    /// Positions in `users` by principal name's key, sorted, so a `startswith` on principal
+    /// names (how a guest's `…#EXT#@` name is looked up) reads a range, not the directory.
+    principal_names: BTreeMap<String, Vec<usize>>,
     pub(crate) catalogs: Vec<CatalogRec>,
     pub(crate) packages: Vec<PackageRec>,
     pub(crate) assignments: Vec<AssignmentRec>,
@@ -633,6 +638,7 @@ impl Tenant {
         let mut tenant = Self {
             users: Vec::new(),
             user_keys: HashMap::new(),
+            principal_names: BTreeMap::new(),
             catalogs,
             packages,
             assignments,
@@ -657,6 +663,10 @@ impl Tenant {
                 positions.push(position);
             }
         }
+        self.principal_names
+            .entry(email_key(&user.upn))
+            .or_default()
+            .push(position);
         self.users.push(user);
     }
 
@@ -667,12 +677,40 @@ impl Tenant {
         &'t self,
         values: &[S],
     ) -> impl Iterator<Item = &'t UserRec> + 't {
-        let positions: BTreeSet<usize> = values
+        let named: Vec<Named> = values
             .iter()
-            .filter_map(|value| self.user_keys.get(&lookup_key(value.as_ref())))
-            .flatten()
-            .copied()
+            .map(|value| Named::Equal(value.as_ref().to_owned()))
             .collect();
+        self.users_matching(&named)
+    }
+
+    /// The users a filter's named values may match: those with a key equal to a
+    /// [`Named::Equal`], and those whose principal name starts with a [`Named::Prefix`], in
+    /// directory order (a superset of the filter's matches, which the caller still applies).
+    pub(crate) fn users_matching<'t>(
+        &'t self,
+        named: &[Named],
+    ) -> impl Iterator<Item = &'t UserRec> + use<'t> {
+        let mut positions = BTreeSet::new();
+        for value in named {
+            match value {
+                Named::Equal(value) => {
+                    if let Some(found) = self.user_keys.get(&lookup_key(value)) {
+                        positions.extend(found.iter().copied());
+                    }
+                }
+                Named::Prefix(prefix) => {
+                    // Keys fold each character to one, so a key's prefix is the prefix's key.
+                    let prefix = email_key(prefix);
+                    positions.extend(
+                        self.principal_names
+                            .range(prefix.clone()..)
+                            .take_while(|(name, _)| name.starts_with(&prefix))
+                            .flat_map(|(_, found)| found.iter().copied()),
+                    );
+                }
+            }
+        }
         positions.into_iter().filter_map(move |p| self.users.get(p))
     }
 
@@ -887,5 +925,52 @@ impl Tenant {
             obj.extend(extra);
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn user(id: &str, upn: &str) -> User {
+        User {
+            id: id.into(),
+            user_principal_name: Some(upn.into()),
+            ..User::default()
+        }
+    }
+
+    #[test]
+    fn a_principal_name_prefix_finds_exactly_the_users_it_starts_without_regard_to_case() {
+        let snapshot = TenantSnapshot {
+            users: vec![
+                user("u-1", "ann_x.com#EXT#@contoso.onmicrosoft.com"),
+                user("u-2", "anna_x.com#EXT#@contoso.onmicrosoft.com"),
+                user("u-3", "ANN_X.COM#EXT#@fabrikam.onmicrosoft.com"),
+                user("u-4", "ann@contoso.com"),
+                user("u-5", "bob_x.com#EXT#@contoso.onmicrosoft.com"),
+            ],
+            ..TenantSnapshot::default()
+        };
+        let tenant = Tenant::from_snapshot(&snapshot, Instant::now()).unwrap();
+        let found = |named: &[Named]| -> Vec<String> {
+            tenant.users_matching(named).map(|u| u.id.clone()).collect()
+        };
+        assert_eq!(
+            found(&[Named::Prefix("Ann_x.com#EXT#@".into())]),
+            ["u-1", "u-3"]
+        );
+        assert_eq!(
+            found(&[
+                Named::Prefix("bob_x.com#EXT#@".into()),
+                Named::Equal("ann@contoso.com".into())
+            ]),
+            ["u-4", "u-5"]
+        );
+        assert_eq!(
+            found(&[Named::Prefix("carl_x.com#EXT#@".into())]),
+            Vec::<String>::new()
+        );
     }
 }

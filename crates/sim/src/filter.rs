@@ -510,36 +510,67 @@ fn lit_eq(value: Option<&Value>, lit: &Lit) -> bool {
     }
 }
 
-/// The string literals an entity must equal for `expr` to match it, when `expr` can only
-/// match that way: an equality (`eq`, `in`, or `any(x:x eq …)` on `any_paths`) on one of
-/// `paths`, an `or` of such clauses, or an `and` with one such clause. `None` when some
-/// match could come another way; the caller then reads every entity.
-pub(crate) fn equality_literals(
+/// A value a filter names an entity by, for an index to find it without reading the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Named {
+    /// A property equals this value.
+    Equal(String),
+    /// A property starts with this value (`startswith`).
+    Prefix(String),
+}
+
+/// The values an entity must equal, or start with, for `expr` to match it, when `expr` can
+/// only match that way: an equality (`eq`, `in`, or `any(x:x eq …)` on `any_paths`) on one
+/// of `paths`, a `startswith` on one of `prefix_paths`, an `or` of such clauses, or an `and`
+/// with one such clause. `None` when some match could come another way; the caller then
+/// reads every entity.
+pub(crate) fn named_values(
     expr: &Expr,
     paths: &[&str],
     any_paths: &[&str],
-) -> Option<Vec<String>> {
+    prefix_paths: &[&str],
+) -> Option<Vec<Named>> {
     let on = |list: &[&str], path: &str| list.iter().any(|p| p.eq_ignore_ascii_case(path));
     let text = |lit: &Lit| match lit {
         Lit::Str(value) => Some(value.clone()),
         Lit::Bare(_) => None,
     };
+    let equal = |lit: &Lit| text(lit).map(Named::Equal);
     match expr {
-        Expr::Cmp { path, op, lit } if op == "eq" && on(paths, path) => Some(vec![text(lit)?]),
-        Expr::In { path, lits } if on(paths, path) => lits.iter().map(text).collect(),
-        Expr::Any { path, op, lit } if op == "eq" && on(any_paths, path) => Some(vec![text(lit)?]),
+        Expr::Cmp { path, op, lit } if op == "eq" && on(paths, path) => Some(vec![equal(lit)?]),
+        Expr::In { path, lits } if on(paths, path) => lits.iter().map(equal).collect(),
+        Expr::Any { path, op, lit } if op == "eq" && on(any_paths, path) => Some(vec![equal(lit)?]),
+        Expr::Func { name, path, lit } if name == "startswith" && on(prefix_paths, path) => {
+            Some(vec![Named::Prefix(text(lit)?)])
+        }
         Expr::Or(clauses) => {
             let mut all = Vec::new();
             for clause in clauses {
-                all.extend(equality_literals(clause, paths, any_paths)?);
+                all.extend(named_values(clause, paths, any_paths, prefix_paths)?);
             }
             Some(all)
         }
         Expr::And(clauses) => clauses
             .iter()
-            .find_map(|clause| equality_literals(clause, paths, any_paths)),
+            .find_map(|clause| named_values(clause, paths, any_paths, prefix_paths)),
         _ => None,
     }
+}
+
+/// The string literals an entity must equal for `expr` to match it, when `expr` can only
+/// match that way (see [`named_values`], without prefixes).
+pub(crate) fn equality_literals(
+    expr: &Expr,
+    paths: &[&str],
+    any_paths: &[&str],
+) -> Option<Vec<String>> {
+    named_values(expr, paths, any_paths, &[])?
+        .into_iter()
+        .map(|named| match named {
+            Named::Equal(value) => Some(value),
+            Named::Prefix(_) => None,
+        })
+        .collect()
 }
 
 /// Whether `entity` (the resource's JSON with every filterable navigation expanded) matches.
@@ -617,6 +648,30 @@ mod tests {
         assert_eq!(literals("mail eq 'a@x.com' or userType eq 'Guest'"), None);
         assert_eq!(literals("startswith(mail,'a')"), None);
         assert_eq!(literals("mail ne 'a@x.com'"), None);
+    }
+
+    #[test]
+    fn named_values_take_startswith_only_on_the_prefix_paths() {
+        let named = |filter: &str| {
+            named_values(
+                &parse(filter).unwrap(),
+                &["mail"],
+                &[],
+                &["userPrincipalName"],
+            )
+        };
+        assert_eq!(
+            named("mail in ('a@x.com') or startswith(userPrincipalName,'a_x.com#EXT#@')"),
+            Some(vec![
+                Named::Equal("a@x.com".into()),
+                Named::Prefix("a_x.com#EXT#@".into())
+            ])
+        );
+        assert_eq!(named("startswith(mail,'a')"), None);
+        assert_eq!(
+            named("mail eq 'a@x.com' or startswith(displayName,'A')"),
+            None
+        );
     }
 
     #[test]

@@ -751,16 +751,17 @@ fn list_users(state: &State, req: &Req) -> Result<Resp, Resp> {
     let q = parse_query(req, &user_options())?;
     // A filter that can only match users by the values it names reads just those users.
     let named = q.filter.as_ref().and_then(|f| {
-        filter::equality_literals(
+        filter::named_values(
             f,
             &["id", "mail", "userPrincipalName"],
             &["otherMails", "proxyAddresses"],
+            &["userPrincipalName"],
         )
     });
     let items = match named {
         Some(values) => {
             let now = Instant::now();
-            let users = state.tenant.users_named(values.as_slice());
+            let users = state.tenant.users_matching(&values);
             query_items(&q, users.filter(|u| u.visible(now)).map(UserRec::full_json))
         }
         None => query_items(&q, visible_users(state)),
