@@ -14,12 +14,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error;
 
-use enroll_core::tenant::{
-    AccessPackage, Assignment, AssignmentPolicy, Catalog, ObjectRef, Subject, TenantSnapshot, User,
-};
+use enroll_core::tenant::{Assignment, ObjectRef, Subject, TenantSnapshot};
 use enroll_sim::{SimConfig, start};
 
+#[path = "support/generated.rs"]
+mod generated;
 mod support;
+
+use generated::{
+    access_package, catalog, email, member, package_id, package_name, policy_id, user_id,
+};
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
@@ -32,67 +36,22 @@ const CATALOG: &str = "Scale";
 /// Graph's page of assignments, as the simulator serves it.
 const PAGE: usize = 100;
 
-fn email(package: usize, person: usize) -> String {
-    format!("p{package}.person{person}@example.com")
-}
-
-fn user_id(package: usize, person: usize) -> String {
-    format!("00000000-0000-4000-8000-{package:04}{person:08}")
-}
-
-fn package_id(package: usize) -> String {
-    format!("11111111-0000-4000-8000-{package:012}")
-}
-
-fn policy_id(package: usize) -> String {
-    format!("22222222-0000-4000-8000-{package:012}")
-}
-
-fn package_name(package: usize) -> String {
-    format!("Package {package}")
-}
-
 /// Whether the person this package's roster adds has no account yet (every other package).
 fn invites(package: usize) -> bool {
     package % 2 == 1
 }
 
-fn member(id: String, mail: String) -> User {
-    User {
-        id,
-        display_name: Some(mail.clone()),
-        user_principal_name: Some(mail.clone()),
-        mail: Some(mail),
-        user_type: Some("Member".into()),
-        ..User::default()
-    }
-}
-
 /// The tenant before the run, and each package's roster (`Name;address` lines). Person
 /// `ROSTER - 1` is the one to add; person `ROSTER` holds the package and is no longer named.
 fn scenario() -> (TenantSnapshot, Vec<String>) {
-    let catalog = Catalog {
-        id: "33333333-0000-4000-8000-000000000001".into(),
-        display_name: Some(CATALOG.into()),
-    };
+    let catalog = catalog(CATALOG);
     let mut tenant = TenantSnapshot {
         catalogs: vec![catalog.clone()],
         ..TenantSnapshot::default()
     };
     let mut rosters = Vec::new();
     for p in 0..PACKAGES {
-        tenant.access_packages.push(AccessPackage {
-            id: package_id(p),
-            display_name: package_name(p),
-            catalog: Some(catalog.clone()),
-            assignment_policies: vec![AssignmentPolicy {
-                id: policy_id(p),
-                display_name: Some("Admin direct assignments".into()),
-                allowed_target_scope: Some("notSpecified".into()),
-                ..AssignmentPolicy::default()
-            }],
-            ..AccessPackage::default()
-        });
+        tenant.access_packages.push(access_package(p, &catalog));
         let holders: Vec<usize> = (0..ROSTER - 1).chain([ROSTER]).collect();
         let mut users = holders.clone();
         if !invites(p) {
