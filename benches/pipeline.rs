@@ -122,6 +122,7 @@ async fn main() -> BenchResult<()> {
     let applied = support::enroll_apply(&apply_sim, &rosters, reports.path(), "*").await?;
     let apply_wall = applied.wall;
     let apply = apply_sim.counters();
+    let apply_routes = apply_sim.operations_by_route();
     apply_sim.shutdown().await;
     println!(
         "enroll apply on the same rosters: {} HTTP requests, {} operations, {:.2} s; the Functions path makes {:.2}x its requests (goal <= 1.3) and {:.2}x its operations",
@@ -136,6 +137,8 @@ async fn main() -> BenchResult<()> {
         applied.summary["seconds"],
         support::mib(applied.peak_kib)
     );
+    support::print_routes("the Functions path", &sim.operations_by_route());
+    support::print_routes("enroll apply", &apply_routes);
     for (function, latencies) in &counters.latencies {
         let mut latencies = latencies.clone();
         println!(

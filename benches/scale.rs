@@ -122,6 +122,7 @@ async fn main() -> BenchResult<()> {
     )
     .await?;
     let counters = sim.counters();
+    let routes = sim.operations_by_route();
 
     // The tenant afterwards: each package's holders by address, against its roster.
     let state = sim.settled().await;
@@ -190,5 +191,6 @@ async fn main() -> BenchResult<()> {
         "floor with each address asked for in its 5 forms: {floor_5} operations (⌈{people}/3⌉ = {lookups_5} lookups + {writes} + {reads}); enroll apply: {:.2}x",
         ratio(counters.graph_operations, floor_5)
     );
+    support::print_routes("enroll apply", &routes);
     Ok(())
 }

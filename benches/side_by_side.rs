@@ -462,6 +462,7 @@ async fn main() -> BenchResult<()> {
     let slow = seed(&seed_sim, &rosters).await?;
     let fast = enroll_apply(&enroll_sim, &roster_dir, &dir.path().join("reports")).await?;
     let (seed_held, enroll_held) = (memberships(&seed_sim).await, memberships(&enroll_sim).await);
+    let enroll_routes = enroll_sim.operations_by_route();
     seed_sim.shutdown().await;
     enroll_sim.shutdown().await;
     if seed_held != enroll_held {
@@ -511,5 +512,6 @@ async fn main() -> BenchResult<()> {
         "floor with each address asked for in its 5 forms: {floor_5} operations (⌈{people}/3⌉ = {lookups_5} lookups + {writes} + {reads}); enroll apply: {:.2}x",
         ratio(fast.counters.graph_operations as f64, floor_5 as f64)
     );
+    support::print_routes("enroll apply", &enroll_routes);
     lookup_at_scale().await
 }

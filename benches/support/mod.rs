@@ -94,3 +94,13 @@ pub async fn enroll_apply(
         peak_kib,
     })
 }
+
+/// Prints where a run's Graph operations went, by method and route, most first.
+pub fn print_routes(name: &str, routes: &std::collections::BTreeMap<String, u64>) {
+    let mut routes: Vec<(&String, &u64)> = routes.iter().collect();
+    routes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    println!("{name}: Graph operations by route");
+    for (route, count) in routes {
+        println!("  {count:>7}  {route}");
+    }
+}

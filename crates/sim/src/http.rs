@@ -501,6 +501,14 @@ fn entra_path(shared: &Shared, req: &Req, path: auth::TenantPath, rest: &[&str])
 /// One Graph operation: counted, throttled, maybe faulted, then answered from the tenant.
 pub(crate) fn operation(shared: &Shared, state: &mut State, req: &Req) -> Resp {
     AtomicCounters::bump(&shared.counters.graph_operations);
+    *state
+        .operations_by_route
+        .entry(crate::state::route_of(
+            &req.method,
+            &req.segments,
+            &req.query,
+        ))
+        .or_default() += 1;
     if let Some(wait) = state.throttle(shared.config.throttle_rps) {
         AtomicCounters::bump(&shared.counters.throttled);
         return throttled(wait);

@@ -39,6 +39,7 @@ pub mod schema;
 mod state;
 mod tls;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -394,6 +395,12 @@ impl SimHandle {
     /// twice means a guest got a second invitation e-mail.
     pub async fn invitations(&self) -> Vec<String> {
         self.shared.lock().invitations.clone()
+    }
+
+    /// Graph operations received since start, by method and route (ids left out, a
+    /// filtered list by the start of its filter), for benchmarks to show where they go.
+    pub fn operations_by_route(&self) -> BTreeMap<String, u64> {
+        self.shared.lock().operations_by_route.clone()
     }
 
     /// Every assignment request the tenant accepted since start, whatever its state now (a

@@ -3,7 +3,7 @@
 //! [`State::advance`] before every operation, so no background task is needed and a run
 //! depends only on the order of requests and the clock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -37,6 +37,8 @@ pub(crate) struct State {
     /// The address of every invitation that took effect, in order (one e-mail each, in
     /// Entra), whether its answer reached the client or not.
     pub(crate) invitations: Vec<String>,
+    /// Graph operations received, by method and route ([`route_of`]).
+    pub(crate) operations_by_route: BTreeMap<String, u64>,
 }
 
 impl State {
@@ -54,6 +56,7 @@ impl State {
             delivery_stuck_rate: config.delivery_stuck_rate,
             page_size: config.page_size,
             invitations: Vec::new(),
+            operations_by_route: BTreeMap::new(),
         })
     }
 
@@ -213,4 +216,31 @@ impl State {
             r.fate = Fate::Deliver;
         }
     }
+}
+
+/// An operation's method and route with ids left out, and for a filtered list the
+/// properties its filter starts with: `GET /users?$filter=mail`,
+/// `POST /identityGovernance/entitlementManagement/assignmentRequests`. What a benchmark
+/// tallies to show where requests go.
+pub(crate) fn route_of(method: &str, segments: &[String], query: &[(String, String)]) -> String {
+    let path: Vec<&str> = segments
+        .iter()
+        .map(|segment| {
+            if segment.bytes().any(|b| b.is_ascii_digit()) || segment.contains('@') {
+                "{id}"
+            } else {
+                segment.as_str()
+            }
+        })
+        .collect();
+    let mut route = format!("{method} /{}", path.join("/"));
+    if let Some((_, filter)) = query.iter().find(|(name, _)| name == "$filter") {
+        let head: String = filter
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '(')
+            .collect();
+        route.push_str("?$filter=");
+        route.push_str(&head);
+    }
+    route
 }
