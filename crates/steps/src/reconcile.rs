@@ -1,13 +1,14 @@
 //! The Plan step (queue `reconcile`) and the Scheduled step's fan-out.
 
 use enroll_core::plan::{
-    LocateError, Mapping, Override, PackagePlan, PlanError, TenantIndex, locate_all, plan_package,
+    LocateError, Mapping, Override, PackagePlan, PlanError, TenantIndex, addresses_to_look_up,
+    locate_all, plan_package,
 };
 use enroll_core::report::{package_markdown, rejected_markdown};
 use enroll_core::roster::{ValidRoster, parse};
 use std::collections::BTreeMap;
 
-use enroll_core::tenant::{AccessPackage, Catalog, TenantSnapshot, User};
+use enroll_core::tenant::{AccessPackage, Assignment, Catalog, TenantSnapshot, User};
 use enroll_graph::Directory;
 
 use super::{StepError, StepOutput, Storage, StorageError, World};
@@ -362,30 +363,11 @@ async fn plan_located<S: Storage, D: Directory>(
         mapping,
         catalogs,
     } = located;
-    let emails: Vec<&str> = valid.people().iter().map(|p| p.email.as_str()).collect();
-    let mut users: BTreeMap<String, User> = world
-        .graph
-        .users_by_email(&emails)
-        .await?
-        .into_values()
-        .flatten()
-        .map(|user| (user.id.clone(), user))
-        .collect();
-    let assignments = world.graph.assignments(&package.id).await?;
-    // Holders no roster address belongs to, looked up by id: so that the plan knows every
-    // address they are known by, and reports a holder the directory does not know instead
-    // of removing them.
-    let others: Vec<&str> = assignments
-        .iter()
-        .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
-        .filter(|id| !users.contains_key(*id))
-        .collect();
-    if !others.is_empty() {
-        for user in world.graph.users_by_id(&others).await? {
-            users.insert(user.id.clone(), user);
-        }
-    }
-    let requests = world.graph.open_assignment_requests(&package.id).await?;
+    // The package's open requests are read while its holders and people are.
+    let (requests, (assignments, users)) = tokio::try_join!(
+        async { Ok::<_, StepError>(world.graph.open_assignment_requests(&package.id).await?) },
+        holders_and_people(world, &package.id, &valid),
+    )?;
     let tenant = TenantSnapshot {
         users: users.into_values().collect(),
         access_packages: vec![package.clone()],
@@ -406,6 +388,50 @@ async fn plan_located<S: Storage, D: Directory>(
         &TenantIndex::new(&tenant),
         &options,
     ))
+}
+
+/// A package's assignments, and the users a plan of it needs: every holder by id, so that
+/// the plan knows every address each is known by and reports a holder the directory does
+/// not know instead of removing them; then, by address in every form, only the roster's
+/// people no active holder answers to ([`addresses_to_look_up`]: looking up the others
+/// could not change the plan).
+///
+/// # Errors
+/// [`StepError`] when Graph fails.
+async fn holders_and_people<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    package_id: &str,
+    valid: &ValidRoster<'_>,
+) -> Result<(Vec<Assignment>, BTreeMap<String, User>), StepError> {
+    let assignments = world.graph.assignments(package_id).await?;
+    let holder_ids: Vec<&str> = assignments
+        .iter()
+        .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
+        .collect();
+    let holders = if holder_ids.is_empty() {
+        Vec::new()
+    } else {
+        world.graph.users_by_id(&holder_ids).await?
+    };
+    let unknown = addresses_to_look_up(
+        valid.people().iter().map(|p| p.email.as_str()),
+        &assignments,
+        &holders,
+    );
+    let mut users: BTreeMap<String, User> = holders
+        .into_iter()
+        .map(|user| (user.id.clone(), user))
+        .collect();
+    for user in world
+        .graph
+        .users_by_email(&unknown)
+        .await?
+        .into_values()
+        .flatten()
+    {
+        users.insert(user.id.clone(), user);
+    }
+    Ok((assignments, users))
 }
 
 /// Plans one roster's bytes against the tenant, as the Plan step does, and writes and

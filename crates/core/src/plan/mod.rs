@@ -397,6 +397,33 @@ fn user_email_keys(user: &User) -> Vec<Cow<'_, str>> {
     keys
 }
 
+/// The roster addresses that planning one package needs looked up in the directory, given
+/// the package's assignments and their holders as users (looked up by id): every address
+/// that no active holder answers to. An address an active holder answers to plans as
+/// unchanged whoever else answers to it too ([`plan_package`] asks whether someone holds
+/// before anything else), so looking it up could not change the plan; and a holder costs a
+/// fifteenth of a filter by id where an address in its five forms costs a third.
+pub fn addresses_to_look_up<'r>(
+    addresses: impl IntoIterator<Item = &'r str>,
+    assignments: &[Assignment],
+    holders: &[User],
+) -> Vec<&'r str> {
+    let active: HashSet<&str> = assignments
+        .iter()
+        .filter(|a| a.is_active())
+        .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
+        .collect();
+    let held: HashSet<Cow<'_, str>> = holders
+        .iter()
+        .filter(|user| active.contains(user.id.as_str()))
+        .flat_map(user_email_keys)
+        .collect();
+    addresses
+        .into_iter()
+        .filter(|address| !held.contains(&email_key_borrowed(address)))
+        .collect()
+}
+
 /// The address to show for a user: mail, else the guest's external address, else the UPN.
 fn user_display_email(user: &User) -> Option<String> {
     user.mail.clone().or_else(|| {

@@ -903,3 +903,69 @@ fn reports_show_the_guards_numbers_the_override_kept_holders_and_when_removals_h
         assert!(text.contains(expected), "{expected}\n{text}");
     }
 }
+
+#[test]
+fn only_addresses_no_active_holder_answers_to_are_looked_up_and_the_plan_is_the_same() {
+    // Ann holds under an alias that Sam has as his mail too; Bea's assignment has expired;
+    // Cy holds; Dee holds nothing.
+    let users = vec![
+        user(
+            "u-ann",
+            Some("ann@contoso.com"),
+            "ann@contoso.com",
+            &["a@contoso.com"],
+        ),
+        user("u-sam", Some("a@contoso.com"), "sam@contoso.com", &[]),
+        user("u-bea", Some("bea@contoso.com"), "bea@contoso.com", &[]),
+        user("u-cy", Some("cy@contoso.com"), "cy@contoso.com", &[]),
+        user("u-dee", Some("dee@contoso.com"), "dee@contoso.com", &[]),
+    ];
+    let assignments = vec![
+        assignment("a-ann", "u-ann", "delivered"),
+        assignment("a-bea", "u-bea", "expired"),
+        assignment("a-cy", "u-cy", "delivered"),
+    ];
+    let rows = "Ann;A@Contoso.com\nBea;bea@contoso.com\nDee;dee@contoso.com\nEd;ed@contoso.com\n";
+    let holders: Vec<User> = users
+        .iter()
+        .filter(|u| ["u-ann", "u-bea", "u-cy"].contains(&u.id.as_str()))
+        .cloned()
+        .collect();
+    let roster = [
+        "A@Contoso.com",
+        "bea@contoso.com",
+        "dee@contoso.com",
+        "ed@contoso.com",
+    ];
+    let unknown = addresses_to_look_up(roster, &assignments, &holders);
+    assert_eq!(
+        unknown,
+        ["bea@contoso.com", "dee@contoso.com", "ed@contoso.com"]
+    );
+
+    // The tenant a Plan step reads: the holders, and whoever answers to the rest.
+    let mut known = holders.clone();
+    known.extend(
+        users
+            .iter()
+            .filter(|u| unknown.iter().any(|a| u.answers_to(a)))
+            .filter(|u| !known.iter().any(|k| k.id == u.id))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let read = plan_for(
+        rows,
+        &tenant_with(known, assignments.clone()),
+        Guards::default(),
+    );
+    let whole = plan_for(rows, &tenant_with(users, assignments), Guards::default());
+    assert_eq!(read, whole);
+    assert_eq!(
+        emails(&whole.assign, |a| &a.email),
+        ["bea@contoso.com", "dee@contoso.com"]
+    );
+    assert_eq!(emails(&whole.invite, |i| &i.email), ["ed@contoso.com"]);
+    assert_eq!(emails(&whole.remove, |r| &r.email), ["cy@contoso.com"]);
+    assert_eq!(whole.unchanged, 1);
+    assert!(whole.skipped.is_empty());
+}
