@@ -52,6 +52,31 @@ impl SubRequest {
 /// its envelope: a tenth of a typical Graph round trip.
 const LINGER: Duration = Duration::from_millis(2);
 
+/// How long, at most, a shared envelope waits beyond [`LINGER`] for the shared envelope of
+/// its kind already in flight to be answered.
+const MAX_HOLD: Duration = Duration::from_millis(250);
+
+/// Counts a shared envelope in flight until dropped, then wakes those waiting on it.
+struct InFlight<'c> {
+    client: &'c GraphClient,
+    kind: usize,
+}
+
+impl<'c> InFlight<'c> {
+    fn new(client: &'c GraphClient, kind: usize) -> Self {
+        client.inner.shared_in_flight[kind].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self { client, kind }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let inner = &self.client.inner;
+        inner.shared_in_flight[self.kind].fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        inner.shared_answered[self.kind].notify_waiters();
+    }
+}
+
 /// A sub-request waiting for a shared envelope, with where its answer goes.
 pub(crate) type Waiting = (
     SubRequest,
@@ -147,7 +172,8 @@ impl GraphClient {
     }
 
     /// Hands a chunk of less than a `$batch` to the client's shared envelopes: sub-requests
-    /// that concurrent callers hand over within [`LINGER`] go out together, up to 20 to an
+    /// that concurrent callers hand over within [`LINGER`], or while the shared envelope of
+    /// their kind sent before is unanswered, go out together, up to 20 to an
     /// envelope, so that many small lists of many callers (one package's reads, a step's
     /// few changes) cost few HTTP requests. Reads and writes share only with their kind,
     /// so an envelope is retried as it would be alone. Each answer comes back on its own
@@ -190,6 +216,7 @@ impl GraphClient {
             let client = self.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(LINGER).await;
+                client.await_shared_answers(kind).await;
                 let waiting = {
                     let mut queues = client
                         .inner
@@ -199,11 +226,33 @@ impl GraphClient {
                     std::mem::take(&mut queues[kind])
                 };
                 if !waiting.is_empty() {
+                    let _in_flight = InFlight::new(&client, kind);
                     client.run_shared(waiting).await;
                 }
             });
         }
         receivers
+    }
+
+    /// Waits, for at most [`MAX_HOLD`], until no shared envelope of `kind` is in flight: as
+    /// with Nagle's algorithm, what callers hand over meanwhile goes out together when the
+    /// answer comes, so concurrent callers whose small reads or writes arrive a few
+    /// milliseconds apart (a Functions instance's invocations) fill envelopes instead of
+    /// each sending its own, and a lone caller never waits.
+    async fn await_shared_answers(&self, kind: usize) {
+        let deadline = tokio::time::Instant::now() + MAX_HOLD;
+        let in_flight = &self.inner.shared_in_flight[kind];
+        loop {
+            let answered = self.inner.shared_answered[kind].notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            if in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, answered).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Sends one shared envelope and hands each answer to whoever is waiting for it.

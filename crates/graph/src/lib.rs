@@ -157,6 +157,11 @@ struct Inner {
     /// Sub-requests of less than a full `$batch` waiting to share an envelope: reads, then
     /// writes (see `GraphClient::share`).
     shared_batches: Mutex<[Vec<batch::Waiting>; 2]>,
+    /// Shared envelopes of each kind (reads, writes) sent and not yet answered: the next
+    /// one waits for them (see `GraphClient::share`).
+    shared_in_flight: [std::sync::atomic::AtomicUsize; 2],
+    /// Wakes the envelopes waiting on [`Inner::shared_in_flight`] of each kind.
+    shared_answered: [tokio::sync::Notify; 2],
 }
 
 /// A Microsoft Graph client for one tenant. Cheap to clone; clones share the token cache,
@@ -217,6 +222,8 @@ impl GraphClient {
                 counters: Counters::default(),
                 paused_until: Mutex::new(None),
                 shared_batches: Mutex::new([Vec::new(), Vec::new()]),
+                shared_in_flight: Default::default(),
+                shared_answered: Default::default(),
             }),
         })
     }
