@@ -1400,3 +1400,54 @@ async fn failed_and_stuck_requests_are_listed_with_their_dates_and_reprocessed()
         .await;
     assert_eq!(refused[0].1.as_ref().unwrap_err().status(), Some(400));
 }
+
+#[tokio::test]
+async fn a_plan_reads_each_request_state_once_for_open_and_unfinished_requests() {
+    let failing = sim_with(
+        SimConfig {
+            delivery_failure_rate: 1.0,
+            ..SimConfig::default()
+        },
+        2,
+    )
+    .await;
+    let client = client(&failing);
+    assert!(
+        client
+            .add_assignments(&adds(0..2))
+            .await
+            .iter()
+            .all(|(_, result)| result.is_ok())
+    );
+    let before = failing.counters().graph_operations;
+    let requests = client.package_requests(PACKAGE).await.unwrap();
+    // Six states (four open, two that ended undelivered), one list each.
+    assert_eq!(failing.counters().graph_operations - before, 6);
+    assert!(requests.open.is_empty(), "{:?}", requests.open);
+    assert_eq!(requests.unfinished.len(), 2);
+    assert!(
+        requests
+            .unfinished
+            .iter()
+            .all(|r| r.state == "deliveryFailed" && r.is_add())
+    );
+
+    let stuck = sim_with(
+        SimConfig {
+            delivery_stuck_rate: 1.0,
+            ..SimConfig::default()
+        },
+        1,
+    )
+    .await;
+    let client = self::client(&stuck);
+    client.add_assignments(&adds(0..1)).await[0]
+        .1
+        .as_ref()
+        .unwrap();
+    let requests = client.package_requests(PACKAGE).await.unwrap();
+    assert_eq!(requests.open.len(), 1);
+    assert_eq!(requests.open[0].state.as_deref(), Some("delivering"));
+    assert_eq!(requests.unfinished.len(), 1);
+    assert_eq!(requests.unfinished[0].id, requests.open[0].id);
+}

@@ -27,6 +27,27 @@ const UNFINISHED_STATES: [&str; 4] = [
     "submitted",
 ];
 
+/// The states a plan reads, each once: [`OPEN_STATES`] and [`UNFINISHED_STATES`] together.
+const PLAN_STATES: [&str; 6] = [
+    "submitted",
+    "pendingApproval",
+    "delivering",
+    "scheduled",
+    "deliveryFailed",
+    "partiallyDelivered",
+];
+
+/// A package's requests as a plan needs them, read once ([`GraphClient::package_requests`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageRequests {
+    /// Those still open, with package and assignment (as
+    /// [`GraphClient::open_assignment_requests`]).
+    pub open: Vec<AssignmentRequest>,
+    /// Those that did not deliver, or not yet (as
+    /// [`GraphClient::unfinished_assignment_requests`]).
+    pub unfinished: Vec<UnfinishedRequest>,
+}
+
 /// An assignment request that has not delivered, or not yet, with when it was made: what
 /// the reprocess step needs to tell a stuck or failed request from one under way.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,6 +92,24 @@ struct RawRequest {
     completed_date_time: Option<String>,
     #[serde(default)]
     assignment: Option<RawAssignment>,
+}
+
+impl RawRequest {
+    fn into_unfinished(self) -> UnfinishedRequest {
+        let assignment = self.assignment.unwrap_or(RawAssignment {
+            id: None,
+            state: None,
+        });
+        UnfinishedRequest {
+            id: self.id,
+            request_type: self.request_type,
+            state: self.state.unwrap_or_default(),
+            created: graph_time(self.created_date_time.as_deref()),
+            completed: graph_time(self.completed_date_time.as_deref()),
+            assignment_id: assignment.id,
+            assignment_state: assignment.state,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -156,24 +195,56 @@ impl GraphClient {
             )
         });
         let raw: Vec<RawRequest> = self.list_each(&path, urls).await?;
-        Ok(raw
-            .into_iter()
-            .map(|raw| {
-                let assignment = raw.assignment.unwrap_or(RawAssignment {
-                    id: None,
-                    state: None,
-                });
-                UnfinishedRequest {
-                    id: raw.id,
-                    request_type: raw.request_type,
-                    state: raw.state.unwrap_or_default(),
-                    created: graph_time(raw.created_date_time.as_deref()),
-                    completed: graph_time(raw.completed_date_time.as_deref()),
-                    assignment_id: assignment.id,
-                    assignment_state: assignment.state,
-                }
-            })
-            .collect())
+        Ok(raw.into_iter().map(RawRequest::into_unfinished).collect())
+    }
+
+    /// The requests of the access package `access_package_id` a plan needs, each state read
+    /// once (one filtered list per state, together in one `$batch`): the open ones for the
+    /// plan, the unfinished ones for reprocessing. Two states are in both, so this costs six
+    /// lists where [`GraphClient::open_assignment_requests`] and
+    /// [`GraphClient::unfinished_assignment_requests`] cost eight.
+    ///
+    /// # Errors
+    ///
+    /// The first list that failed after retries, or a request Graph sent in a shape neither
+    /// reading takes.
+    pub async fn package_requests(
+        &self,
+        access_package_id: &str,
+    ) -> Result<PackageRequests, GraphError> {
+        let path = format!("{EM}/assignmentRequests");
+        let urls = PLAN_STATES.iter().map(|state| {
+            relative_url(
+                &path,
+                &[
+                    ("$expand", "accessPackage,assignment"),
+                    ("$filter", &package_and_state(access_package_id, state)),
+                ],
+            )
+        });
+        let raw: Vec<serde_json::Value> = self.list_each(&path, urls).await?;
+        let mut requests = PackageRequests::default();
+        for value in raw {
+            let decode = |source| GraphError::Decode {
+                method: "GET".into(),
+                path: path.clone(),
+                source: std::sync::Arc::new(source),
+            };
+            let request: AssignmentRequest =
+                serde_json::from_value(value.clone()).map_err(decode)?;
+            let state = request.state.as_deref().unwrap_or_default();
+            if UNFINISHED_STATES
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(state))
+            {
+                let raw: RawRequest = serde_json::from_value(value).map_err(decode)?;
+                requests.unfinished.push(raw.into_unfinished());
+            }
+            if request.is_open() {
+                requests.open.push(request);
+            }
+        }
+        Ok(requests)
     }
 
     /// Asks Graph to deliver again the requests with ids `request_ids` (v1.0

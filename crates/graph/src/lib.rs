@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use assignment_requests::{NewAssignment, UnfinishedRequest};
+pub use assignment_requests::{NewAssignment, PackageRequests, UnfinishedRequest};
 pub use auth::{Credential, Secret};
 pub use directory::Directory;
 pub use error::{GraphError, StatusError};

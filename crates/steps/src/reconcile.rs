@@ -8,8 +8,10 @@ use enroll_core::report::{package_markdown, rejected_markdown};
 use enroll_core::roster::{ValidRoster, parse};
 use std::collections::BTreeMap;
 
-use enroll_core::tenant::{AccessPackage, Assignment, Catalog, TenantSnapshot, User};
-use enroll_graph::Directory;
+use enroll_core::tenant::{
+    AccessPackage, Assignment, AssignmentRequest, Catalog, TenantSnapshot, User,
+};
+use enroll_graph::{Directory, PackageRequests};
 
 use super::{StepError, StepOutput, Storage, StorageError, World};
 use enroll_core::audit::{Action, AuditRecord, Outcome, rfc3339};
@@ -292,10 +294,8 @@ pub async fn plan_roster<S: Storage, D: Directory>(
             return reject(world, message, &stored.etag, outcome, record).await;
         }
     };
-    // Before the package is read: what is reprocessed counts as under way in the plan.
-    let reprocessed =
-        super::reprocess::stuck_requests(world, message, &stored.etag, &located.package.id).await?;
-    let plan = plan_located(world, valid, &stored.etag, located, &request).await?;
+    let (plan, reprocessed) =
+        plan_located(world, valid, &stored.etag, located, &request, Some(message)).await?;
     let package = plan.access_package.clone();
     let messages = change_messages(&plan, &message.run_id, &message.roster);
     let summary = plan_summary(&plan);
@@ -347,7 +347,9 @@ pub struct PlanRequest {
 }
 
 /// Reads what the plan of a located roster needs from the tenant (its people under every
-/// address, the package's holders by id, assignments and open requests) and plans it.
+/// address, the package's holders by id, assignments and open requests) and plans it. For
+/// the Plan step's `message`, the package's requests that failed or are stuck are
+/// reprocessed first ([`super::reprocess`]), and their audit records come back with the plan.
 ///
 /// # Errors
 /// [`StepError`] when Graph fails; trying again can help.
@@ -357,17 +359,17 @@ async fn plan_located<S: Storage, D: Directory>(
     version: &str,
     located: Located,
     request: &PlanRequest,
-) -> Result<PackagePlan, StepError> {
+    message: Option<&ReconcileMessage>,
+) -> Result<(PackagePlan, Vec<AuditRecord>), StepError> {
     let Located {
         package,
         mapping,
         catalogs,
     } = located;
-    // The package's open requests are read while its holders and people are.
-    let (requests, (assignments, users)) = tokio::try_join!(
-        async { Ok::<_, StepError>(world.graph.open_assignment_requests(&package.id).await?) },
-        holders_and_people(world, &package.id, &valid),
-    )?;
+    // Requests first: what is reprocessed is under way when the package's assignments are
+    // read after it.
+    let (requests, reprocessed) = open_requests(world, &package.id, version, message).await?;
+    let (assignments, users) = holders_and_people(world, &package.id, &valid).await?;
     let tenant = TenantSnapshot {
         users: users.into_values().collect(),
         access_packages: vec![package.clone()],
@@ -381,13 +383,37 @@ async fn plan_located<S: Storage, D: Directory>(
     options.guards.allow_removals |= request.allow_removals;
     options.guards.allow_additions |= request.allow_additions;
     options.override_by = request.override_by.clone();
-    Ok(plan_package(
+    let plan = plan_package(
         valid,
         version,
         &package,
         &TenantIndex::new(&tenant),
         &options,
-    ))
+    );
+    Ok((plan, reprocessed))
+}
+
+/// A package's open requests; for the Plan step's `message`, read with the unfinished ones
+/// (each state once), and those that failed or are stuck reprocessed.
+///
+/// # Errors
+/// [`StepError`] when Graph or storage fail.
+async fn open_requests<S: Storage, D: Directory>(
+    world: &World<S, D>,
+    package_id: &str,
+    version: &str,
+    message: Option<&ReconcileMessage>,
+) -> Result<(Vec<AssignmentRequest>, Vec<AuditRecord>), StepError> {
+    let Some(message) = message else {
+        return Ok((
+            world.graph.open_assignment_requests(package_id).await?,
+            Vec::new(),
+        ));
+    };
+    let PackageRequests { open, unfinished } = world.graph.package_requests(package_id).await?;
+    let reprocessed =
+        super::reprocess::stuck_requests(world, message, version, package_id, unfinished).await?;
+    Ok((open, reprocessed))
 }
 
 /// A package's assignments, and the users a plan of it needs: every holder by id, so that
@@ -464,9 +490,11 @@ pub async fn plan_bytes<S: Storage, D: Directory>(
         Ok(located) => located,
         Err(error) => return Ok(Err(vec![error])),
     };
-    Ok(Ok(
-        plan_located(world, valid, version, located, request).await?
-    ))
+    Ok(Ok(plan_located(
+        world, valid, version, located, request, None,
+    )
+    .await?
+    .0))
 }
 
 /// Records a Plan or MapRoles message that is set aside (the poison queue, or a runner that

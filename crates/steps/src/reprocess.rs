@@ -1,7 +1,8 @@
 //! Requests that did not deliver: found when a roster is planned, reprocessed, and recorded.
 //!
-//! Plan calls [`stuck_requests`] for the roster's access package before it reads the
-//! package's assignments, so that what it reprocesses counts as under way in the plan:
+//! Plan calls [`stuck_requests`] with the roster's access package's unfinished requests
+//! (read with its open ones, each state once) before it reads the package's assignments,
+//! so that what it reprocesses counts as under way in the plan:
 //!
 //! - a request that ended `deliveryFailed` is reprocessed (v1.0
 //!   `assignmentRequests/{id}/reprocess`), unless it ended more than 14 days ago (Graph
@@ -40,17 +41,18 @@ enum Ask {
     Assignment(String),
 }
 
-/// Finds the package's requests that failed or are stuck, reprocesses them, and writes
-/// the audit records (and failures), which it returns for the plan's report.
+/// Of the package's `unfinished` requests, reprocesses those that failed or are stuck, and
+/// writes the audit records (and failures).
 ///
 /// # Errors
-/// [`StepError`] when Graph cannot list the requests, or storage cannot take the records;
-/// trying the roster's plan again can help then.
+/// [`StepError`] when Graph cannot read what a decision needs, or storage cannot take the
+/// records; trying the roster's plan again can help then.
 pub(crate) async fn stuck_requests<S: Storage, D: Directory>(
     world: &World<S, D>,
     message: &ReconcileMessage,
     roster_version: &str,
     access_package_id: &str,
+    unfinished: Vec<UnfinishedRequest>,
 ) -> Result<Vec<AuditRecord>, StepError> {
     let now = (world.now)();
     let after = world.config.reprocess_after;
@@ -73,11 +75,7 @@ pub(crate) async fn stuck_requests<S: Storage, D: Directory>(
     };
     let mut records = Vec::new();
     let mut asks: Vec<(UnfinishedRequest, Ask)> = Vec::new();
-    for request in world
-        .graph
-        .unfinished_assignment_requests(access_package_id)
-        .await?
-    {
+    for request in unfinished {
         let age = |at: Option<SystemTime>| at.and_then(|at| now.duration_since(at).ok());
         match request.state.as_str() {
             "deliveryFailed"
