@@ -366,10 +366,15 @@ async fn plan_located<S: Storage, D: Directory>(
         mapping,
         catalogs,
     } = located;
-    // Requests first: what is reprocessed is under way when the package's assignments are
-    // read after it.
-    let (requests, reprocessed) = open_requests(world, &package.id, version, message).await?;
-    let (assignments, users) = holders_and_people(world, &package.id, &valid).await?;
+    let ((requests, reprocessed), (mut assignments, mut users)) = tokio::try_join!(
+        open_requests(world, &package.id, version, message),
+        holders_and_people(world, &package.id, &valid),
+    )?;
+    if reprocessed.iter().any(|r| r.outcome == Outcome::Done) {
+        // What was reprocessed is under way now: read its holders again for the plan to
+        // count it (rare: most plans reprocess nothing, and read both at once).
+        (assignments, users) = holders_and_people(world, &package.id, &valid).await?;
+    }
     let tenant = TenantSnapshot {
         users: users.into_values().collect(),
         access_packages: vec![package.clone()],
