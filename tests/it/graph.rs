@@ -154,6 +154,28 @@ fn adds(range: std::ops::Range<usize>) -> Vec<NewAssignment> {
         .collect()
 }
 
+/// A simulated tenant of `people` whose every assignment request ends `deliveryFailed`
+/// (`stuck` false) or stays `delivering` (`stuck` true), once each person was asked for;
+/// with a client of it.
+async fn with_undelivered_requests(people: usize, stuck: bool) -> (SimHandle, GraphClient) {
+    let config = if stuck {
+        SimConfig {
+            delivery_stuck_rate: 1.0,
+            ..SimConfig::default()
+        }
+    } else {
+        SimConfig {
+            delivery_failure_rate: 1.0,
+            ..SimConfig::default()
+        }
+    };
+    let sim = sim_with(config, people).await;
+    let client = client(&sim);
+    let made = client.add_assignments(&adds(0..people)).await;
+    assert!(made.iter().all(|(_, result)| result.is_ok()), "{made:?}");
+    (sim, client)
+}
+
 /// Object ids holding a delivered assignment to the package, as the simulator has it, with
 /// how many assignments each holds.
 async fn assigned(sim: &SimHandle) -> Vec<String> {
@@ -1321,18 +1343,8 @@ async fn a_write_lost_before_it_was_made_is_sent_again_once_a_read_finds_nothing
 
 #[tokio::test]
 async fn failed_and_stuck_requests_are_listed_with_their_dates_and_reprocessed() {
-    let failing = sim_with(
-        SimConfig {
-            delivery_failure_rate: 1.0,
-            ..SimConfig::default()
-        },
-        2,
-    )
-    .await;
-    let client = client(&failing);
     let before = std::time::SystemTime::now() - Duration::from_secs(1);
-    let made = client.add_assignments(&adds(0..2)).await;
-    assert!(made.iter().all(|(_, result)| result.is_ok()));
+    let (failing, client) = with_undelivered_requests(2, false).await;
     let unfinished = client
         .unfinished_assignment_requests(PACKAGE)
         .await
@@ -1365,19 +1377,7 @@ async fn failed_and_stuck_requests_are_listed_with_their_dates_and_reprocessed()
             .is_empty()
     );
 
-    let stuck = sim_with(
-        SimConfig {
-            delivery_stuck_rate: 1.0,
-            ..SimConfig::default()
-        },
-        1,
-    )
-    .await;
-    let client = self::client(&stuck);
-    client.add_assignments(&adds(0..1)).await[0]
-        .1
-        .as_ref()
-        .unwrap();
+    let (_stuck, client) = with_undelivered_requests(1, true).await;
     let unfinished = client
         .unfinished_assignment_requests(PACKAGE)
         .await
@@ -1403,22 +1403,7 @@ async fn failed_and_stuck_requests_are_listed_with_their_dates_and_reprocessed()
 
 #[tokio::test]
 async fn a_plan_reads_each_request_state_once_for_open_and_unfinished_requests() {
-    let failing = sim_with(
-        SimConfig {
-            delivery_failure_rate: 1.0,
-            ..SimConfig::default()
-        },
-        2,
-    )
-    .await;
-    let client = client(&failing);
-    assert!(
-        client
-            .add_assignments(&adds(0..2))
-            .await
-            .iter()
-            .all(|(_, result)| result.is_ok())
-    );
+    let (failing, client) = with_undelivered_requests(2, false).await;
     let before = failing.counters().graph_operations;
     let requests = client.package_requests(PACKAGE).await.unwrap();
     // Six states (four open, two that ended undelivered), one list each.
@@ -1432,19 +1417,7 @@ async fn a_plan_reads_each_request_state_once_for_open_and_unfinished_requests()
             .all(|r| r.state == "deliveryFailed" && r.is_add())
     );
 
-    let stuck = sim_with(
-        SimConfig {
-            delivery_stuck_rate: 1.0,
-            ..SimConfig::default()
-        },
-        1,
-    )
-    .await;
-    let client = self::client(&stuck);
-    client.add_assignments(&adds(0..1)).await[0]
-        .1
-        .as_ref()
-        .unwrap();
+    let (_stuck, client) = with_undelivered_requests(1, true).await;
     let requests = client.package_requests(PACKAGE).await.unwrap();
     assert_eq!(requests.open.len(), 1);
     assert_eq!(requests.open[0].state.as_deref(), Some("delivering"));

@@ -160,17 +160,8 @@ impl GraphClient {
         &self,
         access_package_id: &str,
     ) -> Result<Vec<AssignmentRequest>, GraphError> {
-        let path = format!("{EM}/assignmentRequests");
-        let urls = OPEN_STATES.iter().map(|state| {
-            relative_url(
-                &path,
-                &[
-                    ("$expand", "accessPackage,assignment"),
-                    ("$filter", &package_and_state(access_package_id, state)),
-                ],
-            )
-        });
-        self.list_each(&path, urls).await
+        self.requests_in_states(access_package_id, &OPEN_STATES, "accessPackage,assignment")
+            .await
     }
 
     /// The requests for the access package `access_package_id` that ended `deliveryFailed`
@@ -184,17 +175,9 @@ impl GraphClient {
         &self,
         access_package_id: &str,
     ) -> Result<Vec<UnfinishedRequest>, GraphError> {
-        let path = format!("{EM}/assignmentRequests");
-        let urls = UNFINISHED_STATES.iter().map(|state| {
-            relative_url(
-                &path,
-                &[
-                    ("$expand", "assignment"),
-                    ("$filter", &package_and_state(access_package_id, state)),
-                ],
-            )
-        });
-        let raw: Vec<RawRequest> = self.list_each(&path, urls).await?;
+        let raw: Vec<RawRequest> = self
+            .requests_in_states(access_package_id, &UNFINISHED_STATES, "assignment")
+            .await?;
         Ok(raw.into_iter().map(RawRequest::into_unfinished).collect())
     }
 
@@ -213,16 +196,9 @@ impl GraphClient {
         access_package_id: &str,
     ) -> Result<PackageRequests, GraphError> {
         let path = format!("{EM}/assignmentRequests");
-        let urls = PLAN_STATES.iter().map(|state| {
-            relative_url(
-                &path,
-                &[
-                    ("$expand", "accessPackage,assignment"),
-                    ("$filter", &package_and_state(access_package_id, state)),
-                ],
-            )
-        });
-        let raw: Vec<serde_json::Value> = self.list_each(&path, urls).await?;
+        let raw: Vec<serde_json::Value> = self
+            .requests_in_states(access_package_id, &PLAN_STATES, "accessPackage,assignment")
+            .await?;
         let mut requests = PackageRequests::default();
         for value in raw {
             let decode = |source| GraphError::Decode {
@@ -245,6 +221,28 @@ impl GraphClient {
             }
         }
         Ok(requests)
+    }
+
+    /// The requests of the access package `access_package_id` in each of `states`, with
+    /// `expand`: one filtered list per state (the form Graph documents), together in one
+    /// `$batch`.
+    async fn requests_in_states<T: serde::de::DeserializeOwned>(
+        &self,
+        access_package_id: &str,
+        states: &[&str],
+        expand: &str,
+    ) -> Result<Vec<T>, GraphError> {
+        let path = format!("{EM}/assignmentRequests");
+        let urls = states.iter().map(|state| {
+            relative_url(
+                &path,
+                &[
+                    ("$expand", expand),
+                    ("$filter", &package_and_state(access_package_id, state)),
+                ],
+            )
+        });
+        self.list_each(&path, urls).await
     }
 
     /// Asks Graph to deliver again the requests with ids `request_ids` (v1.0
