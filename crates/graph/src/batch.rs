@@ -238,7 +238,7 @@ impl GraphClient {
     /// with Nagle's algorithm, what callers hand over meanwhile goes out together when the
     /// answer comes, so concurrent callers whose small reads or writes arrive a few
     /// milliseconds apart (a Functions instance's invocations) fill envelopes instead of
-    /// each sending its own, and a lone caller never waits.
+    /// each sending its own; a caller alone, one list at a time, never waits here.
     async fn await_shared_answers(&self, kind: usize) {
         let deadline = tokio::time::Instant::now() + MAX_HOLD;
         let in_flight = &self.inner.shared_in_flight[kind];

@@ -346,10 +346,11 @@ pub struct PlanRequest {
     pub alone: bool,
 }
 
-/// Reads what the plan of a located roster needs from the tenant (its people under every
-/// address, the package's holders by id, assignments and open requests) and plans it. For
-/// the Plan step's `message`, the package's requests that failed or are stuck are
-/// reprocessed first ([`super::reprocess`]), and their audit records come back with the plan.
+/// Reads what the plan of a located roster needs from the tenant (the package's
+/// assignments, open requests and holders by id, and under every address the roster people
+/// no holder answers to) and plans it. For the Plan step's `message`, the package's
+/// requests that failed or are stuck are reprocessed too ([`super::reprocess`]), the
+/// holders read again when any was, and their audit records come back with the plan.
 ///
 /// # Errors
 /// [`StepError`] when Graph fails; trying again can help.
