@@ -1421,6 +1421,11 @@ async fn a_plan_reads_each_request_state_once_for_open_and_unfinished_requests()
     let requests = client.package_requests(PACKAGE).await.unwrap();
     assert_eq!(requests.open.len(), 1);
     assert_eq!(requests.open[0].state.as_deref(), Some("delivering"));
+    // The requestor of an admin's request is the person it is for.
+    assert_eq!(
+        requests.open[0].target_object_id(),
+        Some(user_id(0).as_str())
+    );
     assert_eq!(requests.unfinished.len(), 1);
     assert_eq!(requests.unfinished[0].id, requests.open[0].id);
 }

@@ -386,6 +386,54 @@ async fn the_assign_step_reads_its_own_package_s_open_requests_not_the_tenant_s(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_person_whose_assignment_is_already_requested_is_pending_not_asked_for_again() {
+    // Bob is in the roster without an assignment; an adminAdd for him is open and has no
+    // assignment yet (it stays open for the test's length).
+    let mut tenant = golden_tenant();
+    tenant.assignment_requests.push(
+        serde_json::from_value(serde_json::json!({
+            "id": "rq-bob",
+            "requestType": "adminAdd",
+            "state": "submitted",
+            "accessPackage": { "id": "pkg-alpha-manager" },
+            "assignment": { "targetId": "u-bob", "assignmentPolicyId": "pol-direct" }
+        }))
+        .unwrap(),
+    );
+    let config = SimConfig {
+        delivery_delay_ms: 3_600_000,
+        ..SimConfig::default()
+    };
+    let setup = Setup::with_tenant(config, tenant).await;
+    let summary = setup.apply("run-1").await;
+    let plan = summary
+        .plans
+        .iter()
+        .find(|p| p.access_package.id == "pkg-alpha-manager")
+        .unwrap();
+    // Graph names the person an admin's request is for as its requestor; the plan counts
+    // Bob as pending instead of asking for him a second time.
+    assert!(
+        plan.assign.iter().all(|a| a.user_id != "u-bob"),
+        "{:?}",
+        plan.assign
+    );
+    assert_eq!(plan.pending, 1, "{plan:?}");
+    let for_bob = setup
+        .sim
+        .assignment_requests_made()
+        .await
+        .into_iter()
+        .filter(|r| {
+            r.target_object_id() == Some("u-bob")
+                && r.access_package_id() == Some("pkg-alpha-manager")
+        })
+        .count();
+    assert_eq!(for_bob, 1, "only the request the tenant started with");
+    setup.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_roster_broken_after_the_plan_removes_nobody() {
     let setup = Setup::new(SimConfig::default()).await;
     setup.write(

@@ -288,9 +288,15 @@ pub struct AssignmentRequest {
     /// The assignment (`$expand=assignment`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment: Option<RequestedAssignment>,
-    /// Who the request is for (`$expand=requestor` is the caller; the target is on the assignment).
+    /// Who the request is for, where a snapshot names it (Graph's v1.0 request has no such
+    /// property; see [`AssignmentRequest::requestor`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Subject>,
+    /// `$expand=requestor`: "the subject who requested or, if a direct assignment, was
+    /// assigned" (v1.0), so for an `adminAdd` or `adminRemove`, and a user's own request,
+    /// the person concerned; an expanded `assignment` does not carry its target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requestor: Option<Subject>,
     /// When the request was made (`createdDateTime`, RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_date_time: Option<String>,
@@ -331,6 +337,7 @@ impl AssignmentRequest {
             .and_then(|a| a.target_id.as_deref())
             .or_else(|| assignment?.target.as_ref()?.object_id.as_deref())
             .or_else(|| self.target.as_ref()?.object_id.as_deref())
+            .or_else(|| self.requestor.as_ref()?.object_id.as_deref())
     }
 }
 

@@ -149,7 +149,8 @@ pub struct NewAssignment {
 
 impl GraphClient {
     /// The assignment requests for the access package `access_package_id` that are still
-    /// open, with package and assignment expanded: one filtered list per open state, sent
+    /// open, with package, assignment and requestor (for an admin's request, the person it
+    /// is for: [`AssignmentRequest::target_object_id`]) expanded: one filtered list per open state, sent
     /// together in one `$batch`. Filtered by package on Graph's side, so that what a step
     /// reads follows its package, not every open request of the tenant.
     ///
@@ -160,8 +161,12 @@ impl GraphClient {
         &self,
         access_package_id: &str,
     ) -> Result<Vec<AssignmentRequest>, GraphError> {
-        self.requests_in_states(access_package_id, &OPEN_STATES, "accessPackage,assignment")
-            .await
+        self.requests_in_states(
+            access_package_id,
+            &OPEN_STATES,
+            "accessPackage,assignment,requestor",
+        )
+        .await
     }
 
     /// The requests for the access package `access_package_id` that ended `deliveryFailed`
@@ -197,7 +202,11 @@ impl GraphClient {
     ) -> Result<PackageRequests, GraphError> {
         let path = format!("{EM}/assignmentRequests");
         let raw: Vec<serde_json::Value> = self
-            .requests_in_states(access_package_id, &PLAN_STATES, "accessPackage,assignment")
+            .requests_in_states(
+                access_package_id,
+                &PLAN_STATES,
+                "accessPackage,assignment,requestor",
+            )
             .await?;
         let mut requests = PackageRequests::default();
         for value in raw {

@@ -332,6 +332,7 @@ impl RequestRec {
                 assignment_policy_id: self.policy_id.clone(),
             }),
             target: None,
+            requestor: None,
             created_date_time: self.created.clone(),
             completed_date_time: self.completed.clone(),
         }
@@ -905,16 +906,37 @@ impl Tenant {
                     extra.insert("assignment".to_owned(), a);
                 }
                 "requestor" => {
+                    // v1.0: "the subject who requested or, if a direct assignment, was
+                    // assigned": the person an admin request is for, else the caller.
+                    let assigned = r
+                        .assignment_id
+                        .as_ref()
+                        .and_then(|id| self.assignments.iter().find(|a| &a.id == id))
+                        .map(|a| a.target.json())
+                        .or_else(|| {
+                            let user = self.user_by_key(r.target_object_id.as_deref()?)?;
+                            Some(json!({
+                                "id": user.id,
+                                "objectId": user.id,
+                                "displayName": user.display_name,
+                                "email": user.mail,
+                                "principalName": user.upn,
+                                "onPremisesSecurityIdentifier": null,
+                                "subjectType": "user",
+                            }))
+                        });
                     extra.insert(
                         "requestor".to_owned(),
-                        json!({
-                            "id": requestor,
-                            "objectId": requestor,
-                            "displayName": "enroll simulator client",
-                            "email": null,
-                            "principalName": null,
-                            "onPremisesSecurityIdentifier": null,
-                            "subjectType": "servicePrincipal",
+                        assigned.unwrap_or_else(|| {
+                            json!({
+                                "id": requestor,
+                                "objectId": requestor,
+                                "displayName": "enroll simulator client",
+                                "email": null,
+                                "principalName": null,
+                                "onPremisesSecurityIdentifier": null,
+                                "subjectType": "servicePrincipal",
+                            })
                         }),
                     );
                 }
