@@ -27,16 +27,6 @@ const UNFINISHED_STATES: [&str; 4] = [
     "submitted",
 ];
 
-/// The states a plan reads, each once: [`OPEN_STATES`] and [`UNFINISHED_STATES`] together.
-const PLAN_STATES: [&str; 6] = [
-    "submitted",
-    "pendingApproval",
-    "delivering",
-    "scheduled",
-    "deliveryFailed",
-    "partiallyDelivered",
-];
-
 /// A package's requests as a plan needs them, read once ([`GraphClient::package_requests`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PackageRequests {
@@ -201,10 +191,20 @@ impl GraphClient {
         access_package_id: &str,
     ) -> Result<PackageRequests, GraphError> {
         let path = format!("{EM}/assignmentRequests");
+        // The open states, then the unfinished ones not among them: each state once.
+        let states: Vec<&str> = OPEN_STATES
+            .iter()
+            .chain(
+                UNFINISHED_STATES
+                    .iter()
+                    .filter(|s| !OPEN_STATES.contains(s)),
+            )
+            .copied()
+            .collect();
         let raw: Vec<serde_json::Value> = self
             .requests_in_states(
                 access_package_id,
-                &PLAN_STATES,
+                &states,
                 "accessPackage,assignment,requestor",
             )
             .await?;
@@ -215,14 +215,13 @@ impl GraphClient {
                 path: path.clone(),
                 source: std::sync::Arc::new(source),
             };
-            let request: AssignmentRequest =
-                serde_json::from_value(value.clone()).map_err(decode)?;
+            let request = AssignmentRequest::deserialize(&value).map_err(decode)?;
             let state = request.state.as_deref().unwrap_or_default();
             if UNFINISHED_STATES
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(state))
             {
-                let raw: RawRequest = serde_json::from_value(value).map_err(decode)?;
+                let raw = RawRequest::deserialize(&value).map_err(decode)?;
                 requests.unfinished.push(raw.into_unfinished());
             }
             if request.is_open() {
