@@ -889,6 +889,10 @@ impl Tenant {
     pub(crate) fn request_json(&self, r: &RequestRec, expand: &[String], requestor: &str) -> Value {
         let mut v = r.json();
         let mut extra = Map::new();
+        let assignment = r
+            .assignment_id
+            .as_ref()
+            .and_then(|id| self.assignments.iter().find(|a| &a.id == id));
         for e in expand {
             match e.as_str() {
                 "accesspackage" => {
@@ -898,33 +902,26 @@ impl Tenant {
                     extra.insert("accessPackage".to_owned(), p);
                 }
                 "assignment" => {
-                    let a = r
-                        .assignment_id
-                        .as_ref()
-                        .and_then(|id| self.assignments.iter().find(|a| &a.id == id))
-                        .map_or(Value::Null, AssignmentRec::json);
-                    extra.insert("assignment".to_owned(), a);
+                    extra.insert(
+                        "assignment".to_owned(),
+                        assignment.map_or(Value::Null, AssignmentRec::json),
+                    );
                 }
                 "requestor" => {
                     // v1.0: "the subject who requested or, if a direct assignment, was
                     // assigned": the person an admin request is for, else the caller.
-                    let assigned = r
-                        .assignment_id
-                        .as_ref()
-                        .and_then(|id| self.assignments.iter().find(|a| &a.id == id))
-                        .map(|a| a.target.json())
-                        .or_else(|| {
-                            let user = self.user_by_key(r.target_object_id.as_deref()?)?;
-                            Some(json!({
-                                "id": user.id,
-                                "objectId": user.id,
-                                "displayName": user.display_name,
-                                "email": user.mail,
-                                "principalName": user.upn,
-                                "onPremisesSecurityIdentifier": null,
-                                "subjectType": "user",
-                            }))
-                        });
+                    let assigned = assignment.map(|a| a.target.json()).or_else(|| {
+                        let user = self.user_by_key(r.target_object_id.as_deref()?)?;
+                        Some(json!({
+                            "id": user.id,
+                            "objectId": user.id,
+                            "displayName": user.display_name,
+                            "email": user.mail,
+                            "principalName": user.upn,
+                            "onPremisesSecurityIdentifier": null,
+                            "subjectType": "user",
+                        }))
+                    });
                     extra.insert(
                         "requestor".to_owned(),
                         assigned.unwrap_or_else(|| {
