@@ -1,8 +1,9 @@
 //! Requests that did not deliver: found when a roster is planned, reprocessed, and recorded.
 //!
 //! Plan calls [`stuck_requests`] with the roster's access package's unfinished requests
-//! (read with its open ones, each state once) before it reads the package's assignments,
-//! so that what it reprocesses counts as under way in the plan:
+//! (read with its open ones, each state once, while it reads the package's holders), and
+//! reads the holders again when anything was reprocessed, so that what it reprocessed
+//! counts as under way in the plan:
 //!
 //! - a request that ended `deliveryFailed` is reprocessed (v1.0
 //!   `assignmentRequests/{id}/reprocess`), unless it ended more than 14 days ago (Graph
