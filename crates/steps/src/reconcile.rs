@@ -2,7 +2,7 @@
 
 use enroll_core::plan::{
     LocateError, Mapping, Override, PackagePlan, PlanError, TenantIndex, addresses_to_look_up,
-    locate_all, plan_package,
+    holders_to_read, locate_all, plan_package,
 };
 use enroll_core::report::{package_markdown, rejected_markdown};
 use enroll_core::roster::{ValidRoster, parse};
@@ -422,11 +422,12 @@ async fn open_requests<S: Storage, D: Directory>(
     Ok((open, reprocessed))
 }
 
-/// A package's assignments, and the users a plan of it needs: every holder by id, so that
-/// the plan knows every address each is known by and reports a holder the directory does
-/// not know instead of removing them; then, by address in every form, only the roster's
-/// people no active holder answers to ([`addresses_to_look_up`]: looking up the others
-/// could not change the plan).
+/// A package's assignments, and the users a plan of it needs: by id, the holders whose
+/// assignment is recorded under none of the roster's addresses ([`holders_to_read`]: the
+/// ones the plan may remove, so that it knows every address each is known by, and reports a
+/// holder the directory does not know instead of removing them); then, by address in every
+/// form, only the roster's people no active holder answers to ([`addresses_to_look_up`]:
+/// looking up the others could not change the plan).
 ///
 /// # Errors
 /// [`StepError`] when Graph fails.
@@ -436,20 +437,14 @@ async fn holders_and_people<S: Storage, D: Directory>(
     valid: &ValidRoster<'_>,
 ) -> Result<(Vec<Assignment>, BTreeMap<String, User>), StepError> {
     let assignments = world.graph.assignments(package_id).await?;
-    let holder_ids: Vec<&str> = assignments
-        .iter()
-        .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
-        .collect();
+    let roster = || valid.people().iter().map(|p| p.email.as_str());
+    let holder_ids = holders_to_read(roster(), &assignments);
     let holders = if holder_ids.is_empty() {
         Vec::new()
     } else {
         world.graph.users_by_id(&holder_ids).await?
     };
-    let unknown = addresses_to_look_up(
-        valid.people().iter().map(|p| p.email.as_str()),
-        &assignments,
-        &holders,
-    );
+    let unknown = addresses_to_look_up(roster(), &assignments, &holders);
     let mut users: BTreeMap<String, User> = holders
         .into_iter()
         .map(|user| (user.id.clone(), user))

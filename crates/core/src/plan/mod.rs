@@ -17,7 +17,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 
 use crate::roster::{Problem, Roster, ValidRoster, email_key, email_key_borrowed};
-use crate::tenant::{AccessPackage, Assignment, AssignmentPolicy, TenantSnapshot, User};
+use crate::tenant::{AccessPackage, Assignment, AssignmentPolicy, Subject, TenantSnapshot, User};
 
 pub use crate::tenant::guest_upn_email;
 
@@ -397,12 +397,60 @@ fn user_email_keys(user: &User) -> Vec<Cow<'_, str>> {
     keys
 }
 
+/// The keys an assignment's subject is recorded under: its e-mail and principal name, and the
+/// address a guest's principal name was made from.
+fn subject_keys(subject: &Subject) -> impl Iterator<Item = Cow<'_, str>> {
+    [&subject.email, &subject.principal_name]
+        .into_iter()
+        .flatten()
+        .flat_map(|address| {
+            let guest = guest_upn_email(address).map(|mail| Cow::Owned(email_key(&mail)));
+            std::iter::once(email_key_borrowed(address)).chain(guest)
+        })
+}
+
+/// The keys the active assignments' subjects are recorded under.
+fn active_subject_keys<'a>(
+    assignments: impl IntoIterator<Item = &'a Assignment>,
+) -> HashSet<Cow<'a, str>> {
+    assignments
+        .into_iter()
+        .filter(|a| a.is_active())
+        .filter_map(|a| a.target.as_ref())
+        .flat_map(subject_keys)
+        .collect()
+}
+
+/// The active holders that planning one package needs read from the directory by id, given
+/// the roster's addresses and the package's assignments: those whose assignment is recorded
+/// under none of the roster's addresses. The others are in the roster by their assignment
+/// whatever their user says ([`plan_package`] keeps them, and counts their addresses as held),
+/// so reading them could not change the plan; the ones read are the holders a plan may remove,
+/// whose every address must be known first.
+pub fn holders_to_read<'a, 'r>(
+    addresses: impl IntoIterator<Item = &'r str>,
+    assignments: &'a [Assignment],
+) -> Vec<&'a str> {
+    let roster: HashSet<Cow<'r, str>> = addresses.into_iter().map(email_key_borrowed).collect();
+    let mut ids: Vec<&str> = assignments
+        .iter()
+        .filter(|a| a.is_active())
+        .filter_map(|a| a.target.as_ref())
+        .filter(|subject| !subject_keys(subject).any(|key| roster.contains(&key)))
+        .filter_map(|subject| subject.object_id.as_deref())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// The roster addresses that planning one package needs looked up in the directory, given
-/// the package's assignments and their holders as users (looked up by id): every address
-/// that no active holder answers to. An address an active holder answers to plans as
-/// unchanged whoever else answers to it too ([`plan_package`] asks whether someone holds
-/// before anything else), so looking it up could not change the plan; and a holder costs a
-/// fifteenth of a filter by id where an address in its five forms costs a third.
+/// the package's assignments and the holders read by id ([`holders_to_read`]): every address
+/// that no active holder answers to, by their user or by the subject their assignment is
+/// recorded under. An address an active holder answers to plans as unchanged whoever else
+/// answers to it too ([`plan_package`] asks whether someone holds before anything else), so
+/// looking it up could not change the plan; and a holder costs a fifteenth of a filter by id
+/// where an address in its five forms costs a third.
 pub fn addresses_to_look_up<'r>(
     addresses: impl IntoIterator<Item = &'r str>,
     assignments: &[Assignment],
@@ -413,11 +461,12 @@ pub fn addresses_to_look_up<'r>(
         .filter(|a| a.is_active())
         .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
         .collect();
-    let held: HashSet<Cow<'_, str>> = holders
+    let mut held: HashSet<Cow<'_, str>> = holders
         .iter()
         .filter(|user| active.contains(user.id.as_str()))
         .flat_map(user_email_keys)
         .collect();
+    held.extend(active_subject_keys(assignments));
     addresses
         .into_iter()
         .filter(|address| !held.contains(&email_key_borrowed(address)))
@@ -581,6 +630,7 @@ pub fn plan_package(
         .iter()
         .filter_map(|a| a.target.as_ref()?.object_id.as_deref())
         .collect();
+    let recorded = active_subject_keys(active.iter().copied());
     let mut plan = PackagePlan {
         roster: roster.path().to_owned(),
         roster_version: version.to_owned(),
@@ -615,8 +665,12 @@ pub fn plan_package(
         wanted
             .users
             .extend(users.iter().map(|user| user.id.as_str()));
+        // Held when a holder's assignment is recorded under the address (the holder is then
+        // kept: see `holder_in_roster`), or a holder's user answers to it.
+        let recorded_holder = recorded.contains(&key);
         wanted.keys.insert(key);
-        let holding = || users.iter().any(|user| holders.contains(user.id.as_str()));
+        let holding =
+            || recorded_holder || users.iter().any(|user| holders.contains(user.id.as_str()));
         let requested = || {
             users
                 .iter()
@@ -812,15 +866,7 @@ fn holder_in_roster(assignment: &Assignment, wanted: &Wanted<'_>) -> bool {
         .object_id
         .as_deref()
         .is_some_and(|id| wanted.users.contains(id));
-    by_user
-        || [&target.email, &target.principal_name]
-            .into_iter()
-            .flatten()
-            .any(|address| {
-                wanted.keys.contains(email_key_borrowed(address).as_ref())
-                    || guest_upn_email(address)
-                        .is_some_and(|mail| wanted.keys.contains(email_key(&mail).as_str()))
-            })
+    by_user || subject_keys(target).any(|key| wanted.keys.contains(&key))
 }
 
 /// Plans every roster against the tenant.

@@ -905,9 +905,11 @@ fn reports_show_the_guards_numbers_the_override_kept_holders_and_when_removals_h
 }
 
 #[test]
-fn only_addresses_no_active_holder_answers_to_are_looked_up_and_the_plan_is_the_same() {
+fn only_holders_and_addresses_the_roster_does_not_name_are_read_and_the_plan_is_the_same() {
     // Ann holds under an alias that Sam has as his mail too; Bea's assignment has expired;
-    // Cy holds; Dee holds nothing.
+    // Cy holds; Dee holds nothing; Fay holds, recorded under her address; Gus holds,
+    // recorded under the address he had before Hal got it; guest Ivy holds, recorded under
+    // her guest name only.
     let users = vec![
         user(
             "u-ann",
@@ -919,31 +921,74 @@ fn only_addresses_no_active_holder_answers_to_are_looked_up_and_the_plan_is_the_
         user("u-bea", Some("bea@contoso.com"), "bea@contoso.com", &[]),
         user("u-cy", Some("cy@contoso.com"), "cy@contoso.com", &[]),
         user("u-dee", Some("dee@contoso.com"), "dee@contoso.com", &[]),
+        user("u-fay", Some("fay@contoso.com"), "fay@contoso.com", &[]),
+        user("u-gus", Some("gus@contoso.com"), "gus@contoso.com", &[]),
+        user("u-hal", Some("gus.old@contoso.com"), "hal@contoso.com", &[]),
+        user(
+            "u-ivy",
+            Some("ivy@fabrikam.com"),
+            "ivy_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+            &[],
+        ),
     ];
+    let recorded = |mut assignment: Assignment, email: Option<&str>, name: Option<&str>| {
+        let subject = assignment.target.as_mut().unwrap();
+        subject.email = email.map(str::to_owned);
+        subject.principal_name = name.map(str::to_owned);
+        assignment
+    };
     let assignments = vec![
-        assignment("a-ann", "u-ann", "delivered"),
+        recorded(
+            assignment("a-ann", "u-ann", "delivered"),
+            Some("ann@contoso.com"),
+            None,
+        ),
         assignment("a-bea", "u-bea", "expired"),
-        assignment("a-cy", "u-cy", "delivered"),
+        recorded(
+            assignment("a-cy", "u-cy", "delivered"),
+            Some("cy@contoso.com"),
+            Some("cy@contoso.com"),
+        ),
+        recorded(
+            assignment("a-fay", "u-fay", "delivered"),
+            Some("FAY@contoso.com"),
+            None,
+        ),
+        recorded(
+            assignment("a-gus", "u-gus", "delivered"),
+            Some("gus.old@contoso.com"),
+            None,
+        ),
+        recorded(
+            assignment("a-ivy", "u-ivy", "delivered"),
+            None,
+            Some("ivy_fabrikam.com#EXT#@contoso.onmicrosoft.com"),
+        ),
     ];
-    let rows = "Ann;A@Contoso.com\nBea;bea@contoso.com\nDee;dee@contoso.com\nEd;ed@contoso.com\n";
-    let holders: Vec<User> = users
-        .iter()
-        .filter(|u| ["u-ann", "u-bea", "u-cy"].contains(&u.id.as_str()))
-        .cloned()
-        .collect();
+    let rows = "Ann;A@Contoso.com\nBea;bea@contoso.com\nDee;dee@contoso.com\nEd;ed@contoso.com\n\
+                Fay;fay@contoso.com\nGus;gus.old@contoso.com\nIvy;ivy@fabrikam.com\n";
     let roster = [
         "A@Contoso.com",
         "bea@contoso.com",
         "dee@contoso.com",
         "ed@contoso.com",
+        "fay@contoso.com",
+        "gus.old@contoso.com",
+        "ivy@fabrikam.com",
     ];
+    assert_eq!(holders_to_read(roster, &assignments), ["u-ann", "u-cy"]);
+    let holders: Vec<User> = users
+        .iter()
+        .filter(|u| ["u-ann", "u-cy"].contains(&u.id.as_str()))
+        .cloned()
+        .collect();
     let unknown = addresses_to_look_up(roster, &assignments, &holders);
     assert_eq!(
         unknown,
         ["bea@contoso.com", "dee@contoso.com", "ed@contoso.com"]
     );
 
-    // The tenant a Plan step reads: the holders, and whoever answers to the rest.
+    // The tenant a Plan step reads: the holders read, and whoever answers to the rest.
     let mut known = holders.clone();
     known.extend(
         users
@@ -966,6 +1011,8 @@ fn only_addresses_no_active_holder_answers_to_are_looked_up_and_the_plan_is_the_
     );
     assert_eq!(emails(&whole.invite, |i| &i.email), ["ed@contoso.com"]);
     assert_eq!(emails(&whole.remove, |r| &r.email), ["cy@contoso.com"]);
-    assert_eq!(whole.unchanged, 1);
+    // Ann, Fay, Gus (by the address his assignment is recorded under: Hal, who has it as
+    // his mail now, is not given Gus's access as well) and Ivy.
+    assert_eq!(whole.unchanged, 4);
     assert!(whole.skipped.is_empty());
 }
