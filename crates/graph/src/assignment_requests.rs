@@ -30,8 +30,8 @@ const UNFINISHED_STATES: [&str; 4] = [
 /// A package's requests as a plan needs them, read once ([`GraphClient::package_requests`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PackageRequests {
-    /// Those still open, with package and assignment (as
-    /// [`GraphClient::open_assignment_requests`]).
+    /// Those of them still open (`submitted`, `delivering`), with package, assignment and
+    /// requestor (as [`GraphClient::open_assignment_requests`]).
     pub open: Vec<AssignmentRequest>,
     /// Those that did not deliver, or not yet (as
     /// [`GraphClient::unfinished_assignment_requests`]).
@@ -177,10 +177,16 @@ impl GraphClient {
     }
 
     /// The requests of the access package `access_package_id` a plan needs, each state read
-    /// once (one filtered list per state, together in one `$batch`): the open ones for the
-    /// plan, the unfinished ones for reprocessing. Two states are in both, so this costs six
-    /// lists where [`GraphClient::open_assignment_requests`] and
-    /// [`GraphClient::unfinished_assignment_requests`] cost eight.
+    /// once (one filtered list per state, together in one `$batch`): the unfinished ones for
+    /// reprocessing, and of those the open ones (`submitted`, `delivering`) for the plan.
+    ///
+    /// Those are the states enroll's own requests pass through or end in. `pendingApproval`
+    /// and `scheduled` (requests through an approval or with a later start, which enroll's
+    /// admin direct assignments never are) are not read: a roster person with such a request
+    /// is planned to be assigned, and Graph's "existing open request" answer to that
+    /// `adminAdd` is taken as already done. That costs four lists per package where
+    /// [`GraphClient::open_assignment_requests`] and
+    /// [`GraphClient::unfinished_assignment_requests`] together cost eight.
     ///
     /// # Errors
     ///
@@ -191,20 +197,10 @@ impl GraphClient {
         access_package_id: &str,
     ) -> Result<PackageRequests, GraphError> {
         let path = format!("{EM}/assignmentRequests");
-        // The open states, then the unfinished ones not among them: each state once.
-        let states: Vec<&str> = OPEN_STATES
-            .iter()
-            .chain(
-                UNFINISHED_STATES
-                    .iter()
-                    .filter(|s| !OPEN_STATES.contains(s)),
-            )
-            .copied()
-            .collect();
         let raw: Vec<serde_json::Value> = self
             .requests_in_states(
                 access_package_id,
-                &states,
+                &UNFINISHED_STATES,
                 "accessPackage,assignment,requestor",
             )
             .await?;
@@ -216,14 +212,8 @@ impl GraphClient {
                 source: std::sync::Arc::new(source),
             };
             let request = AssignmentRequest::deserialize(&value).map_err(decode)?;
-            let state = request.state.as_deref().unwrap_or_default();
-            if UNFINISHED_STATES
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(state))
-            {
-                let raw = RawRequest::deserialize(&value).map_err(decode)?;
-                requests.unfinished.push(raw.into_unfinished());
-            }
+            let raw = RawRequest::deserialize(&value).map_err(decode)?;
+            requests.unfinished.push(raw.into_unfinished());
             if request.is_open() {
                 requests.open.push(request);
             }
