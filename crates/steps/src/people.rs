@@ -330,9 +330,8 @@ async fn open_ledger<'w, S: Storage, D: Directory, P: Person>(
     }
 }
 
-/// Invite: invites each person as a guest unless a user with that address exists (looked up
-/// again unless the roster is as planned on a first try without e-mails), then hands
-/// everyone on to Assign.
+/// Invite: invites each person as a guest unless a user with that address exists, then
+/// hands everyone on to Assign.
 ///
 /// # Errors
 /// [`StepError`] when the whole message must be tried again.
@@ -372,20 +371,8 @@ pub async fn invite<S: Storage, D: Directory>(
             wanted.push(person);
         }
     }
-    // On the roster version the plan saw, a first try invites without looking its people up
-    // again: the plan found no user for them moments ago, and Graph answers an invitation to
-    // an address a guest has with that guest, and one a member has with "already exists"
-    // (both taken as done below). A retry may follow an invitation whose answer was lost, and
-    // an e-mailed invitation sent twice is a second e-mail: those look everyone up first.
-    let as_planned = current.as_planned(&message.context)
-        && attempt.number == 1
-        && !world.config.send_invitation_message;
-    let existing = if as_planned {
-        BTreeMap::new()
-    } else {
-        let emails: Vec<&str> = wanted.iter().map(|p| p.email.as_str()).collect();
-        world.graph.users_by_email(&emails).await?
-    };
+    let emails: Vec<&str> = wanted.iter().map(|p| p.email.as_str()).collect();
+    let existing = world.graph.users_by_email(&emails).await?;
     let mut next = Vec::new();
     let mut invitations = Vec::new();
     for person in wanted {

@@ -226,74 +226,13 @@ async fn invite_hands_on_no_one_for_an_address_two_users_share() {
     };
     let world = world("Sam;sam@contoso.com\n", tenant);
 
-    // Planned on an earlier version of the roster: the step looks its people up again.
-    let output = invite(
-        &world,
-        &planned_on_an_earlier_version(message(vec![invitee(SAM)])),
-        FIRST,
-    )
-    .await
-    .unwrap();
+    let output = invite(&world, &message(vec![invitee(SAM)]), FIRST)
+        .await
+        .unwrap();
 
     assert_skipped_naming_both(&output.audit, SAM);
     assert!(output.assign.is_empty(), "{:?}", output.assign);
     assert!(world.graph.tenant().invited.is_empty());
-}
-
-#[tokio::test]
-async fn on_the_roster_the_plan_saw_a_first_invite_goes_out_unread_and_a_retry_or_an_e_mail_looks_up_first()
- {
-    // The plan found nobody for Ann; looking her up again would panic.
-    let unread = world(
-        "Ann;ann@contoso.com\n",
-        Tenant {
-            panic_on_lookup: vec![ANN.to_owned()],
-            ..Tenant::default()
-        },
-    );
-    let output = invite(&unread, &message(vec![invitee(ANN)]), FIRST)
-        .await
-        .unwrap();
-    assert_eq!(
-        decisions(&output.audit),
-        [decision(
-            ANN,
-            Outcome::Done,
-            "invited (invitation invitation-1)"
-        )]
-    );
-    assert_eq!(unread.graph.tenant().invited, [ANN]);
-
-    // A guest with her address exists now (another admin invited her since the plan): a
-    // retry, and a first try that e-mails its invitations, find that guest and invite nobody.
-    let with_guest = || Tenant {
-        users: vec![guest("guest-ann", ANN)],
-        ..Tenant::default()
-    };
-    let emailing = StepConfig {
-        send_invitation_message: true,
-        ..StepConfig::default()
-    };
-    for (world, attempt) in [
-        (
-            world("Ann;ann@contoso.com\n", with_guest()),
-            Attempt::of(2, 5),
-        ),
-        (
-            world_with("Ann;ann@contoso.com\n", with_guest(), None, emailing),
-            FIRST,
-        ),
-    ] {
-        let output = invite(&world, &message(vec![invitee(ANN)]), attempt)
-            .await
-            .unwrap();
-        assert_eq!(output.audit[0].outcome, Outcome::AlreadyDone);
-        assert_eq!(
-            output.assign,
-            [message(vec![assignee(ANN, Some("guest-ann"))])]
-        );
-        assert!(world.graph.tenant().invited.is_empty());
-    }
 }
 
 #[tokio::test]
@@ -1140,14 +1079,9 @@ async fn invite_finds_a_member_by_another_case_of_a_non_ascii_letter_and_invites
     };
     let world = world("Ĳ;ĳsbrand@contoso.nl\n", tenant);
 
-    // A retry looks its people up before it invites.
-    let output = invite(
-        &world,
-        &message(vec![invitee("ĳsbrand@contoso.nl")]),
-        Attempt::of(2, 5),
-    )
-    .await
-    .unwrap();
+    let output = invite(&world, &message(vec![invitee("ĳsbrand@contoso.nl")]), FIRST)
+        .await
+        .unwrap();
 
     assert_eq!(output.audit[0].outcome, Outcome::AlreadyDone);
     assert_eq!(
