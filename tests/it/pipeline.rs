@@ -386,6 +386,50 @@ async fn the_assign_step_reads_its_own_package_s_open_requests_not_the_tenant_s(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_holder_recorded_under_a_roster_address_is_unchanged_without_reading_their_user() {
+    // Ann's and Dee's assignments are recorded under their addresses (Eve's, made from an
+    // open request of the tenant, is recorded under hers by the simulator); Dee's user has
+    // been renamed since (mail and principal name), so no user answers to her old address.
+    let mut tenant = golden_tenant();
+    for assignment in &mut tenant.assignments {
+        let target = assignment.target.as_mut().unwrap();
+        match target.object_id.as_deref() {
+            Some("u-ann") => target.email = Some("ann@contoso.com".into()),
+            Some("u-dee") => target.email = Some("dee@contoso.com".into()),
+            _ => {}
+        }
+    }
+    let dee = tenant.users.iter_mut().find(|u| u.id == "u-dee").unwrap();
+    dee.mail = Some("dee.new@contoso.com".into());
+    dee.user_principal_name = Some("dee.new@contoso.com".into());
+    let setup = Setup::with_tenant(SimConfig::default(), tenant).await;
+    std::fs::remove_file(setup.rosters.path().join("Projects/Key Users.csv")).unwrap();
+    setup.write(
+        "Projects/Project Alpha - Manager.csv",
+        "Ann;ann@contoso.com\nDee;dee@contoso.com\nEve;eve@contoso.com\n",
+    );
+    let options = RunOptions {
+        run_id: "run-1".into(),
+        dry_run: true,
+        ..RunOptions::default()
+    };
+    let summary = run(setup.world(), &options, |_| {}).await.unwrap();
+    let plan = &summary.plans[0];
+    // All three are their roster's people by their assignments: nobody is invited for Dee's
+    // old address, and nobody is removed.
+    assert_eq!(plan.unchanged, 3, "{plan:?}");
+    assert!(
+        plan.invite.is_empty() && plan.assign.is_empty() && plan.remove.is_empty(),
+        "{plan:?}"
+    );
+    // No holder's user is read, and no address is looked up.
+    let routes = setup.sim.operations_by_route();
+    let users: Vec<&String> = routes.keys().filter(|r| r.contains("/users")).collect();
+    assert!(users.is_empty(), "{routes:?}");
+    setup.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_person_whose_assignment_is_already_requested_is_pending_not_asked_for_again() {
     // Bob is in the roster without an assignment; an adminAdd for him is open and has no
     // assignment yet (it stays open for the test's length).
