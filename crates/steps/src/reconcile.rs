@@ -399,8 +399,10 @@ async fn plan_located<S: Storage, D: Directory>(
     Ok((plan, reprocessed))
 }
 
-/// A package's open requests; for the Plan step's `message`, read with the unfinished ones
-/// (each state once), and those that failed or are stuck reprocessed.
+/// A package's open requests, read as the Plan step reads them whether or not it acts
+/// ([`Directory::package_requests`]: the states enroll's own requests pass through), so that
+/// a plan that changes nothing says what the Plan step would do; for the Plan step's
+/// `message`, those that failed or are stuck are reprocessed.
 ///
 /// # Errors
 /// [`StepError`] when Graph or storage fail.
@@ -410,13 +412,10 @@ async fn open_requests<S: Storage, D: Directory>(
     version: &str,
     message: Option<&ReconcileMessage>,
 ) -> Result<(Vec<AssignmentRequest>, Vec<AuditRecord>), StepError> {
-    let Some(message) = message else {
-        return Ok((
-            world.graph.open_assignment_requests(package_id).await?,
-            Vec::new(),
-        ));
-    };
     let PackageRequests { open, unfinished } = world.graph.package_requests(package_id).await?;
+    let Some(message) = message else {
+        return Ok((open, Vec::new()));
+    };
     let reprocessed =
         super::reprocess::stuck_requests(world, message, version, package_id, unfinished).await?;
     Ok((open, reprocessed))
