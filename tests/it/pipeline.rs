@@ -386,6 +386,51 @@ async fn the_assign_step_reads_its_own_package_s_open_requests_not_the_tenant_s(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_person_whose_request_waits_for_approval_is_asked_for_and_graph_s_refusal_is_already_done()
+ {
+    // Bob is in the roster without an assignment; a request of his own waits for approval
+    // (a state enroll's admin direct assignments never pass through, which plans do not read).
+    let mut tenant = golden_tenant();
+    tenant.assignment_requests.push(
+        serde_json::from_value(serde_json::json!({
+            "id": "rq-bob",
+            "requestType": "userAdd",
+            "state": "pendingApproval",
+            "accessPackage": { "id": "pkg-alpha-manager" },
+            "assignment": { "targetId": "u-bob", "assignmentPolicyId": "pol-direct" }
+        }))
+        .unwrap(),
+    );
+    let setup = Setup::with_tenant(SimConfig::default(), tenant).await;
+    let summary = setup.apply("run-1").await;
+    let plan = summary
+        .plans
+        .iter()
+        .find(|p| p.access_package.id == "pkg-alpha-manager")
+        .unwrap();
+    assert_eq!(
+        plan.assign.iter().filter(|a| a.user_id == "u-bob").count(),
+        1,
+        "{plan:?}"
+    );
+    // Graph refuses the adminAdd while Bob's request is open: already done, not failed.
+    let audit = std::fs::read_to_string(setup.reports.path().join("audit.jsonl")).unwrap();
+    let for_bob: Vec<&str> = audit
+        .lines()
+        .filter(|line| line.contains("\"assign\"") && line.contains("u-bob"))
+        .collect();
+    assert_eq!(for_bob.len(), 1, "{audit}");
+    assert!(
+        for_bob[0].contains("\"outcome\":\"alreadyDone\"")
+            && for_bob[0].contains("existing open request"),
+        "{}",
+        for_bob[0]
+    );
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    setup.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_holder_recorded_under_a_roster_address_is_unchanged_without_reading_their_user() {
     // Ann's and Dee's assignments are recorded under their addresses (Eve's, made from an
     // open request of the tenant, is recorded under hers by the simulator); Dee's user has

@@ -605,11 +605,14 @@ impl Tenant {
         let mut requests = Vec::new();
         for r in snapshot.assignment_requests.iter() {
             // A request the snapshot shows `delivering` or `deliveryFailed` is taken as stuck
-            // there: it stays so until reprocessed, as in Graph. Other open requests restart
-            // their delivery when the simulator starts; finished ones are history.
+            // there: it stays so until reprocessed, as in Graph. One `pendingApproval` or
+            // `scheduled` waits as it is (the simulator has no approvers, and no schedule
+            // starts it). Other open requests restart their delivery when the simulator
+            // starts; finished ones are history.
             let (state, fate) = match r.state.as_deref() {
                 Some("delivering") => ("delivering", Fate::Stick),
                 Some("deliveryFailed") => ("deliveryFailed", Fate::Fail),
+                Some(waiting @ ("pendingApproval" | "scheduled")) => (waiting, Fate::Stick),
                 _ if r.is_open() => ("submitted", Fate::Deliver),
                 _ => continue,
             };
