@@ -315,6 +315,18 @@ impl AssignmentRequest {
         })
     }
 
+    /// Whether the request is under way (`submitted`, `delivering`): the open states enroll's
+    /// own requests pass through. A plan counts a person with such an add as pending; one
+    /// whose request waits in `pendingApproval` or `scheduled` is planned to be assigned,
+    /// and Graph's "existing open request" answer to that is already done.
+    pub fn is_under_way(&self) -> bool {
+        self.state.as_deref().is_some_and(|state| {
+            ["submitted", "delivering"]
+                .iter()
+                .any(|open| state.eq_ignore_ascii_case(open))
+        })
+    }
+
     /// Whether the request adds access (`adminAdd`, `userAdd`, `systemAdd`).
     pub fn is_add(&self) -> bool {
         self.request_type

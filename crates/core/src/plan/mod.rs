@@ -482,7 +482,7 @@ fn user_display_email(user: &User) -> Option<String> {
 }
 
 impl<'t> TenantIndex<'t> {
-    /// Indexes users by every address, active assignments by package, open add requests.
+    /// Indexes users by every address, active assignments by package, add requests under way.
     pub fn new(tenant: &'t TenantSnapshot) -> Self {
         let mut users_by_email: HashMap<Cow<'t, str>, Holders<'t>> = HashMap::default();
         users_by_email.reserve(tenant.users.len() * 2);
@@ -510,7 +510,7 @@ impl<'t> TenantIndex<'t> {
         let open_adds = tenant
             .assignment_requests
             .iter()
-            .filter(|request| request.is_open() && request.is_add())
+            .filter(|request| request.is_under_way() && request.is_add())
             .filter_map(|request| Some((request.access_package_id()?, request.target_object_id()?)))
             .collect();
         Self {
@@ -533,8 +533,9 @@ impl<'t> TenantIndex<'t> {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// Whether an add request for this user and package is still open.
-    pub fn has_open_add(&self, package_id: &str, user_id: &str) -> bool {
+    /// Whether an add request for this user and package is under way
+    /// ([`crate::tenant::AssignmentRequest::is_under_way`]).
+    pub fn has_add_under_way(&self, package_id: &str, user_id: &str) -> bool {
         self.open_adds.contains(&(package_id, user_id))
     }
 }
@@ -674,7 +675,7 @@ pub fn plan_package(
         let requested = || {
             users
                 .iter()
-                .any(|user| index.has_open_add(&package.id, &user.id))
+                .any(|user| index.has_add_under_way(&package.id, &user.id))
         };
         match users {
             _ if holding() => plan.unchanged += 1,

@@ -210,7 +210,7 @@ fn removal_shows_the_guests_external_address() {
 }
 
 #[test]
-fn pending_and_delivering_count_as_active_expired_does_not() {
+fn pending_and_delivering_count_as_active_a_request_awaiting_approval_and_expired_do_not() {
     let mut tenant = tenant_with(
         vec![
             user("u-ann", Some("ann@contoso.com"), "ann@contoso.com", &[]),
@@ -222,25 +222,40 @@ fn pending_and_delivering_count_as_active_expired_does_not() {
             assignment("a-cyd-old", "u-cyd", "expired"),
         ],
     );
-    tenant.assignment_requests.push(AssignmentRequest {
-        id: "r-bob".into(),
-        request_type: Some("adminAdd".into()),
-        state: Some("submitted".into()),
-        assignment: Some(RequestedAssignment {
-            target_id: Some("u-bob".into()),
-            access_package_id: Some(PACKAGE.into()),
-            ..RequestedAssignment::default()
-        }),
-        ..AssignmentRequest::default()
-    });
+    tenant.users.push(user(
+        "u-dan",
+        Some("dan@contoso.com"),
+        "dan@contoso.com",
+        &[],
+    ));
+    // Bob's add is under way; Dan's own request waits for approval, which is not.
+    for (id, kind, state, target) in [
+        ("r-bob", "adminAdd", "submitted", "u-bob"),
+        ("r-dan", "userAdd", "pendingApproval", "u-dan"),
+    ] {
+        tenant.assignment_requests.push(AssignmentRequest {
+            id: id.into(),
+            request_type: Some(kind.into()),
+            state: Some(state.into()),
+            assignment: Some(RequestedAssignment {
+                target_id: Some(target.into()),
+                access_package_id: Some(PACKAGE.into()),
+                ..RequestedAssignment::default()
+            }),
+            ..AssignmentRequest::default()
+        });
+    }
     let plan = plan_for(
-        "Ann;ann@contoso.com\nBob;bob@contoso.com\nCyd;cyd@contoso.com\n",
+        "Ann;ann@contoso.com\nBob;bob@contoso.com\nCyd;cyd@contoso.com\nDan;dan@contoso.com\n",
         &tenant,
         Guards::default(),
     );
     assert_eq!(plan.unchanged, 2);
     assert_eq!(plan.pending, 2);
-    assert_eq!(emails(&plan.assign, |a| &a.email), ["cyd@contoso.com"]);
+    assert_eq!(
+        emails(&plan.assign, |a| &a.email),
+        ["cyd@contoso.com", "dan@contoso.com"]
+    );
     assert_eq!(plan.current_members, 1);
     // The expired assignment is not removed again.
     assert!(plan.remove.is_empty());
