@@ -7,7 +7,7 @@
 //! - [`plan_roles`]: the manifest and mapping against the tenant give the app role updates
 //!   (in the order Graph accepts them) and the group assignments to create and remove.
 //!
-//! The step that executes a plan is [`crate::steps::map_roles`].
+//! The step that executes a plan is `enroll_steps::map_roles` (a crate above this one).
 
 mod id;
 mod manifest;
