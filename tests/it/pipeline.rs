@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::holders;
 use enroll_core::audit::{Action, Outcome};
 use enroll_core::messages::{AssignPerson, ChangeContext, ChangeMessage, RemovePerson, VERSION};
-use enroll_core::plan::{PlanOptions, plan};
+use enroll_core::plan::{PackagePlan, PlanOptions, plan};
 use enroll_core::tenant::TenantSnapshot;
 use enroll_graph::GraphClient;
 use enroll_sim::{SimConfig, SimHandle, start};
@@ -106,6 +106,31 @@ impl Setup {
             LocalStorage::new(self.rosters.path(), self.reports.path()).report_path(run_id, roster);
         std::fs::read_to_string(path.with_extension("md")).unwrap()
     }
+}
+
+/// The golden tenant with a request of `kind` in `state` for Bob and Project Alpha.
+fn golden_with_a_request_for_bob(kind: &str, state: &str) -> TenantSnapshot {
+    let mut tenant = golden_tenant();
+    tenant.assignment_requests.push(
+        serde_json::from_value(serde_json::json!({
+            "id": "rq-bob",
+            "requestType": kind,
+            "state": state,
+            "accessPackage": { "id": "pkg-alpha-manager" },
+            "assignment": { "targetId": "u-bob", "assignmentPolicyId": "pol-direct" }
+        }))
+        .unwrap(),
+    );
+    tenant
+}
+
+/// The plan of Project Alpha's package in a run.
+fn alpha_plan(summary: &RunSummary) -> &PackagePlan {
+    summary
+        .plans
+        .iter()
+        .find(|p| p.access_package.id == "pkg-alpha-manager")
+        .unwrap()
 }
 
 fn user_id(tenant: &TenantSnapshot, email: &str) -> String {
@@ -390,24 +415,10 @@ async fn a_person_whose_request_waits_for_approval_is_asked_for_and_graph_s_refu
  {
     // Bob is in the roster without an assignment; a request of his own waits for approval
     // (a state enroll's admin direct assignments never pass through, which plans do not read).
-    let mut tenant = golden_tenant();
-    tenant.assignment_requests.push(
-        serde_json::from_value(serde_json::json!({
-            "id": "rq-bob",
-            "requestType": "userAdd",
-            "state": "pendingApproval",
-            "accessPackage": { "id": "pkg-alpha-manager" },
-            "assignment": { "targetId": "u-bob", "assignmentPolicyId": "pol-direct" }
-        }))
-        .unwrap(),
-    );
+    let tenant = golden_with_a_request_for_bob("userAdd", "pendingApproval");
     let setup = Setup::with_tenant(SimConfig::default(), tenant).await;
     let summary = setup.apply("run-1").await;
-    let plan = summary
-        .plans
-        .iter()
-        .find(|p| p.access_package.id == "pkg-alpha-manager")
-        .unwrap();
+    let plan = alpha_plan(&summary);
     assert_eq!(
         plan.assign.iter().filter(|a| a.user_id == "u-bob").count(),
         1,
@@ -478,28 +489,14 @@ async fn a_holder_recorded_under_a_roster_address_is_unchanged_without_reading_t
 async fn a_person_whose_assignment_is_already_requested_is_pending_not_asked_for_again() {
     // Bob is in the roster without an assignment; an adminAdd for him is open and has no
     // assignment yet (it stays open for the test's length).
-    let mut tenant = golden_tenant();
-    tenant.assignment_requests.push(
-        serde_json::from_value(serde_json::json!({
-            "id": "rq-bob",
-            "requestType": "adminAdd",
-            "state": "submitted",
-            "accessPackage": { "id": "pkg-alpha-manager" },
-            "assignment": { "targetId": "u-bob", "assignmentPolicyId": "pol-direct" }
-        }))
-        .unwrap(),
-    );
+    let tenant = golden_with_a_request_for_bob("adminAdd", "submitted");
     let config = SimConfig {
         delivery_delay_ms: 3_600_000,
         ..SimConfig::default()
     };
     let setup = Setup::with_tenant(config, tenant).await;
     let summary = setup.apply("run-1").await;
-    let plan = summary
-        .plans
-        .iter()
-        .find(|p| p.access_package.id == "pkg-alpha-manager")
-        .unwrap();
+    let plan = alpha_plan(&summary);
     // Graph names the person an admin's request is for as its requestor; the plan counts
     // Bob as pending instead of asking for him a second time.
     assert!(
