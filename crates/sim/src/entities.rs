@@ -224,6 +224,17 @@ pub(crate) struct SubjectRec {
 }
 
 impl SubjectRec {
+    /// The subject a user is to entitlement management, with subject id `id`.
+    pub(crate) fn of_user(id: String, user: &UserRec) -> Self {
+        Self {
+            id,
+            object_id: Some(user.id.clone()),
+            email: user.mail.clone(),
+            principal_name: Some(user.upn.clone()),
+            display_name: user.display_name.clone(),
+        }
+    }
+
     pub(crate) fn json(&self) -> Value {
         json!({
             "id": self.id,
@@ -915,15 +926,7 @@ impl Tenant {
                     // assigned": the person an admin request is for, else the caller.
                     let assigned = assignment.map(|a| a.target.json()).or_else(|| {
                         let user = self.user_by_key(r.target_object_id.as_deref()?)?;
-                        Some(json!({
-                            "id": user.id,
-                            "objectId": user.id,
-                            "displayName": user.display_name,
-                            "email": user.mail,
-                            "principalName": user.upn,
-                            "onPremisesSecurityIdentifier": null,
-                            "subjectType": "user",
-                        }))
+                        Some(SubjectRec::of_user(user.id.clone(), user).json())
                     });
                     extra.insert(
                         "requestor".to_owned(),

@@ -1545,13 +1545,7 @@ fn post_request(state: &mut State, req: &Req) -> Result<Resp, Resp> {
                 ))
             })?;
         policy.admits(&user.user_type).map_err(bad)?;
-        let target = SubjectRec {
-            id: String::new(),
-            object_id: Some(user.id.clone()),
-            email: user.mail.clone(),
-            principal_name: Some(user.upn.clone()),
-            display_name: user.display_name.clone(),
-        };
+        let target = SubjectRec::of_user(String::new(), user);
         let (package_id, policy_id, user_id) =
             (package.id.clone(), policy.id.clone(), user.id.clone());
         // The open request first: its assignment is active (delivering) already.

@@ -348,9 +348,10 @@ pub struct PlanRequest {
 
 /// Reads what the plan of a located roster needs from the tenant (the package's
 /// assignments and open requests, by id the holders the roster does not name, and under
-/// every address the roster people no holder answers to) and plans it. For the Plan step's `message`, the package's
-/// requests that failed or are stuck are reprocessed too ([`super::reprocess`]), the
-/// holders read again when any was, and their audit records come back with the plan.
+/// every address the roster people no holder answers to) and plans it. For the Plan step's
+/// `message`, the package's requests that failed or are stuck are reprocessed too
+/// ([`super::reprocess`]), the holders read again when any was, and their audit records
+/// come back with the plan.
 ///
 /// # Errors
 /// [`StepError`] when Graph fails; trying again can help.
